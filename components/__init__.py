@@ -1,0 +1,1 @@
+"""KFP components of kfp-llmops, one folder per component: component.py (thin KFP definition) and core.py (logic)."""

@@ -1,0 +1,35 @@
+"""KFP component: tokenize a validated dataset with the base model's tokenizer and split it."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Output
+
+from kfp_llmops.images import RUNTIME_IMAGE
+
+
+@dsl.component(base_image=RUNTIME_IMAGE, install_kfp_package=False)
+def prepare_dataset(
+    dataset: Input[Dataset],
+    base_model: str,
+    prepared: Output[Dataset],
+    validation_fraction: float = 0.1,
+    max_length: int = 256,
+    seed: int = 0,
+):
+    """Writes ``train.jsonl`` and ``validation.jsonl`` (token ids and response-only labels) into one Dataset."""
+    from kfp_llmops.components.data.prepare_dataset import core
+    from kfp_llmops.datasets import instruction_pairs, read_jsonl
+    from kfp_llmops.errors import user_errors
+    from kfp_llmops.lineage import atomic_dir, lineage
+    from kfp_llmops.modeling import load_tokenizer
+
+    with user_errors():
+        pairs = instruction_pairs(read_jsonl(dataset.path))
+        cfg = core.PrepareConfig(validation_fraction=validation_fraction, max_length=max_length, seed=seed)
+        result = core.prepare(pairs, load_tokenizer(base_model), cfg)
+        with atomic_dir(prepared.path) as tmp:
+            core.write_prepared(result, tmp)
+    prepared.metadata.update(
+        lineage(path=prepared.path, parents={"dataset": dataset.uri}, base_model=base_model, format="token-ids-jsonl",
+                source_sha256=dataset.metadata.get("sha256"), **result.stats())
+    )
+    print(result.stats())

@@ -1,0 +1,147 @@
+"""Rollout targets for an exported ONNX model; never imports kfp.
+
+- ``local``: serves the model with KServe's ``ModelServer`` (Open Inference Protocol v2) in a child process and
+  smoke-tests it with ``tritonclient.http``; the server is stopped when the test ends.
+- ``kserve``: renders the InferenceService manifest for a cluster (valid against KServe's own CRD schema).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kfp_llmops.errors import ConfigError, UserInputError
+
+TARGETS = ("local", "kserve")
+_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    target: str = "local"
+    model_name: str = "llm"
+    namespace: str = "kfp-llmops"
+    storage_uri: str = ""
+    runtime: str = "kserve-tritonserver"
+    startup_timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ConfigError(f"DeployConfig.target must be one of {TARGETS}, got {self.target!r}")
+        for name in ("model_name", "namespace"):
+            value = getattr(self, name)
+            if len(value) > 63 or not _DNS1123.match(value):
+                raise ConfigError(f"DeployConfig.{name} must be a DNS-1123 label (lowercase letters, digits, '-'), got {value!r}")
+        if self.target == "kserve" and not self.storage_uri:
+            raise ConfigError("DeployConfig.storage_uri is required for target 'kserve' (e.g. gs://bucket/models/llm/1)")
+
+
+def render_inference_service(cfg: DeployConfig, labels: dict[str, str] | None = None) -> dict:
+    """An InferenceService (serving.kserve.io/v1beta1) serving the ONNX model over the v2 protocol."""
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {
+            "name": cfg.model_name,
+            "namespace": cfg.namespace,
+            "labels": {"app.kubernetes.io/managed-by": "kfp-llmops", **(labels or {})},
+        },
+        "spec": {
+            "predictor": {
+                "model": {
+                    "modelFormat": {"name": "onnx"},
+                    "protocolVersion": "v2",
+                    "runtime": cfg.runtime,
+                    "storageUri": cfg.storage_uri,
+                    "resources": {
+                        "requests": {"cpu": "1", "memory": "2Gi"},
+                        "limits": {"cpu": "2", "memory": "4Gi"},
+                    },
+                }
+            }
+        },
+    }
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def local_server(model_name: str, model_path: str | Path, *, timeout_s: float = 60.0, log_path: str | Path | None = None):
+    """Runs ``kfp_llmops.serving.onnx_server`` on a free localhost port; yields ``host:port`` once the model is ready."""
+    import tritonclient.http as http
+
+    port = free_port()
+    log = open(log_path, "wb") if log_path else subprocess.DEVNULL
+    cmd = [sys.executable, "-m", "kfp_llmops.serving.onnx_server", "--model-name", model_name,
+           "--model-path", str(model_path), "--http-port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    url = f"127.0.0.1:{port}"
+    try:
+        client = http.InferenceServerClient(url=url)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise UserInputError(f"the model server exited with code {proc.returncode} before it was ready"
+                                     + (f"; see {log_path}" if log_path else ""))
+            with contextlib.suppress(Exception):
+                if client.is_model_ready(model_name):
+                    break
+            if time.monotonic() > deadline:
+                raise UserInputError(f"the model server was not ready within {timeout_s:.0f} s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if log is not subprocess.DEVNULL:
+            log.close()
+
+
+def infer_logits(url: str, model_name: str, input_ids, attention_mask, *, binary: bool = True):
+    """Calls the v2 ``infer`` endpoint with ``tritonclient.http`` and returns the logits as numpy."""
+    import numpy as np
+    import tritonclient.http as http
+
+    client = http.InferenceServerClient(url=url)
+    inputs = []
+    for name, arr in (("input_ids", input_ids), ("attention_mask", attention_mask)):
+        arr = np.asarray(arr, dtype=np.int64)
+        inp = http.InferInput(name, list(arr.shape), "INT64")
+        inp.set_data_from_numpy(arr, binary_data=binary)
+        inputs.append(inp)
+    headers = None if binary else {"Content-Type": "application/json"}
+    outputs = [http.InferRequestedOutput("logits", binary_data=binary)]
+    return client.infer(model_name, inputs, outputs=outputs, headers=headers).as_numpy("logits")
+
+
+def smoke_test(url: str, model_name: str, tokenizer, prompt: str) -> dict:
+    """Sends one prompt; checks the logits' shape and that they are finite; returns shape, latency and next token."""
+    import numpy as np
+
+    enc = tokenizer([prompt], return_tensors="np", add_special_tokens=False)
+    start = time.perf_counter()
+    logits = infer_logits(url, model_name, enc["input_ids"], enc["attention_mask"])
+    latency_ms = (time.perf_counter() - start) * 1000
+    expected = (1, enc["input_ids"].shape[1], len(tokenizer))
+    if tuple(logits.shape[:2]) != expected[:2] or not np.isfinite(logits).all():
+        raise UserInputError(f"smoke test failed: logits of shape {logits.shape} (expected {expected}) or not finite")
+    next_token = int(logits[0, -1].argmax())
+    return {
+        "logits_shape": list(logits.shape),
+        "latency_ms": latency_ms,
+        "next_token": tokenizer.decode([next_token]),
+    }

@@ -1,0 +1,44 @@
+"""KFP component: record lineage and write the model card of a gated candidate."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Model, Output
+
+from kfp_llmops.images import RUNTIME_IMAGE
+
+
+@dsl.component(base_image=RUNTIME_IMAGE, install_kfp_package=False)
+def register_model(
+    model_name: str,
+    base_model: str,
+    dataset: Input[Dataset],
+    adapter: Input[Model],
+    onnx_model: Input[Model],
+    evaluation: Input[Metrics],
+    gate_decision: Input[Markdown],
+    model_card: Output[Markdown],
+    lineage: Output[Artifact],
+    source_commit: str = "",
+    run_id: str = "",
+):
+    """Writes ``lineage.json`` (digests, parents, metrics, gate) and a Markdown model card."""
+    from kfp_llmops.components.registry.register_model import core
+    from kfp_llmops.lineage import atomic_file
+
+    record = core.build_lineage(
+        model_name=model_name,
+        base_model=base_model,
+        dataset=core.ArtifactRef(dataset.uri, dict(dataset.metadata)),
+        adapter=core.ArtifactRef(adapter.uri, dict(adapter.metadata)),
+        onnx_model=core.ArtifactRef(onnx_model.uri, dict(onnx_model.metadata)),
+        evaluation=dict(evaluation.metadata),
+        gate_reasons=list(gate_decision.metadata.get("reasons", [])),
+        source_commit=source_commit,
+        run_id=run_id,
+    )
+    with atomic_file(lineage.path) as tmp:
+        tmp.write_text(core.dumps(record), encoding="utf-8")
+    with atomic_file(model_card.path) as tmp:
+        tmp.write_text(core.model_card(record), encoding="utf-8")
+    lineage.metadata.update({"run_id": run_id, "base_model": base_model, "sha256": record["artifacts"]["onnx_model"]["sha256"],
+                             "parents": {k: v["uri"] for k, v in record["artifacts"].items()}})
+    model_card.metadata.update(lineage.metadata)

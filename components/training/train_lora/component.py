@@ -1,0 +1,37 @@
+"""KFP component: train a LoRA adapter on a prepared dataset."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from kfp_llmops.images import RUNTIME_IMAGE
+
+
+@dsl.component(base_image=RUNTIME_IMAGE, install_kfp_package=False)
+def train_lora(
+    prepared: Input[Dataset],
+    base_model: str,
+    train_config: dict,
+    adapter: Output[Model],
+    metrics: Output[Metrics],
+):
+    """Trains LoRA on ``base_model`` (hub id or path); ``train_config`` holds the TrainConfig fields to override."""
+    from kfp_llmops.components.data.prepare_dataset.core import read_prepared
+    from kfp_llmops.components.training.train_lora import core
+    from kfp_llmops.errors import user_errors
+    from kfp_llmops.lineage import atomic_dir, lineage
+    from kfp_llmops.modeling import load_tokenizer
+
+    with user_errors():
+        cfg = core.TrainConfig.from_dict(train_config)
+        data = read_prepared(prepared.path)
+        tokenizer = load_tokenizer(base_model)
+        result = core.train(base_model, data.train, data.validation, cfg, pad_id=tokenizer.pad_token_id)
+        with atomic_dir(adapter.path) as tmp:
+            core.save_adapter(result, cfg, tmp)
+    values = result.metrics()
+    adapter.metadata.update(
+        lineage(path=adapter.path, parents={"prepared": prepared.uri}, base_model=base_model, format="peft-lora-safetensors",
+                dataset_sha256=prepared.metadata.get("sha256"), **values)
+    )
+    for name, value in values.items():
+        metrics.log_metric(name, value)

@@ -1,0 +1,148 @@
+"""LoRA fine-tuning with peft on any causal LM ``from_pretrained`` loads; never imports kfp."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from kfp_llmops.errors import ConfigError, UserInputError
+from kfp_llmops.modeling import Example, load_causal_lm, response_nll, train_loop
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """LoRA training settings; built from a dict (a pipeline parameter) with unknown fields rejected."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: str | list[str] = "all-linear"
+    learning_rate: float = 3e-3
+    max_steps: int = 300
+    batch_size: int = 32
+    warmup_steps: int = 10
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("r", "alpha", "max_steps", "batch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
+                raise ConfigError(f"TrainConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"TrainConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"TrainConfig.learning_rate must be > 0, got {self.learning_rate!r}")
+        if self.warmup_steps < 0 or self.warmup_steps > self.max_steps:
+            raise ConfigError(f"TrainConfig.warmup_steps must be in [0, max_steps], got {self.warmup_steps!r}")
+        if not self.target_modules:
+            raise ConfigError("TrainConfig.target_modules must be 'all-linear' or a non-empty list of module names")
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "TrainConfig":
+        values = dict(values or {})
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(f"TrainConfig: unknown field(s) {unknown}; known fields are {sorted(known)}")
+        for name, value in values.items():
+            default = known[name].default
+            # kfp.local and the KFP UI hand integers back as floats: accept whole floats where an int is meant.
+            if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float) and value.is_integer():
+                values[name] = int(value)
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class TrainResult:
+    model: object
+    losses: list[float]
+    validation_loss: float
+    trainable_parameters: int
+    seconds: float
+
+    def metrics(self) -> dict[str, float]:
+        tail = self.losses[-10:]
+        return {
+            "train_loss_first": self.losses[0],
+            "train_loss_final": sum(tail) / len(tail),
+            "validation_loss": self.validation_loss,
+            "trainable_parameters": self.trainable_parameters,
+            "steps": len(self.losses),
+            "train_seconds": self.seconds,
+        }
+
+
+def attach_lora(model, cfg: TrainConfig):
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(
+        r=cfg.r,
+        lora_alpha=cfg.alpha,
+        lora_dropout=cfg.dropout,
+        target_modules=cfg.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    try:
+        return get_peft_model(model, lora)
+    except ValueError as exc:
+        raise ConfigError(f"TrainConfig.target_modules={cfg.target_modules!r} does not fit the model: {exc}") from None
+
+
+def train(
+    base_model: str,
+    train_examples: list[Example],
+    validation_examples: list[Example],
+    cfg: TrainConfig,
+    *,
+    pad_id: int,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    if not train_examples:
+        raise UserInputError("the training split is empty")
+    import torch
+
+    torch.manual_seed(cfg.seed)
+    model = attach_lora(load_causal_lm(base_model), cfg)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log(f"LoRA r={cfg.r} on {cfg.target_modules}: {trainable} trainable parameters")
+    start = time.perf_counter()
+    every = max(1, cfg.max_steps // 10)
+
+    def on_step(step: int, loss: float) -> None:
+        if (step + 1) % every == 0 or step == 0:
+            elapsed = time.perf_counter() - start
+            eta = elapsed / (step + 1) * (cfg.max_steps - step - 1)
+            log(f"step {step + 1}/{cfg.max_steps} loss {loss:.4f} elapsed {elapsed:.1f}s eta {eta:.1f}s")
+
+    losses = train_loop(
+        model,
+        train_examples,
+        pad_id=pad_id,
+        steps=cfg.max_steps,
+        batch_size=min(cfg.batch_size, len(train_examples)),
+        learning_rate=cfg.learning_rate,
+        seed=cfg.seed,
+        warmup_steps=cfg.warmup_steps,
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        on_step=on_step,
+    )
+    seconds = time.perf_counter() - start
+    nll, count = response_nll(model, validation_examples, pad_id=pad_id)
+    return TrainResult(model, losses, nll / max(1, count), trainable, seconds)
+
+
+def save_adapter(result: TrainResult, cfg: TrainConfig, out_dir: str | Path) -> None:
+    """Saves the adapter as safetensors with the training config and loss history beside it."""
+    out = Path(out_dir)
+    result.model.save_pretrained(out, safe_serialization=True)
+    (out / "training_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n", encoding="utf-8")
+    (out / "losses.json").write_text(json.dumps(result.losses) + "\n", encoding="utf-8")

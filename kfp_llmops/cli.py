@@ -1,0 +1,149 @@
+"""The ``kfp-llmops`` command: ``demo-assets``, ``compile`` and ``run`` (local, Kubeflow or Vertex AI)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from kfp_llmops.errors import UserInputError
+
+
+def _demo_arguments(assets_dir: Path) -> dict:
+    return {
+        "base_model": str(assets_dir / "base-model"),
+        "train_data": str(assets_dir / "train.jsonl"),
+        "eval_data": str(assets_dir / "eval.jsonl"),
+    }
+
+
+def cmd_demo_assets(args) -> int:
+    from kfp_llmops.demo.assets import build_demo_assets
+
+    summary = build_demo_assets(args.out_dir)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_compile(args) -> int:
+    from kfp_llmops.compiling import main
+
+    argv = ["--check"] if args.check else []
+    if args.out:
+        argv += ["--out", args.out]
+    return main(argv)
+
+
+def parse_arguments(args) -> dict:
+    arguments: dict = {}
+    if args.demo_assets:
+        arguments.update(_demo_arguments(Path(args.demo_assets).resolve()))
+    if args.arguments:
+        arguments.update(json.loads(Path(args.arguments).read_text()))
+    for item in args.param or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserInputError(f"--param takes NAME=JSON_OR_TEXT, got {item!r}")
+        try:
+            arguments[key] = json.loads(value)
+        except json.JSONDecodeError:
+            arguments[key] = value
+    return arguments
+
+
+def cmd_run(args) -> int:
+    from kfp_llmops.pipelines.registry import build
+
+    arguments = parse_arguments(args)
+    if args.backend == "local":
+        from kfp_llmops.local_run import run_local
+
+        summary = run_local(build(args.pipeline, "vertex"), arguments, args.pipeline_root or "build/local-runs",
+                            enable_caching=args.cache)
+        print("\n" + summary.text())
+        return 0 if summary.succeeded else 1
+    if args.backend == "kfp":
+        import kfp
+
+        if not args.host:
+            raise UserInputError("--backend kfp needs --host (the Kubeflow Pipelines API URL)")
+        client = kfp.Client(host=args.host)
+        run = client.create_run_from_pipeline_func(build(args.pipeline, "kfp"), arguments=arguments,
+                                                   experiment_name=args.experiment)
+        print(f"submitted run {run.run_id}")
+        return 0
+    return submit_vertex(args, arguments)
+
+
+def vertex_job(template_path: str, arguments: dict, *, project: str, location: str, pipeline_root: str,
+               credentials=None, enable_caching: bool = False):
+    """An ``aiplatform.PipelineJob`` for a compiled Vertex spec (built offline; ``submit()`` is the caller's)."""
+    from google.cloud import aiplatform
+
+    return aiplatform.PipelineJob(
+        display_name=Path(template_path).stem,
+        template_path=template_path,
+        pipeline_root=pipeline_root,
+        parameter_values=arguments,
+        project=project,
+        location=location,
+        credentials=credentials,
+        enable_caching=enable_caching,
+    )
+
+
+def submit_vertex(args, arguments: dict) -> int:
+    from kfp_llmops.compiling import DEFAULT_OUT
+
+    for flag in ("project", "location", "pipeline_root"):
+        if not getattr(args, flag):
+            raise UserInputError(f"--backend vertex needs --{flag.replace('_', '-')}")
+    template = DEFAULT_OUT / "vertex" / f"{args.pipeline}.yaml"
+    job = vertex_job(str(template), arguments, project=args.project, location=args.location,
+                     pipeline_root=args.pipeline_root, enable_caching=args.cache)
+    job.submit()
+    print(f"submitted {job.resource_name}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kfp-llmops", description="LLM fine-tune-to-rollout pipelines for Kubeflow and Vertex AI.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo-assets", help="build the tiny demo model, tokenizer and datasets (deterministic)")
+    p.add_argument("out_dir")
+    p.set_defaults(func=cmd_demo_assets)
+
+    p = sub.add_parser("compile", help="compile every pipeline for Kubeflow and Vertex AI")
+    p.add_argument("--check", action="store_true")
+    p.add_argument("--out", default=None)
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("run", help="run a pipeline (kfp.local by default)")
+    p.add_argument("--pipeline", default="finetune-and-rollout")
+    p.add_argument("--backend", choices=("local", "kfp", "vertex"), default="local")
+    p.add_argument("--demo-assets", metavar="DIR", help="take base_model, train_data and eval_data from demo assets")
+    p.add_argument("--arguments", metavar="FILE", help="a JSON file of pipeline arguments")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="one pipeline argument (JSON or text)")
+    p.add_argument("--pipeline-root", help="local: where outputs go (default build/local-runs); vertex: gs:// root")
+    p.add_argument("--cache", action="store_true", help="enable caching")
+    p.add_argument("--host", help="kfp: the Kubeflow Pipelines API URL")
+    p.add_argument("--experiment", default="kfp-llmops")
+    p.add_argument("--project")
+    p.add_argument("--location")
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserInputError as exc:
+        print(f"kfp-llmops: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,16 @@
+"""The one place that names the container images our components run on.
+
+The tag is the package version, so a compiled pipeline always points at the image built from the same
+source (``containers/runtime.Dockerfile``). ``KFP_LLMOPS_IMAGE_REGISTRY`` moves every image to a mirror.
+"""
+
+from __future__ import annotations
+
+import os
+
+from kfp_llmops import __version__
+
+DEFAULT_REGISTRY = "ghcr.io/kfp-llmops"
+REGISTRY = os.environ.get("KFP_LLMOPS_IMAGE_REGISTRY", DEFAULT_REGISTRY).rstrip("/")
+
+RUNTIME_IMAGE = f"{REGISTRY}/runtime:{__version__}"

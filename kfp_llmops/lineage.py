@@ -1,0 +1,74 @@
+"""Content digests and the lineage metadata every artifact carries."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+_CHUNK = 1 << 20
+
+
+def sha256_path(path: str | os.PathLike) -> str:
+    """sha256 of a file, or of a directory (its files' relative paths and contents, in sorted order)."""
+    p = Path(path)
+    digest = hashlib.sha256()
+    if p.is_file():
+        _update_file(digest, p)
+        return digest.hexdigest()
+    if not p.is_dir():
+        raise FileNotFoundError(f"no file or directory at {p}")
+    for f in sorted(x for x in p.rglob("*") if x.is_file()):
+        digest.update(f.relative_to(p).as_posix().encode() + b"\0")
+        _update_file(digest, f)
+    return digest.hexdigest()
+
+
+def _update_file(digest, path: Path) -> None:
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+
+
+def lineage(*, path: str | os.PathLike, parents: dict[str, str] | None = None, **extra) -> dict:
+    """Metadata for an artifact: its content digest, the URIs of the artifacts it came from, and ``extra``."""
+    meta = {"sha256": sha256_path(path), "parents": dict(parents or {})}
+    meta.update({k: v for k, v in extra.items() if v is not None})
+    return meta
+
+
+@contextmanager
+def atomic_dir(dest: str | os.PathLike):
+    """Yields a temporary directory beside ``dest`` that becomes ``dest`` only if the block succeeds.
+
+    A failed step therefore never leaves a half-written artifact behind.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        yield tmp
+        if dest.exists():
+            shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
+        tmp.replace(dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def atomic_file(dest: str | os.PathLike):
+    """Yields a temporary file path that replaces ``dest`` only if the block succeeds."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        tmp.replace(dest)
+    finally:
+        tmp.unlink(missing_ok=True)

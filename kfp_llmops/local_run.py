@@ -1,0 +1,124 @@
+"""Runs a pipeline on kfp.local (SubprocessRunner, no venv per task) and summarizes what happened."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_START = re.compile(r"Executing task '([^']+)'")
+_END = re.compile(r"Task '([^']+)' finished with status (\w+)")
+
+
+@dataclass
+class StepRecord:
+    name: str
+    started: float
+    ended: float | None = None
+    status: str = "RUNNING"
+
+    @property
+    def seconds(self) -> float:
+        return (self.ended or time.monotonic()) - self.started
+
+
+class StepTimer(logging.Filter):
+    """Collects each task's status and duration from kfp.local's log lines.
+
+    A filter on the root logger, not a handler: kfp.local replaces the root logger's handlers while it runs.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps: dict[str, StepRecord] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self._observe(record)
+        return True
+
+    def _observe(self, record: logging.LogRecord) -> None:
+        msg = _ANSI.sub("", record.getMessage())
+        if m := _START.search(msg):
+            self.steps[m.group(1)] = StepRecord(m.group(1), time.monotonic())
+        elif (m := _END.search(msg)) and m.group(1) in self.steps:
+            step = self.steps[m.group(1)]
+            step.ended, step.status = time.monotonic(), m.group(2)
+
+
+@dataclass
+class RunSummary:
+    pipeline: str
+    run_dir: Path | None
+    succeeded: bool
+    error: str | None
+    steps: list[StepRecord]
+    outputs: dict[str, dict]
+
+    def task_output(self, task: str) -> dict:
+        return self.outputs.get(task, {})
+
+    def artifacts(self, task: str, name: str) -> list[dict]:
+        return self.task_output(task).get("artifacts", {}).get(name, {}).get("artifacts", [])
+
+    def parameter(self, task: str, name: str):
+        return self.task_output(task).get("parameterValues", {}).get(name)
+
+    def text(self) -> str:
+        lines = [f"Pipeline {self.pipeline}: {'SUCCEEDED' if self.succeeded else 'FAILED'}", "", "Steps:"]
+        for s in self.steps:
+            lines.append(f"  {s.name:<28} {s.status:<8} {s.seconds:7.1f} s")
+        total = sum(s.seconds for s in self.steps)
+        lines.append(f"  {'total':<28} {'':<8} {total:7.1f} s")
+        evaluation = self.artifacts("evaluate-model", "metrics")
+        if evaluation:
+            m = evaluation[0]["metadata"]
+            lines += ["", "Key metrics:"]
+            for key in ("exact_match", "perplexity"):
+                lines.append(f"  {key:<12} candidate {m[f'candidate_{key}']:.4f}  baseline {m[f'baseline_{key}']:.4f}")
+        decision = self.artifacts("regression-gate", "decision")
+        if decision:
+            meta = decision[0]["metadata"]
+            lines += ["", f"Gate: {'PROMOTE' if meta.get('passed') else 'BLOCKED'}"]
+            lines += [f"  {r}" for r in meta.get("reasons", [])]
+        smoke = self.artifacts("deploy-model", "smoke")
+        if smoke:
+            lines += ["", f"Smoke test (Open Inference Protocol v2, tritonclient): {smoke[0]['metadata']}"]
+        if self.error:
+            lines += ["", f"Error: {self.error}"]
+        if self.run_dir:
+            lines += ["", f"Outputs: {self.run_dir}"]
+            for task in ("register-model", "export-onnx"):
+                for name, value in self.task_output(task).get("artifacts", {}).items():
+                    for art in value.get("artifacts", []):
+                        lines.append(f"  {task}/{name}: {art['uri']}")
+        return "\n".join(lines)
+
+
+def run_local(pipeline_func, arguments: dict, pipeline_root: str | Path, *, enable_caching: bool = False) -> RunSummary:
+    from kfp import local
+
+    root = Path(pipeline_root).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    before = set(root.iterdir())
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), enable_caching=enable_caching)
+    timer = StepTimer()
+    logging.getLogger().addFilter(timer)
+    error = None
+    try:
+        pipeline_func(**arguments)
+    except RuntimeError as exc:
+        error = _ANSI.sub("", str(exc))
+    finally:
+        logging.getLogger().removeFilter(timer)
+    new_dirs = sorted(set(root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
+    run_dir = new_dirs[-1] if new_dirs else None
+    outputs = {}
+    if run_dir:
+        for f in run_dir.glob("*/executor_output.json"):
+            outputs[f.parent.name] = json.loads(f.read_text())
+    name = getattr(pipeline_func, "name", getattr(pipeline_func, "__name__", "pipeline"))
+    return RunSummary(name, run_dir, error is None, error, list(timer.steps.values()), outputs)

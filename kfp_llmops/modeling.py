@@ -1,0 +1,168 @@
+"""Model-side helpers shared by the demo assets, training, evaluation and export cores.
+
+Everything here works on any causal LM that ``transformers`` loads with ``from_pretrained``
+(a hub id or a local path); nothing here imports kfp.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+from kfp_llmops.prompts import format_prompt
+
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class Example:
+    """One tokenized instruction/response pair; loss is taken on the response tokens only."""
+
+    input_ids: list[int]
+    labels: list[int]
+
+
+def encode_example(tokenizer, instruction: str, response: str, max_length: int) -> Example:
+    prompt_ids = tokenizer(format_prompt(instruction), add_special_tokens=False)["input_ids"]
+    answer_ids = tokenizer(response.strip(), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    input_ids = (prompt_ids + answer_ids)[:max_length]
+    labels = ([IGNORE_INDEX] * len(prompt_ids) + answer_ids)[:max_length]
+    return Example(input_ids=input_ids, labels=labels)
+
+
+def collate(examples: Sequence[Example], pad_id: int):
+    """Right-pads a batch; returns ``input_ids``, ``attention_mask`` and ``labels`` tensors."""
+    import torch
+
+    width = max(len(e.input_ids) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, e in enumerate(examples):
+        n = len(e.input_ids)
+        ids[row, :n] = torch.tensor(e.input_ids)
+        labels[row, :n] = torch.tensor(e.labels)
+        mask[row, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def train_loop(
+    model,
+    examples: Sequence[Example],
+    *,
+    pad_id: int,
+    steps: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    warmup_steps: int = 0,
+    weight_decay: float = 0.0,
+    max_grad_norm: float = 1.0,
+    on_step: Callable[[int, float], None] | None = None,
+) -> list[float]:
+    """Trains the model's trainable parameters with AdamW and a cosine schedule; returns per-step losses.
+
+    Deterministic for a fixed seed on CPU: batches are drawn from a seeded shuffle, epoch after epoch.
+    """
+    import torch
+
+    torch.manual_seed(seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
+
+    def schedule(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    batches = _batches(examples, batch_size, random.Random(seed))
+    model.train()
+    losses: list[float] = []
+    for step in range(steps):
+        batch = collate(next(batches), pad_id)
+        loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(float(loss.detach()))
+        if on_step is not None:
+            on_step(step, losses[-1])
+    model.eval()
+    return losses
+
+
+def _batches(examples: Sequence[Example], batch_size: int, rng: random.Random) -> Iterable[list[Example]]:
+    order = list(range(len(examples)))
+    while True:
+        rng.shuffle(order)
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            yield [examples[i] for i in order[start : start + batch_size]]
+
+
+def response_nll(model, examples: Sequence[Example], *, pad_id: int, batch_size: int = 32) -> tuple[float, int]:
+    """Summed negative log-likelihood of the response tokens and how many tokens it covers."""
+    import torch
+
+    total, count = 0.0, 0
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(examples), batch_size):
+            batch = collate(examples[start : start + batch_size], pad_id)
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            shift_logits = logits[:, :-1].float()
+            shift_labels = batch["labels"][:, 1:]
+            loss = torch.nn.functional.cross_entropy(
+                shift_logits.reshape(-1, shift_logits.size(-1)),
+                shift_labels.reshape(-1),
+                ignore_index=IGNORE_INDEX,
+                reduction="sum",
+            )
+            total += float(loss)
+            count += int((shift_labels != IGNORE_INDEX).sum())
+    return total, count
+
+
+def greedy_answers(model, tokenizer, instructions: Sequence[str], *, max_new_tokens: int, batch_size: int = 32) -> list[str]:
+    """Greedy answers to each instruction, decoded without special tokens and stripped."""
+    import torch
+
+    answers: list[str] = []
+    tokenizer.padding_side = "left"
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(instructions), batch_size):
+            prompts = [format_prompt(i) for i in instructions[start : start + batch_size]]
+            enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+            out = model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+            )
+            new_tokens = out[:, enc["input_ids"].shape[1] :]
+            answers.extend(t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
+    return answers
+
+
+def load_tokenizer(model_id_or_path: str):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_id_or_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_causal_lm(model_id_or_path: str):
+    """Loads a causal LM in fp32 from a hub id or a local path (safetensors only, never pickles)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(model_id_or_path, dtype=torch.float32, use_safetensors=True)

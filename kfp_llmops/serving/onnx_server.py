@@ -1,0 +1,70 @@
+"""Serves an ONNX model with KServe's ``ModelServer`` over the Open Inference Protocol (v2).
+
+``python -m kfp_llmops.serving.onnx_server --model-name NAME --model-path model.onnx --http-port 8080``
+
+The inputs and outputs are those of the ONNX graph (for our exported LLMs: ``input_ids`` and
+``attention_mask`` in, ``logits`` out), so any v2 client, ``tritonclient.http`` included, can call it.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import kserve
+import numpy as np
+from kserve import InferOutput, InferRequest, InferResponse
+
+_V2_TO_NUMPY = {"INT64": np.int64, "INT32": np.int32, "FP32": np.float32, "FP16": np.float16, "BOOL": np.bool_}
+
+
+class OnnxModel(kserve.Model):
+    def __init__(self, name: str, model_path: str):
+        super().__init__(name)
+        self.model_path = model_path
+        self.session = None
+
+    def load(self) -> bool:
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(self.model_path, providers=["CPUExecutionProvider"])
+        self.ready = True
+        return self.ready
+
+    def predict(self, payload: InferRequest, headers=None, response_headers=None) -> InferResponse:
+        expected = {i.name: i for i in self.session.get_inputs()}
+        feeds = {}
+        for inp in payload.inputs:
+            if inp.name not in expected:
+                raise kserve.errors.InvalidInput(f"unknown input {inp.name!r}; the model takes {sorted(expected)}")
+            feeds[inp.name] = np.asarray(inp.as_numpy(), dtype=_onnx_numpy_type(expected[inp.name].type))
+        missing = sorted(set(expected) - set(feeds))
+        if missing:
+            raise kserve.errors.InvalidInput(f"missing inputs {missing}")
+        names = [o.name for o in self.session.get_outputs()]
+        results = self.session.run(names, feeds)
+        outputs = [
+            InferOutput(name=n, shape=list(r.shape), datatype="FP32", data=r.astype(np.float32))
+            for n, r in zip(names, results)
+        ]
+        return InferResponse(
+            response_id=payload.id or "", model_name=self.name, infer_outputs=outputs, use_binary_outputs=payload.use_binary_outputs
+        )
+
+
+def _onnx_numpy_type(onnx_type: str):
+    return {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32}.get(onnx_type, np.float32)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-name", required=True)
+    parser.add_argument("--model-path", required=True)
+    parser.add_argument("--http-port", type=int, default=8080)
+    args = parser.parse_args(argv)
+    model = OnnxModel(args.model_name, args.model_path)
+    model.load()
+    kserve.ModelServer(http_port=args.http_port, enable_grpc=False, workers=1).start([model])
+
+
+if __name__ == "__main__":
+    main()

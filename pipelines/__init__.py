@@ -1,0 +1,1 @@
+"""Pipelines of kfp-llmops, one folder per pipeline."""

@@ -1,0 +1,75 @@
+"""finetune-and-rollout: validate -> prepare -> train -> evaluate -> gate -> export -> register -> rollout."""
+
+from kfp import dsl
+from kfp.dsl import Dataset
+
+from kfp_llmops.components.compilation.export_onnx.component import export_onnx
+from kfp_llmops.components.data.prepare_dataset.component import prepare_dataset
+from kfp_llmops.components.data.validate_dataset.component import validate_dataset
+from kfp_llmops.components.deployment.deploy_model.component import deploy_model
+from kfp_llmops.components.evaluation.evaluate_model.component import evaluate_model
+from kfp_llmops.components.evaluation.regression_gate.component import regression_gate
+from kfp_llmops.components.registry.register_model.component import register_model
+from kfp_llmops.components.training.train_lora.component import train_lora
+from kfp_llmops.components.training.train_lora.core import TrainConfig
+from kfp_llmops.pipelines.platform import gpu_task, registry_credentials
+
+NAME = "finetune-and-rollout"
+DEFAULT_TRAIN_CONFIG = TrainConfig().to_dict()
+
+
+def build(target: str = "vertex"):
+    """The pipeline function for a compile target (``kfp`` or ``vertex``); the DAG is the same for both."""
+
+    @dsl.pipeline(name=NAME, description="Fine-tune an LLM with LoRA, gate it against its base, export, register and roll out.")
+    def finetune_and_rollout(
+        base_model: str,
+        train_data: str,
+        eval_data: str,
+        train_config: dict = DEFAULT_TRAIN_CONFIG,
+        min_exact_match_gain: float = 0.01,
+        max_perplexity_ratio: float = 1.0,
+        model_name: str = "llm",
+        deploy_target: str = "local",
+        namespace: str = "kfp-llmops",
+        storage_uri: str = "",
+        smoke_prompt: str = "reverse: apple bird cake",
+        source_commit: str = "",
+    ):
+        train_ds = dsl.importer(artifact_uri=train_data, artifact_class=Dataset, reimport=False).set_display_name("import-train-data")
+        eval_ds = dsl.importer(artifact_uri=eval_data, artifact_class=Dataset, reimport=False).set_display_name("import-eval-data")
+        validated = validate_dataset(dataset=train_ds.output)
+        prepared = prepare_dataset(dataset=validated.outputs["validated"], base_model=base_model)
+        trained = train_lora(prepared=prepared.outputs["prepared"], base_model=base_model, train_config=train_config)
+        gpu_task(trained, target)
+        evaluated = evaluate_model(base_model=base_model, adapter=trained.outputs["adapter"], eval_dataset=eval_ds.output)
+        gate = regression_gate(
+            evaluation=evaluated.outputs["metrics"],
+            min_exact_match_gain=min_exact_match_gain,
+            max_perplexity_ratio=max_perplexity_ratio,
+        )
+        with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (a KFP condition, not Python)
+            exported = export_onnx(base_model=base_model, adapter=trained.outputs["adapter"], eval_dataset=eval_ds.output)
+            registered = register_model(
+                model_name=model_name,
+                base_model=base_model,
+                dataset=validated.outputs["validated"],
+                adapter=trained.outputs["adapter"],
+                onnx_model=exported.outputs["onnx_model"],
+                evaluation=evaluated.outputs["metrics"],
+                gate_decision=gate.outputs["decision"],
+                source_commit=source_commit,
+                run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            )
+            registry_credentials(registered, target)
+            deploy_model(
+                onnx_model=exported.outputs["onnx_model"],
+                target=deploy_target,
+                model_name=model_name,
+                namespace=namespace,
+                storage_uri=storage_uri,
+                smoke_prompt=smoke_prompt,
+            ).after(registered)
+
+    return finetune_and_rollout
+

@@ -1,0 +1,61 @@
+"""Per-target task settings. ``kfp`` adds kfp-kubernetes settings; ``vertex`` uses only what Vertex AI reads.
+
+Vertex AI's loader reads a single YAML document, and kfp-kubernetes adds a second one (the PlatformSpec), so the
+kfp-kubernetes calls happen only for the ``kfp`` target. kfp.local ignores both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TARGETS = ("kfp", "vertex")
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    gpu_toleration_key: str = "nvidia.com/gpu"
+    gpu_node_selector_key: str = "nvidia.com/gpu.present"
+    gpu_node_selector_value: str = "true"
+    kfp_accelerator: str = "nvidia.com/gpu"
+    vertex_accelerator: str = "NVIDIA_L4"
+    registry_secret: str = "model-registry-credentials"
+    registry_secret_env: tuple[tuple[str, str], ...] = (
+        ("username", "MLFLOW_TRACKING_USERNAME"),
+        ("password", "MLFLOW_TRACKING_PASSWORD"),
+    )
+
+
+DEFAULT_SETTINGS = ClusterSettings()
+
+
+def check_target(target: str) -> None:
+    if target not in TARGETS:
+        raise ValueError(f"unknown compile target {target!r}; expected one of {TARGETS}")
+
+
+def gpu_task(task, target: str, settings: ClusterSettings = DEFAULT_SETTINGS):
+    """Asks for one GPU; on Kubeflow also tolerates the GPU taint and selects GPU nodes."""
+    check_target(target)
+    task.set_cpu_request("4").set_memory_request("16G")
+    if target == "kfp":
+        from kfp import kubernetes
+
+        task.set_accelerator_type(settings.kfp_accelerator).set_accelerator_limit(1)
+        kubernetes.add_toleration(task, key=settings.gpu_toleration_key, operator="Exists", effect="NoSchedule")
+        kubernetes.add_node_selector(
+            task, label_key=settings.gpu_node_selector_key, label_value=settings.gpu_node_selector_value
+        )
+    else:
+        task.set_accelerator_type(settings.vertex_accelerator).set_accelerator_limit(1)
+    return task
+
+
+def registry_credentials(task, target: str, settings: ClusterSettings = DEFAULT_SETTINGS):
+    """On Kubeflow, the registry credentials reach the step as env vars from a Secret, never as parameters."""
+    check_target(target)
+    if target == "kfp":
+        from kfp import kubernetes
+
+        kubernetes.use_secret_as_env(task, secret_name=settings.registry_secret,
+                                     secret_key_to_env=dict(settings.registry_secret_env))
+    return task

@@ -1,0 +1,15 @@
+"""Every pipeline of the project, by name: what ``compile.py`` compiles and ``kfp-llmops run`` runs."""
+
+from __future__ import annotations
+
+import importlib
+
+PIPELINES = {
+    "finetune-and-rollout": "kfp_llmops.pipelines.finetune_and_rollout.pipeline",
+}
+
+
+def build(name: str, target: str):
+    if name not in PIPELINES:
+        raise KeyError(f"unknown pipeline {name!r}; known: {sorted(PIPELINES)}")
+    return importlib.import_module(PIPELINES[name]).build(target)
