@@ -17,7 +17,7 @@ def user_errors():
         yield
     except UserInputError as exc:
         print(f"ERROR: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(f"ERROR: {exc}") from None
+        raise SystemExit(1) from None
 
 
 class ConfigError(UserInputError, ValueError):

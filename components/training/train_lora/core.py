@@ -37,8 +37,8 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if self.learning_rate <= 0:
             raise ConfigError(f"TrainConfig.learning_rate must be > 0, got {self.learning_rate!r}")
-        if self.warmup_steps < 0 or self.warmup_steps > self.max_steps:
-            raise ConfigError(f"TrainConfig.warmup_steps must be in [0, max_steps], got {self.warmup_steps!r}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"TrainConfig.warmup_steps must be >= 0, got {self.warmup_steps!r}")
         if not self.target_modules:
             raise ConfigError("TrainConfig.target_modules must be 'all-linear' or a non-empty list of module names")
 
@@ -130,7 +130,7 @@ def train(
         batch_size=min(cfg.batch_size, len(train_examples)),
         learning_rate=cfg.learning_rate,
         seed=cfg.seed,
-        warmup_steps=cfg.warmup_steps,
+        warmup_steps=min(cfg.warmup_steps, cfg.max_steps),
         weight_decay=cfg.weight_decay,
         max_grad_norm=cfg.max_grad_norm,
         on_step=on_step,

@@ -1,0 +1,45 @@
+# kfp-llmops. Quickstart: `make demo`, then `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CLI := $(VENV)/bin/kfp-llmops
+STAMP := $(VENV)/.installed
+DEMO_ASSETS ?= build/demo-assets
+# torch goes in first, pinned, so that nothing later pulls a CUDA build. Elsewhere, point pip at a CPU wheel index
+# with e.g. `make TORCH_PIP_ARGS="--index-url <cpu wheel index>"`.
+TORCH ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: install demo demo-assets compile check test test-all clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml setup.py constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q $(TORCH_PIP_ARGS) "$(TORCH)"
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+$(DEMO_ASSETS)/assets.json: $(STAMP)
+	$(CLI) demo-assets $(DEMO_ASSETS)
+
+demo-assets: $(DEMO_ASSETS)/assets.json
+
+compile: $(STAMP)
+	$(PY) compile.py
+
+check: $(STAMP)
+	$(PY) compile.py --check
+
+demo: $(DEMO_ASSETS)/assets.json compile
+	$(CLI) run --demo-assets $(DEMO_ASSETS) --pipeline-root build/local-runs
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-all: $(STAMP)
+	$(PY) -m pytest -m "slow or not slow" $(PYTEST_ARGS)
+
+clean:
+	rm -rf build local_outputs .pytest_cache

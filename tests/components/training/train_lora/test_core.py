@@ -1,0 +1,51 @@
+import json
+
+import pytest
+
+from kfp_llmops.components.data.prepare_dataset.core import prepare
+from kfp_llmops.components.training.train_lora import core
+from kfp_llmops.datasets import instruction_pairs, read_jsonl
+from kfp_llmops.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def small_split(demo_assets, tokenizer):
+    return prepare(instruction_pairs(read_jsonl(demo_assets / "train.jsonl"))[:64], tokenizer)
+
+
+def test_config_rejects_unknown_fields_naming_them():
+    with pytest.raises(ConfigError, match=r"unknown field\(s\) \['rank'\]"):
+        core.TrainConfig.from_dict({"rank": 8})
+
+
+@pytest.mark.parametrize("field, value", [("r", 0), ("r", -4), ("max_steps", 0), ("dropout", 1.0), ("learning_rate", 0.0)])
+def test_config_rejects_bad_values_naming_the_field(field, value):
+    with pytest.raises(ConfigError, match=rf"TrainConfig\.{field}"):
+        core.TrainConfig.from_dict({field: value})
+
+
+def test_config_accepts_whole_floats_for_integers_as_kfp_sends_them():
+    cfg = core.TrainConfig.from_dict({"r": 8.0, "max_steps": 20.0})
+    assert (cfg.r, cfg.max_steps) == (8, 20)
+    assert core.TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_target_module_the_model_lacks_fails_before_training(base_model, small_split, tokenizer):
+    cfg = core.TrainConfig(target_modules=["no_such_proj"], max_steps=1)
+    with pytest.raises(ConfigError, match=r"TrainConfig\.target_modules=\['no_such_proj'\] does not fit the model"):
+        core.train(base_model, small_split.train, small_split.validation, cfg, pad_id=tokenizer.pad_token_id, log=lambda _: None)
+
+
+def test_exact_losses_on_the_demo_model(base_model, small_split, tokenizer, tmp_path):
+    """torchtune-style: fixed seed, fixed data, exact losses (CPU fp32, torch 2.13)."""
+    cfg = core.TrainConfig(max_steps=5, batch_size=8, warmup_steps=1)
+    result = core.train(base_model, small_split.train, small_split.validation, cfg, pad_id=tokenizer.pad_token_id, log=lambda _: None)
+    assert result.losses == pytest.approx([2.237218, 1.70151, 1.777833, 1.907079, 1.422623], abs=1e-4)
+    assert result.validation_loss == pytest.approx(1.816280, abs=1e-4)
+    assert result.trainable_parameters == 155648
+
+    core.save_adapter(result, cfg, tmp_path)
+    assert (tmp_path / "adapter_model.safetensors").exists()
+    assert not list(tmp_path.glob("*.bin"))
+    assert json.loads((tmp_path / "training_config.json").read_text()) == cfg.to_dict()
+    assert json.loads((tmp_path / "losses.json").read_text()) == result.losses

@@ -1,0 +1,68 @@
+"""Shared fixtures: the demo assets (a tiny pretrained Llama, its tokenizer and the reversal datasets).
+
+They are built once per test session (about 45 s on 2 cores). Set ``KFP_LLMOPS_TEST_ASSETS`` to a folder
+built by ``kfp-llmops demo-assets`` to reuse one while iterating.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+KSERVE_CRDS = sorted((REPO_ROOT.parent / "shared" / "schemas" / "kserve").glob("*.yaml"))
+
+
+@pytest.fixture(scope="session")
+def kserve_crds() -> list[Path]:
+    """KServe's own CRDs (../shared/schemas/kserve); the tests that validate manifests need them."""
+    if not KSERVE_CRDS:
+        pytest.fail(f"KServe CRD schemas not found under {REPO_ROOT.parent / 'shared' / 'schemas' / 'kserve'}")
+    return KSERVE_CRDS
+
+
+@pytest.fixture(scope="session")
+def demo_assets(tmp_path_factory) -> Path:
+    from kfp_llmops.demo.assets import build_demo_assets
+
+    given = os.environ.get("KFP_LLMOPS_TEST_ASSETS")
+    if given and (Path(given) / "assets.json").exists():
+        return Path(given)
+    out = tmp_path_factory.mktemp("demo-assets")
+    build_demo_assets(out, log=lambda _: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def base_model(demo_assets) -> str:
+    return str(demo_assets / "base-model")
+
+
+@pytest.fixture(scope="session")
+def tokenizer(base_model):
+    from kfp_llmops.modeling import load_tokenizer
+
+    return load_tokenizer(base_model)
+
+
+def _write_jsonl(path: Path, rows: list) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture
+def write_jsonl():
+    """``write_jsonl(path, rows)`` writes one JSON object per line and returns ``path``."""
+    return _write_jsonl
+
+
+@pytest.fixture
+def read_jsonl():
+    return _read_jsonl
