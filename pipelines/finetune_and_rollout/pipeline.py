@@ -15,18 +15,18 @@ from kfp_llmops.components.training.train_lora.core import TrainConfig
 from kfp_llmops.pipelines.platform import gpu_task, registry_credentials
 
 NAME = "finetune-and-rollout"
-DEFAULT_TRAIN_CONFIG = TrainConfig().to_dict()
 
 
 def build(target: str = "vertex"):
     """The pipeline function for a compile target (``kfp`` or ``vertex``); the DAG is the same for both."""
+    default_train_config = TrainConfig().to_dict()  # a fresh dict per build: the KFP compiler edits defaults in place
 
     @dsl.pipeline(name=NAME, description="Fine-tune an LLM with LoRA, gate it against its base, export, register and roll out.")
     def finetune_and_rollout(
         base_model: str,
         train_data: str,
         eval_data: str,
-        train_config: dict = DEFAULT_TRAIN_CONFIG,
+        train_config: dict = default_train_config,
         min_exact_match_gain: float = 0.01,
         max_perplexity_ratio: float = 1.0,
         model_name: str = "llm",

@@ -1,0 +1,81 @@
+"""The committed specs: strict parsing for Kubeflow, one document for Vertex AI, and up to date with the code."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from google.protobuf import json_format
+from kfp.kubernetes import kubernetes_executor_config_pb2
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+from kfp_llmops import __version__
+from kfp_llmops.compiling import DEFAULT_OUT, check
+from kfp_llmops.images import RUNTIME_IMAGE
+from kfp_llmops.pipelines.registry import PIPELINES
+
+KFP_SPECS = [DEFAULT_OUT / "kfp" / f"{name}.yaml" for name in sorted(PIPELINES)]
+VERTEX_SPECS = [DEFAULT_OUT / "vertex" / f"{name}.yaml" for name in sorted(PIPELINES)]
+
+
+def test_committed_specs_match_the_code():
+    assert check() == []
+
+
+def test_check_names_a_stale_file(tmp_path):
+    for target in ("kfp", "vertex"):
+        (tmp_path / target).mkdir()
+        for spec in DEFAULT_OUT.joinpath(target).glob("*.yaml"):
+            (tmp_path / target / spec.name).write_text(spec.read_text().replace(RUNTIME_IMAGE, "runtime:latest"))
+    problems = check(tmp_path)
+    assert len(problems) == 2 and all("differs from what the code compiles" in p for p in problems)
+    assert "runtime:latest" in problems[0]
+    assert str(tmp_path / "kfp" / "finetune-and-rollout.yaml") in problems[0]
+
+
+@pytest.mark.parametrize("path", KFP_SPECS, ids=lambda p: p.name)
+def test_kfp_spec_parses_strictly_with_kubernetes_settings(path: Path):
+    pipeline_doc, platform_doc = yaml.safe_load_all(path.read_text())
+    spec = json_format.ParseDict(pipeline_doc, pipeline_spec_pb2.PipelineSpec())
+    platform = json_format.ParseDict(platform_doc, pipeline_spec_pb2.PlatformSpec())
+    executors = json_format.MessageToDict(platform.platforms["kubernetes"].deployment_spec)["executors"]
+    configs = {name: json_format.ParseDict(cfg, kubernetes_executor_config_pb2.KubernetesExecutorConfig()) for name, cfg in executors.items()}
+    train = configs["exec-train-lora"]
+    assert [(t.key, t.operator, t.effect) for t in train.tolerations] == [("nvidia.com/gpu", "Exists", "NoSchedule")]
+    assert dict(train.node_selector.labels) == {"nvidia.com/gpu.present": "true"}
+    [secret] = configs["exec-register-model"].secret_as_env
+    assert secret.secret_name == "model-registry-credentials"
+    assert {k.env_var for k in secret.key_to_env} == {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}
+    assert spec.deployment_spec  # parsed into the proto, unknown fields rejected
+
+
+@pytest.mark.parametrize("path", KFP_SPECS + VERTEX_SPECS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_executor_runs_our_pinned_image_and_installs_nothing(path: Path):
+    pipeline_doc = next(yaml.safe_load_all(path.read_text()))
+    executors = pipeline_doc["deploymentSpec"]["executors"]
+    containers = [e["container"] for e in executors.values() if "container" in e]
+    assert containers and {c["image"] for c in containers} == {RUNTIME_IMAGE}
+    assert RUNTIME_IMAGE.endswith(f":{__version__}")
+    for c in containers:
+        assert "pip install" not in " ".join(c.get("command", []) + c.get("args", []))
+
+
+@pytest.mark.parametrize("path", VERTEX_SPECS, ids=lambda p: p.name)
+def test_vertex_spec_is_one_document_and_builds_a_pipeline_job_offline(path: Path):
+    from google.auth.credentials import AnonymousCredentials
+
+    from kfp_llmops.cli import vertex_job
+
+    docs = list(yaml.safe_load_all(path.read_text()))
+    assert len(docs) == 1
+    json_format.ParseDict(docs[0], pipeline_spec_pb2.PipelineSpec())
+    job = vertex_job(
+        str(path),
+        {"base_model": "org/base", "train_data": "gs://b/train.jsonl", "eval_data": "gs://b/eval.jsonl"},
+        project="my-project",
+        location="us-central1",
+        pipeline_root="gs://b/root",
+        credentials=AnonymousCredentials(),
+    )
+    runtime = job._gca_resource.runtime_config
+    assert runtime.gcs_output_directory == "gs://b/root"
+    assert runtime.parameter_values["train_data"] == "gs://b/train.jsonl"
