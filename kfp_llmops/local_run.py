@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,7 +110,10 @@ def run_local(pipeline_func, arguments: dict, pipeline_root: str | Path, *, enab
     logging.getLogger().addFilter(timer)
     error = None
     try:
-        pipeline_func(**arguments)
+        with warnings.catch_warnings():
+            # kfp.local warns for every image whose name lacks "python"; ours is a Python image.
+            warnings.filterwarnings("ignore", message="You may be attemping to run a task", category=RuntimeWarning)
+            pipeline_func(**arguments)
     except RuntimeError as exc:
         error = _ANSI.sub("", str(exc))
     finally:

@@ -30,7 +30,7 @@ def deploy_model(
     with user_errors():
         cfg = core.DeployConfig(target=target, model_name=model_name, namespace=namespace,
                                 storage_uri=storage_uri or onnx_model.uri)
-        rendered = core.render_inference_service(cfg, labels={"kfp-llmops/sha256": onnx_model.metadata.get("sha256", "")[:63]})
+        rendered = core.render_inference_service(cfg, annotations={"kfp-llmops/sha256": onnx_model.metadata.get("sha256", "")})
         with atomic_file(manifest.path) as tmp:
             tmp.write_text(json.dumps(rendered, indent=2) + "\n", encoding="utf-8")
         if cfg.target == "local":

@@ -42,9 +42,11 @@ class DeployConfig:
             raise ConfigError("DeployConfig.storage_uri is required for target 'kserve' (e.g. gs://bucket/models/llm/1)")
 
 
-def render_inference_service(cfg: DeployConfig, labels: dict[str, str] | None = None) -> dict:
+def render_inference_service(
+    cfg: DeployConfig, labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None
+) -> dict:
     """An InferenceService (serving.kserve.io/v1beta1) serving the ONNX model over the v2 protocol."""
-    return {
+    manifest = {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
         "metadata": {
@@ -67,6 +69,9 @@ def render_inference_service(cfg: DeployConfig, labels: dict[str, str] | None = 
             }
         },
     }
+    if annotations:
+        manifest["metadata"]["annotations"] = dict(annotations)
+    return manifest
 
 
 def free_port() -> int:
