@@ -57,10 +57,12 @@ def export(model, out_dir: str | Path, cfg: ExportConfig | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path = out / MODEL_FILE
     ids = torch.randint(0, model.config.vocab_size, (2, 8))
+    mask = torch.ones_like(ids)
+    mask[0, :3] = 0  # trace with left padding, so that no "no padding" shortcut is baked into the graph
     with torch.no_grad():
         torch.onnx.export(
             logits_module(model),
-            (ids, torch.ones_like(ids)),
+            (ids, mask),
             str(path),
             input_names=list(INPUT_NAMES),
             output_names=list(OUTPUT_NAMES),

@@ -34,6 +34,7 @@ def validate_dataset(
     validated.metadata.update(
         lineage(path=validated.path, parents={"dataset": dataset.uri}, rows=result.rows, format="jsonl")
     )
+    report.metadata.update({"parents": {"dataset": dataset.uri}, "passed": result.success})
     metrics.log_metric("rows", result.rows)
     metrics.log_metric("expectations_evaluated", result.evaluated)
     metrics.log_metric("expectations_failed", len(result.failures))

@@ -26,6 +26,6 @@ def regression_gate(
         result = core.decide(dict(evaluation.metadata), cfg)
         with atomic_file(decision.path) as tmp:
             tmp.write_text(result.markdown(), encoding="utf-8")
-    decision.metadata.update({"passed": result.passed, "reasons": result.reasons})
+    decision.metadata.update({"passed": result.passed, "reasons": result.reasons, "parents": {"evaluation": evaluation.uri}})
     print(result.markdown())
     return result.passed
