@@ -51,9 +51,9 @@ def check(committed_dir: str | Path = DEFAULT_OUT) -> list[str]:
             old, new = committed.read_text(), fresh.read_text()
             if not same_spec(old, new):
                 diff = [line for line in difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=0)
-                        if not line.startswith("#", 1)]
+                        if line[:1] in "+-" and not line.startswith(("---", "+++")) and not line[1:].startswith("#")]
                 problems.append(f"{committed}: differs from what the code compiles; run `python compile.py`. First: "
-                                + " | ".join(diff[2:5]))
+                                + " | ".join(diff[:3]))
     return problems
 
 
