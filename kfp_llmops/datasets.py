@@ -1,36 +1,109 @@
-"""Reading instruction datasets (JSONL of ``{"instruction", "response"}``) with errors that name file and line."""
+"""Reading training datasets: JSONL, CSV or Parquet; instruction or chat records; errors that say where.
+
+Every reader returns a :class:`Table`: a pandas DataFrame with the canonical columns of its record format
+(``instruction``, ``input``, ``response`` or ``messages``) and the 1-based line (JSONL, CSV: the file's line; Parquet:
+the row number) each row came from. Column names in the file can differ: pass ``columns={"instruction": "prompt"}``.
+Files are read in chunks (CSV, Parquet) or line by line (JSONL); the input file is never modified.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from kfp_llmops.errors import UserInputError
+from kfp_llmops.errors import ConfigError, UserInputError
+
+FILE_FORMATS = ("jsonl", "csv", "parquet")
+RECORD_FORMATS = ("instruction", "chat")
+CANONICAL = {"instruction": ("instruction", "input", "response"), "chat": ("messages",)}
+REQUIRED = {"instruction": ("instruction", "response"), "chat": ("messages",)}
+_SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+CHUNK_ROWS = 100_000
 
 
 @dataclass(frozen=True)
-class Records:
-    """Rows of a JSONL file and the 1-based line number each row came from."""
+class DatasetSpec:
+    """Where a dataset is and how to read it; ``auto`` detects the file format from the suffix and the record
+    format from the columns (``messages`` means chat)."""
 
     path: str
-    rows: list[dict]
+    file_format: str = "auto"
+    record_format: str = "auto"
+    columns: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.file_format not in ("auto", *FILE_FORMATS):
+            raise ConfigError(f"DatasetSpec.file_format must be 'auto' or one of {FILE_FORMATS}, got {self.file_format!r}")
+        if self.record_format not in ("auto", *RECORD_FORMATS):
+            raise ConfigError(f"DatasetSpec.record_format must be 'auto' or one of {RECORD_FORMATS}, got {self.record_format!r}")
+        known = {c for cols in CANONICAL.values() for c in cols}
+        unknown = sorted(set(self.columns) - known)
+        if unknown:
+            raise ConfigError(f"DatasetSpec.columns maps unknown field(s) {unknown}; fields are {sorted(known)}")
+
+    def resolved_file_format(self) -> str:
+        if self.file_format != "auto":
+            return self.file_format
+        fmt = _SUFFIXES.get(Path(self.path).suffix.lower())
+        if fmt is None:
+            raise UserInputError(f"{self.path}: cannot tell the file format from the suffix; pass file_format (one of {FILE_FORMATS})")
+        return fmt
+
+
+@dataclass
+class Table:
+    path: str
+    file_format: str
+    record_format: str
+    frame: object  # pandas.DataFrame with the canonical columns present in the file
     lines: list[int]
 
+    def __len__(self) -> int:
+        return len(self.lines)
 
-def read_jsonl(path: str | Path) -> Records:
-    p = Path(path)
+    def line_of(self, index: int) -> int:
+        return self.lines[index]
+
+
+def read_table(spec: DatasetSpec | str) -> Table:
+    """Reads the whole dataset (in chunks) into a :class:`Table`, or raises :class:`UserInputError` saying where."""
+    spec = DatasetSpec(str(spec)) if isinstance(spec, (str, Path)) else spec
+    p = Path(spec.path)
     if p.is_dir():
-        raise UserInputError(f"{p}: is a directory, expected a JSONL file")
+        raise UserInputError(f"{p}: is a directory, expected a {'/'.join(FILE_FORMATS)} file")
     if not p.exists():
         raise UserInputError(f"{p}: no such file")
+    fmt = spec.resolved_file_format()
+    frame, lines = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet}[fmt](p)
+    if len(frame) == 0:
+        raise UserInputError(f"{p}: the file has no records" + (" (only a header)" if fmt == "csv" and p.stat().st_size else ""))
+    inverse = {file_col: ours for ours, file_col in spec.columns.items()}
+    frame = frame.rename(columns=inverse)
+    record_format = spec.record_format
+    if record_format == "auto":
+        record_format = "chat" if "messages" in frame.columns else "instruction"
+    missing = [c for c in REQUIRED[record_format] if c not in frame.columns]
+    if missing:
+        mapped = {c: spec.columns.get(c, c) for c in missing}
+        raise UserInputError(
+            f"{p}: missing column(s) {[mapped[c] for c in missing]} for {record_format} records; "
+            f"the file has {sorted(map(str, frame.columns))} (map names with columns=...)"
+        )
+    frame = frame[[c for c in CANONICAL[record_format] if c in frame.columns]]
+    return Table(str(p), fmt, record_format, frame.reset_index(drop=True), lines)
+
+
+def _read_jsonl(p: Path):
+    import pandas as pd
+
     rows, lines = [], []
     with p.open("rb") as fh:
         for number, raw in enumerate(fh, start=1):
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise UserInputError(f"{p}:{number}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+                raise UserInputError(f"{p}:{number}: not valid UTF-8 ({exc.reason} at byte {exc.start} of the line)") from None
             if number == 1:
                 text = text.removeprefix("\ufeff")
             if not text.strip():
@@ -43,17 +116,74 @@ def read_jsonl(path: str | Path) -> Records:
                 raise UserInputError(f"{p}:{number}: expected a JSON object, got {type(row).__name__}")
             rows.append(row)
             lines.append(number)
-    if not rows:
-        raise UserInputError(f"{p}: the file has no records")
-    return Records(path=str(p), rows=rows, lines=lines)
+    return pd.DataFrame.from_records(rows) if rows else pd.DataFrame(), lines
 
 
-def instruction_pairs(records: Records) -> list[tuple[str, str]]:
-    """``(instruction, response)`` for each row; a missing or non-string field names its line."""
+def _read_csv(p: Path):
+    import pandas as pd
+
+    try:
+        chunks = list(pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8-sig",
+                                  chunksize=CHUNK_ROWS, on_bad_lines="error"))
+    except UnicodeDecodeError as exc:
+        line = p.read_bytes()[: exc.start].count(b"\n") + 1
+        raise UserInputError(f"{p}:{line}: not valid UTF-8 ({exc.reason})") from None
+    except pd.errors.EmptyDataError:
+        raise UserInputError(f"{p}: the file is empty") from None
+    except pd.errors.ParserError as exc:
+        raise UserInputError(f"{p}: malformed CSV ({exc})") from None
+    frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame()
+    # line numbers of data rows (header is line 1); exact when no field spans lines
+    return frame, list(range(2, len(frame) + 2))
+
+
+def _read_parquet(p: Path):
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(p)
+        frames = [batch.to_pandas() for batch in pf.iter_batches(batch_size=CHUNK_ROWS)]
+    except Exception as exc:  # pyarrow raises several types for corrupt or truncated files
+        raise UserInputError(f"{p}: cannot read Parquet ({type(exc).__name__}: {exc})") from None
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return frame, list(range(1, len(frame) + 1))
+
+
+def instruction_pairs(table: Table) -> list[tuple[str, str]]:
+    """``(prompt, response)`` per row; ``input``, when present and non-empty, follows the instruction."""
+    if table.record_format != "instruction":
+        raise UserInputError(f"{table.path}: expected instruction records, got {table.record_format} records")
     pairs = []
-    for row, line in zip(records.rows, records.lines):
-        for field in ("instruction", "response"):
-            if not isinstance(row.get(field), str):
-                raise UserInputError(f"{records.path}:{line}: field {field!r} is missing or not a string")
-        pairs.append((row["instruction"], row["response"]))
+    has_input = "input" in table.frame.columns
+    for i, row in enumerate(table.frame.itertuples(index=False)):
+        instruction, response = row.instruction, row.response
+        for name, value in (("instruction", instruction), ("response", response)):
+            if not isinstance(value, str):
+                raise UserInputError(f"{table.path}:{table.line_of(i)}: field {name!r} is missing or not a string")
+        extra = getattr(row, "input", None) if has_input else None
+        if isinstance(extra, str) and extra.strip():
+            instruction = f"{instruction}\n{extra}"
+        pairs.append((instruction, response))
     return pairs
+
+
+def read_jsonl(path: str | Path) -> Table:
+    """Reads a JSONL instruction dataset (the format of the demo and of most fine-tuning sets)."""
+    return read_table(DatasetSpec(str(path), file_format="jsonl"))
+
+
+def write_canonical_jsonl(table: Table, path: str | Path) -> None:
+    """Writes the table's canonical columns as JSONL (one record a line, missing values left out)."""
+    with Path(path).open("w", encoding="utf-8") as fh:
+        for record in table.frame.to_dict(orient="records"):
+            clean = {k: _plain(v) for k, v in record.items() if not _missing(v)}
+            fh.write(json.dumps(clean, ensure_ascii=False) + "\n")
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _plain(value):
+    return value.tolist() if hasattr(value, "tolist") else value

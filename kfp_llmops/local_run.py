@@ -74,6 +74,12 @@ class RunSummary:
             lines.append(f"  {s.name:<28} {s.status:<8} {s.seconds:7.1f} s")
         total = sum(s.seconds for s in self.steps)
         lines.append(f"  {'total':<28} {'':<8} {total:7.1f} s")
+        validation = self.artifacts("validate-dataset", "report")
+        if validation:
+            meta = validation[0]["metadata"]
+            lines += ["", f"Data validation: {'PASSED' if meta.get('passed') else 'FAILED'} (report: {validation[0]['uri']})"]
+            if not meta.get("passed"):
+                lines += [f"  {line}" for line in meta.get("summary", "").splitlines()]
         evaluation = self.artifacts("evaluate-model", "metrics")
         if evaluation:
             m = evaluation[0]["metadata"]

@@ -1,10 +1,15 @@
-"""finetune-and-rollout: validate -> prepare -> train -> evaluate -> gate -> export -> register -> rollout."""
+"""finetune-and-rollout: validate -> prepare -> train -> evaluate -> gate -> export -> register -> rollout.
+
+Two conditions shape the DAG: invalid training data (a critical expectation failed) fails the run in
+``stop-on-invalid-data`` before anything trains, and a candidate the gate blocks stops before export.
+"""
 
 from kfp import dsl
 from kfp.dsl import Dataset
 
 from kfp_llmops.components.compilation.export_onnx.component import export_onnx
 from kfp_llmops.components.data.prepare_dataset.component import prepare_dataset
+from kfp_llmops.components.data.stop_on_invalid_data.component import stop_on_invalid_data
 from kfp_llmops.components.data.validate_dataset.component import validate_dataset
 from kfp_llmops.components.deployment.deploy_model.component import deploy_model
 from kfp_llmops.components.evaluation.evaluate_model.component import evaluate_model
@@ -39,37 +44,40 @@ def build(target: str = "vertex"):
         train_ds = dsl.importer(artifact_uri=train_data, artifact_class=Dataset, reimport=False).set_display_name("import-train-data")
         eval_ds = dsl.importer(artifact_uri=eval_data, artifact_class=Dataset, reimport=False).set_display_name("import-eval-data")
         validated = validate_dataset(dataset=train_ds.output)
-        prepared = prepare_dataset(dataset=validated.outputs["validated"], base_model=base_model)
-        trained = train_lora(prepared=prepared.outputs["prepared"], base_model=base_model, train_config=train_config)
-        gpu_task(trained, target)
-        evaluated = evaluate_model(base_model=base_model, adapter=trained.outputs["adapter"], eval_dataset=eval_ds.output)
-        gate = regression_gate(
-            evaluation=evaluated.outputs["metrics"],
-            min_exact_match_gain=min_exact_match_gain,
-            max_perplexity_ratio=max_perplexity_ratio,
-        )
-        with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (a KFP condition, not Python)
-            exported = export_onnx(base_model=base_model, adapter=trained.outputs["adapter"], eval_dataset=eval_ds.output)
-            registered = register_model(
-                model_name=model_name,
-                base_model=base_model,
-                dataset=validated.outputs["validated"],
-                adapter=trained.outputs["adapter"],
-                onnx_model=exported.outputs["onnx_model"],
+        with dsl.If(validated.outputs["Output"] == True, name="data-valid"):  # noqa: E712 (a KFP condition)
+            prepared = prepare_dataset(dataset=validated.outputs["validated"], base_model=base_model)
+            trained = train_lora(prepared=prepared.outputs["prepared"], base_model=base_model, train_config=train_config)
+            gpu_task(trained, target)
+            evaluated = evaluate_model(base_model=base_model, adapter=trained.outputs["adapter"], eval_dataset=eval_ds.output)
+            gate = regression_gate(
                 evaluation=evaluated.outputs["metrics"],
-                gate_decision=gate.outputs["decision"],
-                source_commit=source_commit,
-                run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                min_exact_match_gain=min_exact_match_gain,
+                max_perplexity_ratio=max_perplexity_ratio,
             )
-            registry_credentials(registered, target)
-            deploy_model(
-                onnx_model=exported.outputs["onnx_model"],
-                target=deploy_target,
-                model_name=model_name,
-                namespace=namespace,
-                storage_uri=storage_uri,
-                smoke_prompt=smoke_prompt,
-            ).after(registered)
+            with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (a KFP condition, not Python)
+                exported = export_onnx(base_model=base_model, adapter=trained.outputs["adapter"], eval_dataset=eval_ds.output)
+                registered = register_model(
+                    model_name=model_name,
+                    base_model=base_model,
+                    dataset=validated.outputs["validated"],
+                    adapter=trained.outputs["adapter"],
+                    onnx_model=exported.outputs["onnx_model"],
+                    evaluation=evaluated.outputs["metrics"],
+                    gate_decision=gate.outputs["decision"],
+                    source_commit=source_commit,
+                    run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                )
+                registry_credentials(registered, target)
+                deploy_model(
+                    onnx_model=exported.outputs["onnx_model"],
+                    target=deploy_target,
+                    model_name=model_name,
+                    namespace=namespace,
+                    storage_uri=storage_uri,
+                    smoke_prompt=smoke_prompt,
+                ).after(registered)
+        with dsl.Else(name="data-invalid"):
+            stop_on_invalid_data(report=validated.outputs["report"])
 
     return finetune_and_rollout
 

@@ -1,49 +1,101 @@
+import json
+
+import pandas as pd
 import pytest
 
-from kfp_llmops.datasets import instruction_pairs, read_jsonl
-from kfp_llmops.errors import UserInputError
+from kfp_llmops.datasets import DatasetSpec, instruction_pairs, read_jsonl, read_table, write_canonical_jsonl
+from kfp_llmops.errors import ConfigError, UserInputError
+
+ROWS = [{"instruction": "a", "response": "b"}, {"instruction": "c", "input": "ctx", "response": "d"}]
 
 
-def _write(tmp_path, data: bytes):
-    p = tmp_path / "d.jsonl"
+def _write(tmp_path, data: bytes, name="d.jsonl"):
+    p = tmp_path / name
     p.write_bytes(data)
     return p
 
 
-def test_reads_rows_with_their_line_numbers_skipping_blank_lines(tmp_path):
+def test_jsonl_rows_keep_their_line_numbers_skipping_blank_lines(tmp_path):
     p = _write(tmp_path, b'{"instruction": "a", "response": "b"}\n\n{"instruction": "c", "response": "d"}\n')
-    records = read_jsonl(p)
-    assert records.lines == [1, 3]
-    assert instruction_pairs(records) == [("a", "b"), ("c", "d")]
+    table = read_jsonl(p)
+    assert table.lines == [1, 3] and table.record_format == "instruction" and table.file_format == "jsonl"
+    assert instruction_pairs(table) == [("a", "b"), ("c", "d")]
 
 
-def test_byte_order_mark_is_accepted(tmp_path):
+def test_csv_and_parquet_read_the_same_records(tmp_path):
+    frame = pd.DataFrame(ROWS)
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    frame.to_parquet(tmp_path / "d.parquet")
+    tables = [read_table(str(tmp_path / n)) for n in ("d.csv", "d.parquet")]
+    assert [t.file_format for t in tables] == ["csv", "parquet"]
+    assert tables[0].lines == [2, 3] and tables[1].lines == [1, 2]
+    for t in tables:
+        assert instruction_pairs(t) == [("a", "b"), ("c\nctx", "d")]
+
+
+def test_column_names_are_mappable(tmp_path):
+    p = tmp_path / "d.jsonl"
+    p.write_text(json.dumps({"prompt": "a", "completion": "b"}) + "\n")
+    table = read_table(DatasetSpec(str(p), columns={"instruction": "prompt", "response": "completion"}))
+    assert instruction_pairs(table) == [("a", "b")]
+
+
+def test_chat_records_are_detected(tmp_path):
+    p = tmp_path / "chat.jsonl"
+    p.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}) + "\n")
+    table = read_table(str(p))
+    assert table.record_format == "chat" and list(table.frame.columns) == ["messages"]
+
+
+def test_byte_order_mark_is_accepted_in_jsonl_and_csv(tmp_path):
     p = _write(tmp_path, b'\xef\xbb\xbf{"instruction": "a", "response": "b"}\n')
-    assert read_jsonl(p).rows == [{"instruction": "a", "response": "b"}]
+    assert instruction_pairs(read_jsonl(p)) == [("a", "b")]
+    c = _write(tmp_path, b"\xef\xbb\xbfinstruction,response\na,b\n", "d.csv")
+    assert instruction_pairs(read_table(str(c))) == [("a", "b")]
 
 
 @pytest.mark.parametrize(
-    "data, message",
+    "name, data, message",
     [
-        (b'{"instruction": "a", "response": "b"}\n{"instruction": \n', r"d.jsonl:2: malformed JSON"),
-        (b'{"instruction": "a", "response": "\xff"}\n', r"d.jsonl:1: not valid UTF-8"),
-        (b"", r"d.jsonl: the file has no records"),
-        (b"[1, 2]\n", r"d.jsonl:1: expected a JSON object, got list"),
+        ("d.jsonl", b'{"instruction": "a", "response": "b"}\n{"instruction": \n', r"d.jsonl:2: malformed JSON"),
+        ("d.jsonl", b'{"instruction": "a", "response": "\xff"}\n', r"d.jsonl:1: not valid UTF-8"),
+        ("d.jsonl", b"", r"d.jsonl: the file has no records"),
+        ("d.jsonl", b"[1, 2]\n", r"d.jsonl:1: expected a JSON object, got list"),
+        ("d.csv", b"instruction,response\n", r"d.csv: the file has no records \(only a header\)"),
+        ("d.csv", b"instruction,response\na,b\nc,\xff\n", r"d.csv:3: not valid UTF-8"),
+        ("d.csv", b"", r"d.csv: the file is empty"),
+        ("d.parquet", b"PAR1 not really", r"d.parquet: cannot read Parquet"),
+        ("d.jsonl", b'{"instruction": "a"}\n', r"missing column\(s\) \['response'\] for instruction records; the file has \['instruction'\]"),
+        ("d.txt", b"x", r"cannot tell the file format from the suffix"),
     ],
 )
-def test_bad_files_name_file_and_line(tmp_path, data, message):
+def test_bad_files_say_what_and_where(tmp_path, name, data, message):
     with pytest.raises(UserInputError, match=message):
-        read_jsonl(_write(tmp_path, data))
+        read_table(str(_write(tmp_path, data, name)))
 
 
 def test_a_directory_or_missing_file_is_named(tmp_path):
     with pytest.raises(UserInputError, match="is a directory"):
-        read_jsonl(tmp_path)
+        read_table(str(tmp_path))
     with pytest.raises(UserInputError, match="no such file"):
-        read_jsonl(tmp_path / "nope.jsonl")
+        read_table(str(tmp_path / "nope.jsonl"))
 
 
-def test_missing_or_non_string_field_names_line_and_field(tmp_path):
+def test_non_string_field_names_line_and_field(tmp_path):
     p = _write(tmp_path, b'{"instruction": "a", "response": "b"}\n{"instruction": "a", "response": 3}\n')
     with pytest.raises(UserInputError, match=r"d.jsonl:2: field 'response' is missing or not a string"):
         instruction_pairs(read_jsonl(p))
+
+
+def test_spec_is_validated():
+    with pytest.raises(ConfigError, match="file_format"):
+        DatasetSpec("x", file_format="xlsx")
+    with pytest.raises(ConfigError, match=r"unknown field\(s\) \['prompt'\]"):
+        DatasetSpec("x", columns={"prompt": "p"})
+
+
+def test_canonical_jsonl_round_trips(tmp_path):
+    frame = pd.DataFrame(ROWS)
+    frame.to_parquet(tmp_path / "d.parquet")
+    write_canonical_jsonl(read_table(str(tmp_path / "d.parquet")), tmp_path / "out.jsonl")
+    assert [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()] == ROWS

@@ -1,42 +1,60 @@
-"""Validates an instruction dataset with a Great Expectations 1.x suite; never imports kfp."""
+"""Validates a training dataset with a Great Expectations 1.x suite and screens it; never imports kfp.
+
+The suite is the built-in default for the record format (instruction or chat), or a GX suite the user passes
+(its JSON). Every expectation has a GX severity: ``critical`` failures fail validation, ``warning`` and ``info``
+ones are reported and let the run go on. Chat records are checked through derived columns (message count, roles,
+last role, empty contents), so plain GX expectations apply to them too.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
-from kfp_llmops.datasets import Records
+from kfp_llmops.datasets import REQUIRED, Table
 from kfp_llmops.errors import ConfigError, UserInputError
+
+SEVERITIES = ("critical", "warning", "info")
+CHAT_ROLES = ("system", "user", "assistant", "tool")
 
 
 @dataclass(frozen=True)
 class ValidationConfig:
-    """The default suite's knobs: which fields must be present, and how long their values may be (characters)."""
+    """The default suite's knobs. ``suite``: a GX suite as JSON (``{"name", "expectations": [...]}``) that replaces it."""
 
-    required_fields: tuple[str, ...] = ("instruction", "response")
     min_length: int = 1
     max_length: int = 4096
-    allow_duplicates: bool = False
+    duplicates_severity: str = "warning"
     max_examples: int = 5
+    suite: dict | None = None
 
     def __post_init__(self) -> None:
-        if not self.required_fields:
-            raise ConfigError("ValidationConfig.required_fields must name at least one field")
         if not 0 <= self.min_length <= self.max_length:
             raise ConfigError(f"ValidationConfig: need 0 <= min_length <= max_length, got {self.min_length}, {self.max_length}")
+        if self.duplicates_severity not in SEVERITIES:
+            raise ConfigError(f"ValidationConfig.duplicates_severity must be one of {SEVERITIES}, got {self.duplicates_severity!r}")
+        if self.suite is not None and not isinstance(self.suite.get("expectations"), list):
+            raise ConfigError("ValidationConfig.suite must be a GX suite JSON object with an 'expectations' list")
 
 
 @dataclass(frozen=True)
-class Failure:
-    expectation: str
+class CheckResult:
+    """One expectation (or screening check) over the dataset, passed or failed, with sample offending rows."""
+
+    check: str
     field: str
-    unexpected_count: int
-    lines: list[int]
-    examples: list
+    severity: str
+    success: bool
+    unexpected_count: int = 0
+    lines: list[int] = field(default_factory=list)
+    examples: list = field(default_factory=list)
 
     def describe(self) -> str:
+        if self.success:
+            return f"{self.check} passed on field {self.field!r}"
         where = ", ".join(str(n) for n in self.lines) or "n/a"
         return (
-            f"{self.expectation} failed on field {self.field!r}: {self.unexpected_count} row(s); "
+            f"[{self.severity}] {self.check} failed on field {self.field!r}: {self.unexpected_count} row(s); "
             f"line(s) {where}; value(s) {self.examples!r}"
         )
 
@@ -45,113 +63,203 @@ class Failure:
 class ValidationResult:
     path: str
     rows: int
-    evaluated: int
-    failures: list[Failure] = field(default_factory=list)
+    record_format: str
+    checks: list[CheckResult] = field(default_factory=list)
+    gx_result: dict = field(default_factory=dict)
+
+    @property
+    def failures(self) -> list[CheckResult]:
+        return [c for c in self.checks if not c.success]
+
+    @property
+    def critical_failures(self) -> list[CheckResult]:
+        return [c for c in self.failures if c.severity == "critical"]
 
     @property
     def success(self) -> bool:
-        return not self.failures
+        return not self.critical_failures
 
     def summary(self) -> str:
-        head = f"{self.path}: {self.rows} rows, {self.evaluated} expectations, {len(self.failures)} failed"
-        return "\n".join([head, *(f"- {f.describe()}" for f in self.failures)])
+        head = (
+            f"{self.path}: {self.rows} {self.record_format} rows, {len(self.checks)} checks, "
+            f"{len(self.critical_failures)} critical and {len(self.failures) - len(self.critical_failures)} other failures"
+        )
+        return "\n".join([head, *(f"- {c.describe()}" for c in self.failures)])
+
+    def metrics(self) -> dict[str, float]:
+        out = {"rows": self.rows, "checks": len(self.checks), "checks_failed": len(self.failures),
+               "critical_failures": len(self.critical_failures)}
+        for c in self.failures:
+            out[f"failed_rows.{c.check}.{c.field}"] = c.unexpected_count
+        return out
 
     def markdown(self) -> str:
         lines = [
             f"# Data validation: {'PASSED' if self.success else 'FAILED'}",
             "",
-            f"- dataset: `{self.path}`",
+            f"- dataset: `{self.path}` ({self.record_format} records)",
             f"- rows: {self.rows}",
-            f"- expectations evaluated: {self.evaluated}, failed: {len(self.failures)}",
+            f"- checks: {len(self.checks)}, failed: {len(self.failures)} ({len(self.critical_failures)} critical)",
         ]
         if self.failures:
-            lines += ["", "| expectation | field | rows | lines | examples |", "|---|---|---|---|---|"]
+            lines += ["", "| severity | check | field | rows | lines | examples |", "|---|---|---|---|---|---|"]
             lines += [
-                f"| {f.expectation} | {f.field} | {f.unexpected_count} | {', '.join(map(str, f.lines))} | {f.examples!r} |"
-                for f in self.failures
+                f"| {c.severity} | {c.check} | {c.field} | {c.unexpected_count} | {', '.join(map(str, c.lines))} | {c.examples!r} |"
+                for c in self.failures
             ]
         return "\n".join(lines) + "\n"
 
 
-def build_suite(cfg: ValidationConfig):
-    """The default suite; needs an active GX context (``gx.get_context``)."""
-    import great_expectations as gx
-
-    exp = gx.expectations
-    suite = gx.ExpectationSuite(name="instruction-dataset-default")
-    for col in cfg.required_fields:
-        suite.add_expectation(exp.ExpectColumnToExist(column=col))
-        suite.add_expectation(exp.ExpectColumnValuesToNotBeNull(column=col))
-        suite.add_expectation(exp.ExpectColumnValuesToNotMatchRegex(column=col, regex=r"^\s*$"))
-        suite.add_expectation(
-            exp.ExpectColumnValueLengthsToBeBetween(column=col, min_value=cfg.min_length, max_value=cfg.max_length)
-        )
-    if not cfg.allow_duplicates:
-        suite.add_expectation(exp.ExpectCompoundColumnsToBeUnique(column_list=list(cfg.required_fields)))
-    return suite
+# --- the default suites ---------------------------------------------------------------------------------------
 
 
-def validate_records(records: Records, cfg: ValidationConfig | None = None) -> ValidationResult:
-    """Runs the type checks and the GX suite over ``records``; every failure names field, lines and examples."""
-    import pandas as pd
+def default_suite(record_format: str, cfg: ValidationConfig, columns: list[str]) -> dict:
+    """The built-in suite for a record format, as GX suite JSON (the same shape a user passes)."""
 
+    def exp(type_: str, severity: str = "critical", **kwargs) -> dict:
+        return {"type": type_, "kwargs": kwargs, "severity": severity}
+
+    expectations = []
+    if record_format == "instruction":
+        for col in REQUIRED["instruction"]:
+            expectations += [
+                exp("expect_column_values_to_not_be_null", column=col),
+                exp("expect_column_values_to_not_match_regex", column=col, regex=r"^\s*$"),
+                exp("expect_column_value_lengths_to_be_between", column=col, min_value=cfg.min_length, max_value=cfg.max_length),
+            ]
+        if "input" in columns:
+            expectations.append(exp("expect_column_value_lengths_to_be_between", "warning", column="input", max_value=cfg.max_length))
+        expectations.append(exp("expect_compound_columns_to_be_unique", cfg.duplicates_severity, column_list=list(REQUIRED["instruction"])))
+    else:
+        expectations += [
+            exp("expect_column_values_to_be_between", column="messages.count", min_value=2),
+            exp("expect_column_values_to_be_in_set", column="messages.last_role", value_set=["assistant"]),
+            exp("expect_column_values_to_be_in_set", column="messages.unknown_roles", value_set=[0]),
+            exp("expect_column_values_to_be_in_set", column="messages.empty_contents", value_set=[0]),
+            exp("expect_column_values_to_be_between", column="messages.max_length", min_value=cfg.min_length, max_value=cfg.max_length),
+            exp("expect_column_values_to_be_unique", cfg.duplicates_severity, column="messages.text"),
+        ]
+    return {"name": f"kfp-llmops-default-{record_format}", "expectations": expectations}
+
+
+# --- running it ---------------------------------------------------------------------------------------------------
+
+
+def validate_table(table: Table, cfg: ValidationConfig | None = None) -> ValidationResult:
+    """Type/structure checks, then the GX suite; every failure names check, field, severity, lines and examples."""
     cfg = cfg or ValidationConfig()
-    result = ValidationResult(path=records.path, rows=len(records.rows), evaluated=0)
-    df = pd.DataFrame.from_records(records.rows)
-    for col in cfg.required_fields:
-        if col not in df.columns:
-            continue
-        bad = [i for i, v in enumerate(df[col]) if v is not None and not _isnan(v) and not isinstance(v, str)]
-        result.evaluated += 1
-        if bad:
-            result.failures.append(_failure("expect_column_values_to_be_strings", col, bad, df[col], records, cfg))
-            df[col] = df[col].map(lambda v: v if isinstance(v, str) or v is None or _isnan(v) else str(v))
-    for col in cfg.required_fields:
-        if col not in df.columns:
-            df[col] = None  # so that every expectation runs; expect_column_to_exist below still reports it
-    gx_results = _run_suite(df, cfg)
-    present = {c for row in records.rows for c in row}
+    result = ValidationResult(path=table.path, rows=len(table), record_format=table.record_format)
+    frame = table.frame.copy()
+    if table.record_format == "instruction":
+        for col in [c for c in ("instruction", "input", "response") if c in frame.columns]:
+            bad = [i for i, v in enumerate(frame[col]) if not (v is None or _isnan(v) or isinstance(v, str))]
+            result.checks.append(_check("expect_column_values_to_be_strings", col, "critical", bad, frame[col], table, cfg))
+            if bad:
+                frame[col] = frame[col].map(lambda v: v if v is None or _isnan(v) or isinstance(v, str) else str(v))
+    else:
+        derived, bad = chat_columns(frame["messages"])
+        result.checks.append(_check("expect_messages_to_be_role_content_lists", "messages", "critical", bad, frame["messages"], table, cfg))
+        frame = frame.join(derived)
+    suite = cfg.suite if cfg.suite is not None else default_suite(table.record_format, cfg, list(frame.columns))
+    _check_suite_columns(suite, frame)
+    gx_results, result.gx_result = _run_gx(frame, suite, cfg)
     for r in gx_results:
-        result.evaluated += 1
         kwargs = r.expectation_config.kwargs
         col = kwargs.get("column") or "+".join(kwargs.get("column_list", []))
-        etype = r.expectation_config.type
-        if etype == "expect_column_to_exist":
-            if col not in present:
-                result.failures.append(Failure(etype, col, len(records.rows), [], []))
-            continue
-        if r.success:
-            continue
-        idx = r.result.get("unexpected_index_list") or []
-        idx = [i if isinstance(i, int) else next(iter(i.values())) for i in idx]
-        series = df[col] if col in df.columns else df[list(kwargs.get("column_list", []))].astype(str).agg(" | ".join, axis=1)
-        result.failures.append(_failure(etype, col, idx, series, records, cfg))
+        severity = _severity(r.expectation_config)
+        idx = [i if isinstance(i, int) else next(iter(i.values())) for i in (r.result.get("partial_unexpected_index_list") or [])]
+        values = frame[col] if col in frame.columns else frame[kwargs.get("column_list", [])].astype(str).agg(" | ".join, axis=1)
+        count = int(r.result.get("unexpected_count") or (0 if r.success else len(idx)))
+        check = _check(r.expectation_config.type, col, severity, idx, values, table, cfg, success=r.success, count=count)
+        result.checks.append(check)
     return result
 
 
-def _run_suite(df, cfg: ValidationConfig):
+def chat_columns(messages):
+    """Derived columns for chat records, and the row indexes whose ``messages`` is not a list of {role, content}."""
+    import pandas as pd
+
+    count, last_role, unknown, empty, longest, text, bad = [], [], [], [], [], [], []
+    for i, msgs in enumerate(messages):
+        ok = isinstance(msgs, (list, tuple)) or hasattr(msgs, "tolist")
+        msgs = list(msgs.tolist() if hasattr(msgs, "tolist") else msgs) if ok else []
+        ok = ok and all(isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in msgs)
+        if not ok:
+            bad.append(i)
+            msgs = []
+        count.append(len(msgs))
+        last_role.append(msgs[-1]["role"] if msgs else "")
+        unknown.append(sum(m["role"] not in CHAT_ROLES for m in msgs))
+        empty.append(sum(not m["content"].strip() for m in msgs))
+        longest.append(max((len(m["content"]) for m in msgs), default=0))
+        text.append("\x1e".join(f"{m['role']}\x1f{m['content']}" for m in msgs))
+    derived = pd.DataFrame({
+        "messages.count": count, "messages.last_role": last_role, "messages.unknown_roles": unknown,
+        "messages.empty_contents": empty, "messages.max_length": longest, "messages.text": text,
+    }, index=messages.index)
+    return derived, bad
+
+
+def _check_suite_columns(suite: dict, frame) -> None:
+    for e in suite["expectations"]:
+        if not isinstance(e, dict) or "type" not in e:
+            raise UserInputError(f"suite {suite.get('name')!r}: each expectation needs a 'type', got {e!r}")
+        kwargs = e.get("kwargs", {})
+        for col in [kwargs["column"]] if "column" in kwargs else kwargs.get("column_list", []):
+            if col not in frame.columns:
+                raise UserInputError(
+                    f"suite {suite.get('name')!r}: {e['type']} names column {col!r}, which the dataset lacks; "
+                    f"columns are {sorted(frame.columns)}"
+                )
+
+
+def _run_gx(frame, suite_json: dict, cfg: ValidationConfig):
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-    asset = ctx.data_sources.add_pandas("kfp-llmops").add_dataframe_asset("records")
-    batch = asset.add_batch_definition_whole_dataframe("all")
-    suite = ctx.suites.add(build_suite(cfg))
+    try:
+        expectations = [ExpectationConfiguration(**e).to_domain_obj() for e in suite_json["expectations"]]
+    except Exception as exc:  # GX raises pydantic and its own errors for a bad suite
+        raise UserInputError(f"suite {suite_json.get('name')!r} is not a valid GX suite: {exc}") from None
+    suite = ctx.suites.add(gx.ExpectationSuite(name=suite_json.get("name") or "user-suite", expectations=expectations))
+    batch = ctx.data_sources.add_pandas("kfp-llmops").add_dataframe_asset("records").add_batch_definition_whole_dataframe("all")
     vd = ctx.validation_definitions.add(gx.ValidationDefinition(name="validate", data=batch, suite=suite))
-    run = vd.run(batch_parameters={"dataframe": df}, result_format={"result_format": "COMPLETE"})
-    return run.results
+    run = vd.run(
+        batch_parameters={"dataframe": frame},
+        result_format={"result_format": "SUMMARY", "partial_unexpected_count": cfg.max_examples},
+    )
+    return run.results, run.to_json_dict()
 
 
-def _failure(etype, col, indices, series, records: Records, cfg: ValidationConfig) -> Failure:
-    shown = indices[: cfg.max_examples]
-    examples = [_short(series.iloc[i]) for i in shown]
-    return Failure(etype, col, len(indices), [records.lines[i] for i in shown], examples)
+def _severity(config) -> str:
+    value = getattr(config, "severity", None)
+    value = getattr(value, "value", value) or (config.meta or {}).get("severity") or "critical"
+    return str(value)
+
+
+def _check(check, col, severity, indices, series, table: Table, cfg: ValidationConfig, *, success=None, count=None) -> CheckResult:
+    shown = list(indices)[: cfg.max_examples]
+    return CheckResult(
+        check=check,
+        field=col,
+        severity=severity,
+        success=(not indices) if success is None else bool(success),
+        unexpected_count=len(indices) if count is None else count,
+        lines=[table.line_of(i) for i in shown],
+        examples=[_short(series.iloc[i]) for i in shown],
+    )
 
 
 def _short(value, limit: int = 60):
     if isinstance(value, str) and len(value) > limit:
-        return value[:limit] + "..."
+        return value[:limit] + f"... ({len(value)} chars)"
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, (list, dict)):
+        return _short(json.dumps(value, default=str), limit)
     return None if _isnan(value) else value
 
 

@@ -35,7 +35,7 @@ def test_whole_pipeline_promotes_the_fine_tune_and_serves_it(demo_assets, tmp_pa
     assert "Gate: PROMOTE" in text and "Smoke test" in text
 
 
-def test_a_row_without_response_stops_the_run_at_validation(demo_assets, tmp_path, capsys):
+def test_a_row_without_response_stops_the_run_before_training(demo_assets, tmp_path, capsys):
     rows = [json.loads(line) for line in (demo_assets / "train.jsonl").read_text().splitlines()]
     del rows[41]["response"]
     bad = tmp_path / "train.jsonl"
@@ -45,8 +45,10 @@ def test_a_row_without_response_stops_the_run_at_validation(demo_assets, tmp_pat
     summary = run_local(build("finetune-and-rollout", "vertex"), arguments, tmp_path / "runs")
     out = capsys.readouterr().out
     assert not summary.succeeded
-    assert "Inner task failed" in summary.error and "validate-dataset" in summary.error
+    assert "Inner task failed" in summary.error and "stop-on-invalid-data" in summary.error
     assert "expect_column_values_to_not_be_null failed on field 'response': 1 row(s); line(s) 42" in out
-    ran = {s.name for s in summary.steps}
-    assert "validate-dataset" in ran and "train-lora" not in ran and "prepare-dataset" not in ran
-    assert [s.status for s in summary.steps if s.name == "validate-dataset"] == ["FAILURE"]
+    statuses = {s.name: s.status for s in summary.steps}
+    assert statuses["validate-dataset"] == "SUCCESS" and statuses["stop-on-invalid-data"] == "FAILURE"
+    assert not {"prepare-dataset", "train-lora"} & set(statuses)
+    report = summary.run_dir / "validate-dataset" / "report"
+    assert "FAILED" in report.read_text()  # the HTML report is there for the user

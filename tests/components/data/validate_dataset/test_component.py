@@ -1,36 +1,59 @@
+import json
+
+import pandas as pd
 import pytest
-from kfp.dsl import Dataset, Markdown, Metrics
+from kfp.dsl import HTML, Artifact, Dataset, Metrics
 
 from kfp_llmops.components.data.validate_dataset.component import validate_dataset
 from kfp_llmops.lineage import sha256_path
 
 
 def _outputs(tmp_path):
-    return Dataset(uri=str(tmp_path / "out" / "validated")), Markdown(uri=str(tmp_path / "out" / "report")), Metrics(uri=str(tmp_path / "out" / "metrics"))
+    out = tmp_path / "out"
+    return dict(validated=Dataset(uri=str(out / "validated")), report=HTML(uri=str(out / "report")),
+                gx_result=Artifact(uri=str(out / "gx")), metrics=Metrics(uri=str(out / "metrics")))
 
 
-def test_passes_the_dataset_on_with_lineage(tmp_path, demo_assets):
-    validated, report, metrics = _outputs(tmp_path)
+def test_passes_canonical_jsonl_on_with_lineage(tmp_path, demo_assets):
+    outs = _outputs(tmp_path)
     source = Dataset(uri=str(demo_assets / "train.jsonl"))
-    validate_dataset.python_func(dataset=source, validated=validated, report=report, metrics=metrics)
-    assert sha256_path(validated.path) == sha256_path(source.path)
-    assert validated.metadata["sha256"] == sha256_path(source.path)
-    assert validated.metadata["rows"] == 2000
-    assert validated.metadata["parents"] == {"dataset": source.uri}
-    assert metrics.metadata["expectations_failed"] == 0
+    assert validate_dataset.python_func(dataset=source, **outs) is True
+    meta = outs["validated"].metadata
+    assert sha256_path(outs["validated"].path) == sha256_path(source.path)  # the demo file is canonical already
+    assert meta["sha256"] == meta["source_sha256"] == sha256_path(source.path)
+    assert (meta["rows"], meta["format"], meta["record_format"], meta["schema"]) == (2000, "jsonl", "instruction", ["instruction", "response"])
+    assert meta["parents"] == {"dataset": source.uri} and meta["validation_passed"] is True
+    assert outs["metrics"].metadata["critical_failures"] == 0
     assert "PASSED" in (tmp_path / "out" / "report").read_text()
+    assert json.loads((tmp_path / "out" / "gx").read_text())["success"] is True
 
 
-def test_failure_exits_with_the_report_and_writes_no_dataset(tmp_path, write_jsonl, capsys):
+def test_parquet_with_other_column_names_becomes_canonical_jsonl(tmp_path):
+    pd.DataFrame({"prompt": ["a", "b"], "answer": ["x", "y"]}).to_parquet(tmp_path / "d.parquet")
+    outs = _outputs(tmp_path)
+    ok = validate_dataset.python_func(dataset=Dataset(uri=str(tmp_path / "d.parquet")), columns={"instruction": "prompt", "response": "answer"}, **outs)
+    assert ok is True
+    lines = (tmp_path / "out" / "validated").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [{"instruction": "a", "response": "x"}, {"instruction": "b", "response": "y"}]
+    assert outs["validated"].metadata["source_format"] == "parquet"
+
+
+def test_a_critical_failure_returns_false_and_keeps_the_reports(tmp_path, write_jsonl):
     rows = [{"instruction": "q1", "response": "a"}, {"instruction": "q2"}]
-    source = Dataset(uri=str(write_jsonl(tmp_path / "bad.jsonl", rows)))
-    validated, report, metrics = _outputs(tmp_path)
+    outs = _outputs(tmp_path)
+    assert validate_dataset.python_func(dataset=Dataset(uri=str(write_jsonl(tmp_path / "bad.jsonl", rows))), **outs) is False
+    assert outs["report"].metadata["passed"] is False
+    assert "expect_column_values_to_not_be_null failed on field 'response': 1 row(s); line(s) 2" in outs["report"].metadata["summary"]
+    assert "FAILED" in (tmp_path / "out" / "report").read_text()
+    assert outs["validated"].metadata["validation_passed"] is False
+
+
+def test_unreadable_input_exits_with_file_and_line_and_writes_nothing(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"instruction": "q", "response": "a"}\n{oops}\n')
     with pytest.raises(SystemExit) as exited:
-        validate_dataset.python_func(dataset=source, validated=validated, report=report, metrics=metrics)
+        validate_dataset.python_func(dataset=Dataset(uri=str(bad)), **_outputs(tmp_path))
     assert exited.value.code == 1
     err = capsys.readouterr().err
-    assert "ERROR: data validation failed:" in err
-    assert "expect_column_values_to_not_be_null failed on field 'response': 1 row(s); line(s) 2" in err
-    assert "Traceback" not in err
-    assert not (tmp_path / "out" / "validated").exists()
-    assert "FAILED" in (tmp_path / "out" / "report").read_text()
+    assert f"ERROR: {bad}:2: malformed JSON" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,1 @@
+"""The export_onnx component: component.py (KFP definition) and core.py (logic)."""

@@ -1,0 +1,1 @@
+"""The prepare_dataset component: component.py (KFP definition) and core.py (logic)."""

@@ -1,0 +1,1 @@
+"""The stop_on_invalid_data component."""

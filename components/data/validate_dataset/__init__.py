@@ -1,0 +1,1 @@
+"""The validate_dataset component: component.py (KFP definition) and core.py (logic)."""

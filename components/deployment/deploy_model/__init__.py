@@ -1,0 +1,1 @@
+"""The deploy_model component: component.py (KFP definition) and core.py (logic)."""

@@ -1,0 +1,1 @@
+"""The evaluate_model component: component.py (KFP definition) and core.py (logic)."""

@@ -1,0 +1,1 @@
+"""The regression_gate component: component.py (KFP definition) and core.py (logic)."""

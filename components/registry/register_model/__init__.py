@@ -1,0 +1,1 @@
+"""The register_model component: component.py (KFP definition) and core.py (logic)."""

@@ -1,0 +1,1 @@
+"""The train_lora component: component.py (KFP definition) and core.py (logic)."""
