@@ -52,10 +52,21 @@ def parse_arguments(args) -> dict:
     return arguments
 
 
+def add_content_digest(arguments: dict) -> dict:
+    """Pins a local training file's sha256 into the run, so that a file changed at the same path never hits a stale
+    cache (and the validation step fails if the file changes after submission)."""
+    from kfp_llmops.lineage import sha256_path
+
+    data = arguments.get("train_data")
+    if data and "train_data_sha256" not in arguments and Path(data).is_file():
+        arguments = {**arguments, "train_data_sha256": sha256_path(data)}
+    return arguments
+
+
 def cmd_run(args) -> int:
     from kfp_llmops.pipelines.registry import build
 
-    arguments = parse_arguments(args)
+    arguments = add_content_digest(parse_arguments(args))
     if args.backend == "local":
         from kfp_llmops.local_run import run_local
 
@@ -107,6 +118,51 @@ def submit_vertex(args, arguments: dict) -> int:
     return 0
 
 
+def cmd_validate(args) -> int:
+    """Exit 0: passed; 1: a critical check failed; 2: the input (or a config) cannot be read."""
+    from kfp_llmops.components.data.validate_dataset import core
+    from kfp_llmops.components.data.validate_dataset.screening import ScreeningConfig
+    from kfp_llmops.datasets import DatasetSpec
+
+    try:
+        columns = dict(_key_value(c, "--column") for c in args.column or [])
+        spec = DatasetSpec(args.dataset, file_format=args.format, record_format=args.record_format, columns=columns)
+        suite = _json_arg(args.suite, "--suite") if args.suite else None
+        screening = ScreeningConfig.from_dict(_json_arg(args.screening, "--screening") if args.screening else None)
+        result, cleaned = core.validate_files(spec, core.ValidationConfig(max_length=args.max_length, suite=suite),
+                                              screening, eval_path=args.eval_set, reference_path=args.reference)
+    except UserInputError as exc:
+        print(f"kfp-llmops validate: error: {exc}", file=sys.stderr)
+        return 2
+    print(result.summary())
+    if args.out:
+        out = Path(args.out)
+        core.write_outputs(result, cleaned, report_path=out / "report.html", gx_result_path=out / "gx_result.json",
+                           data_path=out / "validated.jsonl" if result.success else None)
+        (out / "metrics.json").write_text(json.dumps(result.metrics(), indent=2) + "\n", encoding="utf-8")
+        print(f"reports in {out}/ (report.html, gx_result.json, metrics.json{', validated.jsonl' if result.success else ''})")
+    return 0 if result.success else 1
+
+
+def _key_value(item: str, flag: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep:
+        raise UserInputError(f"{flag} takes OURS=THEIRS, got {item!r}")
+    return key, value
+
+
+def _json_arg(value: str, flag: str) -> dict:
+    """A JSON object given inline or as a file path."""
+    text = Path(value).read_text(encoding="utf-8") if Path(value).is_file() else value
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserInputError(f"{flag}: not a JSON object or a JSON file ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(parsed, dict):
+        raise UserInputError(f"{flag}: expected a JSON object, got {type(parsed).__name__}")
+    return parsed
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kfp-llmops", description="LLM fine-tune-to-rollout pipelines for Kubeflow and Vertex AI.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -114,6 +170,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo-assets", help="build the tiny demo model, tokenizer and datasets (deterministic)")
     p.add_argument("out_dir")
     p.set_defaults(func=cmd_demo_assets)
+
+    p = sub.add_parser("validate", help="validate and screen a dataset: exit 0 passed, 1 critical failure, 2 unreadable")
+    p.add_argument("dataset")
+    p.add_argument("--suite", help="a GX suite (JSON file) instead of the default suite")
+    p.add_argument("--screening", help="screening config overrides (JSON or a JSON file)")
+    p.add_argument("--eval-set", help="check contamination against this eval set")
+    p.add_argument("--reference", help="check drift against this reference dataset")
+    p.add_argument("--out", help="write report.html, gx_result.json, metrics.json and validated.jsonl here")
+    p.add_argument("--format", default="auto", help="jsonl, csv or parquet (default: from the suffix)")
+    p.add_argument("--record-format", default="auto", help="instruction or chat (default: from the columns)")
+    p.add_argument("--column", action="append", metavar="OURS=THEIRS", help="map a column name, e.g. response=completion")
+    p.add_argument("--max-length", type=int, default=4096)
+    p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("compile", help="compile every pipeline for Kubeflow and Vertex AI")
     p.add_argument("--check", action="store_true")

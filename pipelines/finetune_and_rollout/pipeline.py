@@ -31,6 +31,9 @@ def build(target: str = "vertex"):
         base_model: str,
         train_data: str,
         eval_data: str,
+        train_data_sha256: str = "",
+        reference_data: str = "",
+        screening: dict = {},
         train_config: dict = default_train_config,
         min_exact_match_gain: float = 0.01,
         max_perplexity_ratio: float = 1.0,
@@ -43,7 +46,13 @@ def build(target: str = "vertex"):
     ):
         train_ds = dsl.importer(artifact_uri=train_data, artifact_class=Dataset, reimport=False).set_display_name("import-train-data")
         eval_ds = dsl.importer(artifact_uri=eval_data, artifact_class=Dataset, reimport=False).set_display_name("import-eval-data")
-        validated = validate_dataset(dataset=train_ds.output)
+        validated = validate_dataset(
+            dataset=train_ds.output,
+            eval_dataset=eval_ds.output,
+            reference_data=reference_data,
+            expected_sha256=train_data_sha256,
+            screening=screening,
+        )
         with dsl.If(validated.outputs["Output"] == True, name="data-valid"):  # noqa: E712 (a KFP condition)
             prepared = prepare_dataset(dataset=validated.outputs["validated"], base_model=base_model)
             trained = train_lora(prepared=prepared.outputs["prepared"], base_model=base_model, train_config=train_config)

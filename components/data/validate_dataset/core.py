@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from kfp_llmops.datasets import REQUIRED, Table
+from kfp_llmops.datasets import REQUIRED, DatasetSpec, Table, read_table
 from kfp_llmops.errors import ConfigError, UserInputError
 
 SEVERITIES = ("critical", "warning", "info")
@@ -48,13 +48,15 @@ class CheckResult:
     unexpected_count: int = 0
     lines: list[int] = field(default_factory=list)
     examples: list = field(default_factory=list)
+    action: str = ""
 
     def describe(self) -> str:
         if self.success:
             return f"{self.check} passed on field {self.field!r}"
         where = ", ".join(str(n) for n in self.lines) or "n/a"
+        done = {"drop": "; dropped", "mask": "; masked"}.get(self.action, "")
         return (
-            f"[{self.severity}] {self.check} failed on field {self.field!r}: {self.unexpected_count} row(s); "
+            f"[{self.severity}] {self.check} failed on field {self.field!r}: {self.unexpected_count} row(s){done}; "
             f"line(s) {where}; value(s) {self.examples!r}"
         )
 
@@ -66,6 +68,9 @@ class ValidationResult:
     record_format: str
     checks: list[CheckResult] = field(default_factory=list)
     gx_result: dict = field(default_factory=dict)
+    drift: dict[str, float] = field(default_factory=dict)
+    dropped_lines: list[int] = field(default_factory=list)
+    masked_rows: int = 0
 
     @property
     def failures(self) -> list[CheckResult]:
@@ -90,7 +95,13 @@ class ValidationResult:
         out = {"rows": self.rows, "checks": len(self.checks), "checks_failed": len(self.failures),
                "critical_failures": len(self.critical_failures)}
         for c in self.failures:
-            out[f"failed_rows.{c.check}.{c.field}"] = c.unexpected_count
+            if c.unexpected_count:
+                out[f"failed_rows.{c.check}.{c.field}"] = c.unexpected_count
+        for feature, score in self.drift.items():
+            out[f"drift_psi.{feature}"] = score
+        out["rows_dropped"] = len(self.dropped_lines)
+        out["rows_masked"] = self.masked_rows
+        out["rows_out"] = self.rows - len(self.dropped_lines)
         return out
 
     def markdown(self) -> str:
@@ -265,6 +276,76 @@ def _short(value, limit: int = 60):
 
 def _isnan(value) -> bool:
     return isinstance(value, float) and value != value
+
+
+def screening_checks(screened, table: Table) -> list[CheckResult]:
+    """The screening flags and drift scores as checks in the same report as the GX expectations."""
+    from kfp_llmops.components.data.validate_dataset.screening import ACTION_SEVERITY
+
+    checks = []
+    for flag in screened.flags:
+        rows = sorted(flag.rows)
+        checks.append(CheckResult(
+            check=flag.check, field=flag.field, severity=ACTION_SEVERITY[flag.action], success=not rows,
+            unexpected_count=len(rows), lines=[table.line_of(i) for i in rows[:5]], examples=[flag.rows[i] for i in rows[:5]],
+            action=flag.action,
+        ))
+    for feature, score in sorted(screened.drift.items()):
+        checks.append(CheckResult(
+            check="screen_drift_psi", field=feature, severity=ACTION_SEVERITY[screened.drift_action],
+            success=score <= screened.drift_threshold, unexpected_count=0, examples=[round(score, 4)],
+            action=screened.drift_action,
+        ))
+    return checks
+
+
+def validate(table: Table, cfg: ValidationConfig | None = None, screening=None, eval_table: Table | None = None,
+             reference: Table | None = None) -> tuple[ValidationResult, Table]:
+    """The GX suite, then screening; returns the result and the table to pass on (rows dropped, PII masked)."""
+    from kfp_llmops.components.data.validate_dataset.screening import ScreeningConfig, screen
+
+    result = validate_table(table, cfg)
+    screening = screening or ScreeningConfig()
+    screened = screen(table, screening, eval_table, reference)
+    result.checks += screening_checks(screened, table)
+    result.drift = dict(screened.drift)
+    result.dropped_lines = sorted(table.line_of(i) for i in screened.drop)
+    result.masked_rows = len(screened.masked)
+    keep = [i for i in range(len(table)) if i not in screened.drop]
+    cleaned = Table(table.path, table.file_format, table.record_format,
+                    table.frame.iloc[keep].reset_index(drop=True), [table.lines[i] for i in keep])
+    return result, cleaned
+
+
+def validate_files(spec: DatasetSpec, cfg: ValidationConfig | None = None, screening=None, *,
+                   eval_path: str | None = None, reference_path: str | None = None,
+                   expected_sha256: str = "") -> tuple[ValidationResult, Table]:
+    """Reads the dataset (and the eval and reference sets, if given) and validates it: what the component and
+    ``kfp-llmops validate`` both run. ``expected_sha256``, when given, must match the file's content."""
+    from kfp_llmops.lineage import sha256_path
+
+    table = read_table(spec)
+    if expected_sha256 and sha256_path(spec.path) != expected_sha256:
+        raise UserInputError(f"{spec.path}: content sha256 {sha256_path(spec.path)} differs from the expected {expected_sha256} "
+                             "(the file changed after the run was submitted)")
+    eval_table = read_table(DatasetSpec(eval_path, columns=spec.columns)) if eval_path else None
+    reference = read_table(DatasetSpec(reference_path, columns=spec.columns)) if reference_path else None
+    return validate(table, cfg, screening, eval_table, reference)
+
+
+def write_outputs(result: ValidationResult, cleaned: Table, *, report_path, gx_result_path, data_path=None) -> None:
+    """Writes the HTML report, the GX result JSON and (if ``data_path``) the canonical JSONL, each atomically."""
+    from kfp_llmops.components.data.validate_dataset.report import render_html
+    from kfp_llmops.datasets import write_canonical_jsonl
+    from kfp_llmops.lineage import atomic_file
+
+    with atomic_file(report_path) as tmp:
+        tmp.write_text(render_html(result), encoding="utf-8")
+    with atomic_file(gx_result_path) as tmp:
+        tmp.write_text(json.dumps(result.gx_result, indent=1, default=str), encoding="utf-8")
+    if data_path is not None:
+        with atomic_file(data_path) as tmp:
+            write_canonical_jsonl(cleaned, tmp)
 
 
 def raise_on_failure(result: ValidationResult) -> None:

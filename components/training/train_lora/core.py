@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from kfp_llmops.config import from_dict
 from kfp_llmops.errors import ConfigError, UserInputError
 from kfp_llmops.modeling import Example, load_causal_lm, response_nll, train_loop
 
@@ -44,17 +45,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "TrainConfig":
-        values = dict(values or {})
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ConfigError(f"TrainConfig: unknown field(s) {unknown}; known fields are {sorted(known)}")
-        for name, value in values.items():
-            default = known[name].default
-            # kfp.local and the KFP UI hand integers back as floats: accept whole floats where an int is meant.
-            if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float) and value.is_integer():
-                values[name] = int(value)
-        return cls(**values)
+        return from_dict(cls, values)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

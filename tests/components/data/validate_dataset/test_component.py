@@ -57,3 +57,21 @@ def test_unreadable_input_exits_with_file_and_line_and_writes_nothing(tmp_path, 
     err = capsys.readouterr().err
     assert f"ERROR: {bad}:2: malformed JSON" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_file_changed_after_submission_is_refused(tmp_path, demo_assets, capsys):
+    with pytest.raises(SystemExit):
+        validate_dataset.python_func(dataset=Dataset(uri=str(demo_assets / "train.jsonl")), expected_sha256="0" * 64,
+                                     **_outputs(tmp_path))
+    assert "differs from the expected " + "0" * 64 in capsys.readouterr().err
+
+
+def test_contamination_with_the_eval_set_drops_rows_and_records_parents(tmp_path, demo_assets, write_jsonl, read_jsonl):
+    train = read_jsonl(demo_assets / "train.jsonl")[:50] + read_jsonl(demo_assets / "eval.jsonl")[:2]
+    outs = _outputs(tmp_path)
+    eval_ds = Dataset(uri=str(demo_assets / "eval.jsonl"))
+    assert validate_dataset.python_func(dataset=Dataset(uri=str(write_jsonl(tmp_path / "t.jsonl", train))), eval_dataset=eval_ds, **outs)
+    meta = outs["validated"].metadata
+    assert (meta["rows"], meta["source_rows"]) == (50, 52)
+    assert meta["parents"]["eval_dataset"] == eval_ds.uri
+    assert outs["metrics"].metadata["failed_rows.screen_eval_contamination.all text"] == 2

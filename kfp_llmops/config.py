@@ -1,0 +1,27 @@
+"""Building config dataclasses from dicts (pipeline parameters, YAML, JSON) with unknown fields rejected."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+from kfp_llmops.errors import ConfigError
+
+
+def from_dict(cls, values: dict | None, *, where: str | None = None):
+    """``cls(**values)`` after rejecting unknown fields (naming them) and turning whole floats into ints where the
+    field is an int (kfp.local and the KFP UI send integers as floats). Nested dataclass fields take dicts."""
+    name = where or cls.__name__
+    values = dict(values or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"{name}: unknown field(s) {unknown}; known fields are {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        hint = hints.get(key)
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            values[key] = from_dict(hint, value, where=f"{name}.{key}")
+        elif hint is int and isinstance(value, float) and value.is_integer():
+            values[key] = int(value)
+    return cls(**values)
