@@ -11,7 +11,7 @@ TORCH ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install demo demo-assets compile check test test-all clean
+.PHONY: install demo demo-assets compile check test test-all bench clean
 
 install: $(STAMP)
 
@@ -40,6 +40,10 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -m "slow or not slow" $(PYTEST_ARGS)
+
+# Benchmarks: each writes build/bench/<name>.json (ours vs a baseline run side by side) and prints the table.
+bench: $(STAMP)
+	$(PY) benchmarks/validate.py
 
 clean:
 	rm -rf build local_outputs .pytest_cache

@@ -163,7 +163,7 @@ def validate_table(table: Table, cfg: ValidationConfig | None = None) -> Validat
     frame = table.frame.copy()
     if table.record_format == "instruction":
         for col in [c for c in ("instruction", "input", "response") if c in frame.columns]:
-            bad = [i for i, v in enumerate(frame[col]) if not (v is None or _isnan(v) or isinstance(v, str))]
+            bad = _non_strings(frame[col])
             result.checks.append(_check("expect_column_values_to_be_strings", col, "critical", bad, frame[col], table, cfg))
             if bad:
                 frame[col] = frame[col].map(lambda v: v if v is None or _isnan(v) or isinstance(v, str) else str(v))
@@ -179,11 +179,27 @@ def validate_table(table: Table, cfg: ValidationConfig | None = None) -> Validat
         col = kwargs.get("column") or "+".join(kwargs.get("column_list", []))
         severity = _severity(r.expectation_config)
         idx = [i if isinstance(i, int) else next(iter(i.values())) for i in (r.result.get("partial_unexpected_index_list") or [])]
-        values = frame[col] if col in frame.columns else frame[kwargs.get("column_list", [])].astype(str).agg(" | ".join, axis=1)
+        values = frame[col] if col in frame.columns else _joined(frame, kwargs.get("column_list", []), idx)
         count = int(r.result.get("unexpected_count") or (0 if r.success else len(idx)))
         check = _check(r.expectation_config.type, col, severity, idx, values, table, cfg, success=r.success, count=count)
         result.checks.append(check)
     return result
+
+
+def _non_strings(series) -> list[int]:
+    """Row indexes whose value is neither missing nor a string (pandas' C type inference first: usually all strings)."""
+    import pandas as pd
+
+    if pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
+        return []
+    return [i for i, v in enumerate(series) if not (v is None or _isnan(v) or isinstance(v, str))]
+
+
+def _joined(frame, columns: list[str], rows: list[int]):
+    """``col1 | col2`` for the rows shown in a compound-column failure (and only those)."""
+    import pandas as pd
+
+    return pd.Series({i: " | ".join(str(frame[c].iloc[i]) for c in columns) for i in rows}, dtype=object)
 
 
 def chat_columns(messages):
@@ -260,7 +276,7 @@ def _check(check, col, severity, indices, series, table: Table, cfg: ValidationC
         success=(not indices) if success is None else bool(success),
         unexpected_count=len(indices) if count is None else count,
         lines=[table.line_of(i) for i in shown],
-        examples=[_short(series.iloc[i]) for i in shown],
+        examples=[_short(series.loc[i]) for i in shown],
     )
 
 

@@ -1,0 +1,47 @@
+"""The benchmark result format shared by every benchmark: one JSON object per file under build/bench/.
+
+``{"name", "metric", "unit", "ours", "baseline", "baseline_name", "ratio", "goal", "details"}``, with ``ratio``
+oriented so that higher is better for us, and a table of all results printed at the end of ``make bench``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+OUT = Path(os.environ.get("KFP_LLMOPS_BENCH_OUT") or Path(__file__).resolve().parent.parent / "build" / "bench")
+
+
+def best_of(fn, repeats: int) -> float:
+    """The fastest of ``repeats`` wall-clock timings of ``fn()``, in seconds."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def write_result(name: str, *, metric: str, unit: str, ours: float, baseline: float, baseline_name: str,
+                 higher_is_better: bool, goal: str, details: dict) -> dict:
+    ratio = ours / baseline if higher_is_better else baseline / ours
+    result = {
+        "name": name, "metric": metric, "unit": unit, "ours": ours, "baseline": baseline,
+        "baseline_name": baseline_name, "ratio": ratio, "goal": goal,
+        "details": {**details, "machine": f"{platform.machine()}, {platform.python_version()}"},
+    }
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return result
+
+
+def table() -> str:
+    rows = [json.loads(p.read_text()) for p in sorted(OUT.glob("*.json"))]
+    lines = [f"{'benchmark':<12} {'metric':<28} {'ours':>12} {'baseline':>12} {'ratio':>7}  goal",
+             "-" * 88]
+    for r in rows:
+        lines.append(f"{r['name']:<12} {r['metric']:<28} {r['ours']:>12.4g} {r['baseline']:>12.4g} {r['ratio']:>7.3f}  {r['goal']}")
+    return "\n".join(lines)

@@ -1,0 +1,25 @@
+"""The benchmarks run (on a small size) and write the shared result format; no timing is asserted."""
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+FIELDS = {"name", "metric", "unit", "ours", "baseline", "baseline_name", "ratio", "goal", "details"}
+
+
+def test_validate_benchmark_writes_the_result_format(tmp_path, monkeypatch):
+    monkeypatch.setenv("KFP_LLMOPS_BENCH_OUT", str(tmp_path))
+    monkeypatch.syspath_prepend(str(BENCH))
+    monkeypatch.setattr(sys, "argv", ["validate.py", "--rows", "2000", "--repeats", "1"])
+    for name in ("common", "validate"):
+        sys.modules.pop(name, None)
+    try:
+        runpy.run_path(str(BENCH / "validate.py"), run_name="__main__")
+    except SystemExit as exc:
+        assert exc.code == 0
+    result = json.loads((tmp_path / "validate.json").read_text())
+    assert set(result) == FIELDS
+    assert result["details"]["rows"] == 2000
+    assert result["ratio"] == result["baseline"] / result["ours"]
