@@ -42,8 +42,9 @@ test-all: $(STAMP)
 	$(PY) -m pytest -m "slow or not slow" $(PYTEST_ARGS)
 
 # Benchmarks: each writes build/bench/<name>.json (ours vs a baseline run side by side) and prints the table.
-bench: $(STAMP)
+bench: $(DEMO_ASSETS)/assets.json
 	$(PY) benchmarks/validate.py
+	$(PY) benchmarks/eval.py --assets $(DEMO_ASSETS)
 
 clean:
 	rm -rf build local_outputs .pytest_cache

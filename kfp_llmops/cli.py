@@ -144,6 +144,41 @@ def cmd_validate(args) -> int:
     return 0 if result.success else 1
 
 
+def cmd_evaluate(args) -> int:
+    """Exit 0: the gate promotes; 1: it blocks; 2: bad input (missing model, empty eval set, bad config...)."""
+    from kfp_llmops.components.evaluation.evaluate_model import core
+    from kfp_llmops.components.evaluation.evaluate_model.report import render_html
+    from kfp_llmops.components.evaluation.regression_gate.core import GateConfig, decide
+    from kfp_llmops.datasets import instruction_pairs, read_jsonl
+    from kfp_llmops.modeling import load_tokenizer
+
+    try:
+        cfg = core.EvalConfig.from_dict(_json_arg(args.eval_config, "--eval-config") if args.eval_config else None)
+        gate_cfg = GateConfig.from_dict(_json_arg(args.gate_config, "--gate-config") if args.gate_config else None)
+        pairs = instruction_pairs(read_jsonl(args.eval_data))
+        if not Path(args.adapter).is_dir():
+            raise UserInputError(f"--adapter {args.adapter}: no such adapter folder")
+        tokenizer = load_tokenizer(args.base_model)
+        named = {"base": args.base_model, **dict(_key_value(b, "--baseline") for b in args.baseline or [])}
+        baselines = core.load_baselines(named, tokenizer)
+        candidate = core.load_candidate(args.base_model, args.adapter, merge=True)
+        report = core.evaluate_all(candidate, baselines, tokenizer, pairs, cfg)
+        decision = decide(report["comparisons"], gate_cfg)
+    except UserInputError as exc:
+        print(f"kfp-llmops evaluate: error: {exc}", file=sys.stderr)
+        return 2
+    flat = core.flat_metrics(report)
+    for key in ("exact_match", "rouge_l", "bleu", "perplexity", "ece", "latency_p95_ms", "attack_success_rate"):
+        print(f"{key:<20} " + "  ".join(f"{name} {flat[f'{name}.{key}']:.4f}" for name in report["models"] if f"{name}.{key}" in flat))
+    print(decision.markdown())
+    if args.out:
+        out = Path(args.out)
+        core.write_results(report, out)
+        (out / "report.html").write_text(render_html(report, decision), encoding="utf-8")
+        (out / "metrics.json").write_text(json.dumps(flat, indent=1) + "\n", encoding="utf-8")
+    return 0 if decision.passed else 1
+
+
 def _key_value(item: str, flag: str) -> tuple[str, str]:
     key, sep, value = item.partition("=")
     if not sep:
@@ -183,6 +218,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--column", action="append", metavar="OURS=THEIRS", help="map a column name, e.g. response=completion")
     p.add_argument("--max-length", type=int, default=4096)
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("evaluate", help="evaluate an adapter against baselines and gate it: exit 0 promote, 1 blocked, 2 bad input")
+    p.add_argument("--base-model", required=True)
+    p.add_argument("--adapter", required=True, help="the LoRA adapter folder")
+    p.add_argument("--eval-data", required=True, help="held-out JSONL")
+    p.add_argument("--baseline", action="append", metavar="NAME=MODEL", help="another baseline, e.g. production=/models/prod")
+    p.add_argument("--eval-config", help="EvalConfig overrides (JSON or a JSON file)")
+    p.add_argument("--gate-config", help="GateConfig overrides (JSON or a JSON file)")
+    p.add_argument("--out", help="write report.json, examples.jsonl, report.html and metrics.json here")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("compile", help="compile every pipeline for Kubeflow and Vertex AI")
     p.add_argument("--check", action="store_true")

@@ -84,8 +84,11 @@ class RunSummary:
         if evaluation:
             m = evaluation[0]["metadata"]
             lines += ["", "Key metrics:"]
-            for key in ("exact_match", "perplexity"):
-                lines.append(f"  {key:<12} candidate {m[f'candidate_{key}']:.4f}  baseline {m[f'baseline_{key}']:.4f}")
+            baselines = sorted({k.split(".")[0] for k in m if k.endswith(".exact_match") and k.count(".") == 1} - {"candidate"})
+            for key in ("exact_match", "rouge_l", "perplexity", "latency_p95_ms", "attack_success_rate"):
+                if f"candidate.{key}" in m:
+                    others = "  ".join(f"{b} {m[f'{b}.{key}']:.4f}" for b in baselines)
+                    lines.append(f"  {key:<20} candidate {m[f'candidate.{key}']:.4f}  {others}")
         decision = self.artifacts("regression-gate", "decision")
         if decision:
             meta = decision[0]["metadata"]

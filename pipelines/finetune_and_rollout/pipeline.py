@@ -35,8 +35,9 @@ def build(target: str = "vertex"):
         reference_data: str = "",
         screening: dict = {},
         train_config: dict = default_train_config,
-        min_exact_match_gain: float = 0.01,
-        max_perplexity_ratio: float = 1.0,
+        baseline_models: dict = {},
+        eval_config: dict = {},
+        gate_config: dict = {},
         model_name: str = "llm",
         deploy_target: str = "local",
         namespace: str = "kfp-llmops",
@@ -57,12 +58,14 @@ def build(target: str = "vertex"):
             prepared = prepare_dataset(dataset=validated.outputs["validated"], base_model=base_model)
             trained = train_lora(prepared=prepared.outputs["prepared"], base_model=base_model, train_config=train_config)
             gpu_task(trained, target)
-            evaluated = evaluate_model(base_model=base_model, adapter=trained.outputs["adapter"], eval_dataset=eval_ds.output)
-            gate = regression_gate(
-                evaluation=evaluated.outputs["metrics"],
-                min_exact_match_gain=min_exact_match_gain,
-                max_perplexity_ratio=max_perplexity_ratio,
+            evaluated = evaluate_model(
+                base_model=base_model,
+                adapter=trained.outputs["adapter"],
+                eval_dataset=eval_ds.output,
+                baseline_models=baseline_models,
+                eval_config=eval_config,
             )
+            gate = regression_gate(evaluation=evaluated.outputs["results"], gate_config=gate_config)
             with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (a KFP condition, not Python)
                 exported = export_onnx(base_model=base_model, adapter=trained.outputs["adapter"], eval_dataset=eval_ds.output)
                 registered = register_model(

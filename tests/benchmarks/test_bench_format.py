@@ -23,3 +23,19 @@ def test_validate_benchmark_writes_the_result_format(tmp_path, monkeypatch):
     assert set(result) == FIELDS
     assert result["details"]["rows"] == 2000
     assert result["ratio"] == result["baseline"] / result["ours"]
+
+
+def test_eval_benchmark_writes_the_result_format(tmp_path, monkeypatch, demo_assets):
+    monkeypatch.setenv("KFP_LLMOPS_BENCH_OUT", str(tmp_path))
+    monkeypatch.syspath_prepend(str(BENCH))
+    monkeypatch.setattr(sys, "argv", ["eval.py", "--assets", str(demo_assets), "--examples", "8", "--repeats", "1"])
+    for name in ("common", "eval"):
+        sys.modules.pop(name, None)
+    try:
+        runpy.run_path(str(BENCH / "eval.py"), run_name="__main__")
+    except SystemExit as exc:
+        assert exc.code == 0
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert set(result) == FIELDS
+    assert result["details"]["identical_answers"] == 8  # same answers both ways
+    assert result["ratio"] == result["ours"] / result["baseline"]

@@ -27,15 +27,25 @@ def test_check_names_a_stale_file(tmp_path):
         for spec in DEFAULT_OUT.joinpath(target).glob("*.yaml"):
             (tmp_path / target / spec.name).write_text(spec.read_text().replace(RUNTIME_IMAGE, "runtime:latest"))
     problems = check(tmp_path)
-    assert len(problems) == 2 and all("differs from what the code compiles" in p for p in problems)
+    assert len(problems) == 2 * len(PIPELINES) and all("differs from what the code compiles" in p for p in problems)
     assert "runtime:latest" in problems[0]
-    assert str(tmp_path / "kfp" / "finetune-and-rollout.yaml") in problems[0]
+    assert any(str(tmp_path / "kfp" / "finetune-and-rollout.yaml") in p for p in problems)
 
 
 @pytest.mark.parametrize("path", KFP_SPECS, ids=lambda p: p.name)
-def test_kfp_spec_parses_strictly_with_kubernetes_settings(path: Path):
-    pipeline_doc, platform_doc = yaml.safe_load_all(path.read_text())
-    spec = json_format.ParseDict(pipeline_doc, pipeline_spec_pb2.PipelineSpec())
+def test_kfp_spec_parses_strictly(path: Path):
+    docs = list(yaml.safe_load_all(path.read_text()))
+    assert len(docs) in (1, 2)
+    json_format.ParseDict(docs[0], pipeline_spec_pb2.PipelineSpec())  # unknown fields rejected
+    if len(docs) == 2:
+        platform = json_format.ParseDict(docs[1], pipeline_spec_pb2.PlatformSpec())
+        executors = json_format.MessageToDict(platform.platforms["kubernetes"].deployment_spec)["executors"]
+        for cfg in executors.values():
+            json_format.ParseDict(cfg, kubernetes_executor_config_pb2.KubernetesExecutorConfig())
+
+
+def test_finetune_spec_has_the_kubernetes_settings():
+    _, platform_doc = yaml.safe_load_all((DEFAULT_OUT / "kfp" / "finetune-and-rollout.yaml").read_text())
     platform = json_format.ParseDict(platform_doc, pipeline_spec_pb2.PlatformSpec())
     executors = json_format.MessageToDict(platform.platforms["kubernetes"].deployment_spec)["executors"]
     configs = {name: json_format.ParseDict(cfg, kubernetes_executor_config_pb2.KubernetesExecutorConfig()) for name, cfg in executors.items()}
@@ -45,7 +55,6 @@ def test_kfp_spec_parses_strictly_with_kubernetes_settings(path: Path):
     [secret] = configs["exec-register-model"].secret_as_env
     assert secret.secret_name == "model-registry-credentials"
     assert {k.env_var for k in secret.key_to_env} == {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}
-    assert spec.deployment_spec  # parsed into the proto, unknown fields rejected
 
 
 @pytest.mark.parametrize("path", KFP_SPECS + VERTEX_SPECS, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -68,9 +77,11 @@ def test_vertex_spec_is_one_document_and_builds_a_pipeline_job_offline(path: Pat
     docs = list(yaml.safe_load_all(path.read_text()))
     assert len(docs) == 1
     json_format.ParseDict(docs[0], pipeline_spec_pb2.PipelineSpec())
+    required = {name: f"gs://b/{name}" for name, spec in docs[0]["root"]["inputDefinitions"]["parameters"].items()
+                if not spec.get("isOptional")}
     job = vertex_job(
         str(path),
-        {"base_model": "org/base", "train_data": "gs://b/train.jsonl", "eval_data": "gs://b/eval.jsonl"},
+        required,
         project="my-project",
         location="us-central1",
         pipeline_root="gs://b/root",
@@ -78,4 +89,4 @@ def test_vertex_spec_is_one_document_and_builds_a_pipeline_job_offline(path: Pat
     )
     runtime = job._gca_resource.runtime_config
     assert runtime.gcs_output_directory == "gs://b/root"
-    assert runtime.parameter_values["train_data"] == "gs://b/train.jsonl"
+    assert runtime.parameter_values["eval_data"] == "gs://b/eval_data"

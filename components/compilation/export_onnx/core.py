@@ -29,9 +29,7 @@ def merge_adapter(base_model: str, adapter_dir: str):
     """Base model with the adapter's weights folded in (a plain ``transformers`` model again)."""
     from kfp_llmops.components.evaluation.evaluate_model.core import load_candidate
 
-    merged = load_candidate(base_model, adapter_dir).merge_and_unload()
-    merged.eval()
-    return merged
+    return load_candidate(base_model, adapter_dir, merge=True)
 
 
 def logits_module(model):

@@ -1,7 +1,7 @@
-"""KFP component: evaluate the candidate adapter against the baseline model on a held-out set."""
+"""KFP component: evaluate the candidate adapter against baselines on a held-out set, side by side."""
 
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output
 
 from kfp_llmops.images import RUNTIME_IMAGE
 
@@ -12,27 +12,39 @@ def evaluate_model(
     adapter: Input[Model],
     eval_dataset: Input[Dataset],
     metrics: Output[Metrics],
-    report: Output[Markdown],
-    baseline_model: str = "",
-    max_new_tokens: int = 32,
+    report: Output[HTML],
+    results: Output[Dataset],
+    baseline_models: dict = {},
+    eval_config: dict = {},
 ):
-    """Perplexity and exact match for candidate (base + adapter) and baseline (``baseline_model`` or the base)."""
+    """Quality, golden-prompt regression, speed and cost, and safety for the candidate (base + adapter, merged as
+    served) and each baseline: ``baseline_models`` maps names to model ids or paths (the production model, say);
+    the base model is always one of them, as ``base``. ``eval_config`` overrides EvalConfig fields."""
+    import json
+
     from kfp_llmops.components.evaluation.evaluate_model import core
+    from kfp_llmops.components.evaluation.evaluate_model.report import render_html
     from kfp_llmops.datasets import instruction_pairs, read_jsonl
     from kfp_llmops.errors import user_errors
-    from kfp_llmops.lineage import atomic_file
-    from kfp_llmops.modeling import load_causal_lm, load_tokenizer
+    from kfp_llmops.lineage import atomic_dir, atomic_file, lineage
+    from kfp_llmops.modeling import load_tokenizer
 
     with user_errors():
-        cfg = core.EvalConfig(max_new_tokens=max_new_tokens)
+        cfg = core.EvalConfig.from_dict(dict(eval_config))
         pairs = instruction_pairs(read_jsonl(eval_dataset.path))
         tokenizer = load_tokenizer(base_model)
-        candidate = core.evaluate(core.load_candidate(base_model, adapter.path), tokenizer, pairs, cfg)
-        baseline = core.evaluate(load_causal_lm(baseline_model or base_model), tokenizer, pairs, cfg)
-        scores = core.compare(candidate, baseline)
-        with atomic_file(report.path) as tmp:
-            tmp.write_text(core.report_markdown(scores, pairs, candidate, baseline), encoding="utf-8")
-    for name, value in scores.items():
+        named = {"base": base_model, **dict(baseline_models)}
+        baselines = core.load_baselines(named, tokenizer)
+        candidate = core.load_candidate(base_model, adapter.path, merge=True)
+        result = core.evaluate_all(candidate, baselines, tokenizer, pairs, cfg)
+    with atomic_dir(results.path) as tmp:
+        core.write_results(result, tmp)
+    with atomic_file(report.path) as tmp:
+        tmp.write_text(render_html(result), encoding="utf-8")
+    parents = {"adapter": adapter.uri, "eval_dataset": eval_dataset.uri}
+    results.metadata.update(lineage(path=results.path, parents=parents, base_model=base_model, baselines=named,
+                                    examples=len(pairs), format="evaluation-results"))
+    report.metadata.update({"parents": parents})
+    for name, value in core.flat_metrics(result).items():
         metrics.log_metric(name, value)
-    report.metadata.update({"baseline_model": baseline_model or base_model, "parents": {"adapter": adapter.uri, "eval_dataset": eval_dataset.uri}})
-    print(scores)
+    print(json.dumps({k: v for k, v in core.flat_metrics(result).items() if k.startswith("candidate.")}, indent=1))

@@ -1,12 +1,25 @@
-"""Side-by-side evaluation of a candidate (base + LoRA adapter) and a baseline model; never imports kfp."""
+"""Evaluates a candidate (base model + LoRA adapter) against one or more baselines, side by side, on the same
+held-out set: quality (perplexity, exact match, ROUGE-L, BLEU, calibration), regression on golden prompts, speed and
+cost, and an offline safety suite. Never imports kfp."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import os
+import resource
+import time
+from dataclasses import asdict, dataclass
 
+import numpy as np
+
+from kfp_llmops.components.evaluation.evaluate_model import metrics, safety_suite
+from kfp_llmops.config import from_dict
 from kfp_llmops.errors import ConfigError, UserInputError
-from kfp_llmops.modeling import encode_example, greedy_answers, load_causal_lm, response_nll
+from kfp_llmops.modeling import collate, encode_example, load_causal_lm
+from kfp_llmops.prompts import format_prompt
+
+CANDIDATE = "candidate"
+PER_EXAMPLE = ("exact_match", "rouge_l", "bleu", "nll")
 
 
 @dataclass(frozen=True)
@@ -14,62 +27,290 @@ class EvalConfig:
     max_new_tokens: int = 32
     max_length: int = 256
     batch_size: int = 32
+    golden_prompts: int = 20
+    latency_requests: int = 32
+    latency_tokens: int = 16
+    throughput_batch: int = 8
+    price_per_hour: float = 2.0
+    safety: bool = True
+    bootstrap_resamples: int = 1000
+    seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("max_new_tokens", "max_length", "batch_size"):
+        for name in ("max_new_tokens", "max_length", "batch_size", "latency_requests", "latency_tokens", "throughput_batch",
+                     "bootstrap_resamples"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"EvalConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        if self.golden_prompts < 0 or self.price_per_hour < 0:
+            raise ConfigError("EvalConfig.golden_prompts and price_per_hour must be >= 0")
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "EvalConfig":
+        return from_dict(cls, values)
 
 
-def load_candidate(base_model: str, adapter_dir: str):
-    """The base model with the LoRA adapter applied (not merged)."""
+def load_candidate(base_model: str, adapter_dir: str, *, merge: bool = False):
+    """The base model with the LoRA adapter applied; ``merge`` folds it into the weights (as served)."""
     from peft import PeftModel
 
-    return PeftModel.from_pretrained(load_causal_lm(base_model), adapter_dir)
+    model = PeftModel.from_pretrained(load_causal_lm(base_model), adapter_dir)
+    return model.merge_and_unload().eval() if merge else model
 
 
-def evaluate(model, tokenizer, pairs: list[tuple[str, str]], cfg: EvalConfig | None = None) -> dict:
-    """Perplexity of the reference responses and exact match of greedy answers."""
-    cfg = cfg or EvalConfig()
-    if not pairs:
-        raise UserInputError("the evaluation set is empty")
+def load_baseline(model_id_or_path: str):
+    looks_local = model_id_or_path.startswith((".", "/", "~")) or os.sep in model_id_or_path.strip("/").split("/", 1)[-1]
+    if looks_local and not os.path.exists(os.path.expanduser(model_id_or_path)):
+        raise UserInputError(f"baseline model {model_id_or_path!r}: no such path")
+    return load_causal_lm(os.path.expanduser(model_id_or_path))
+
+
+def load_baselines(named: dict[str, str], tokenizer) -> dict:
+    """``{name: model}`` for ``{name: id or path}``; a missing path or a different tokenizer fails before any work."""
+    from kfp_llmops.modeling import load_tokenizer
+
+    models = {}
+    for name, path in named.items():
+        model = load_baseline(path)
+        check_same_tokenizer(tokenizer, load_tokenizer(os.path.expanduser(path)), name)
+        models[name] = model
+    return models
+
+
+def check_same_tokenizer(tokenizer, other, name: str) -> None:
+    if tokenizer.get_vocab() != other.get_vocab():
+        raise UserInputError(f"the tokenizer of baseline {name!r} differs from the candidate's; "
+                             "scores over different tokenizations are not comparable")
+
+
+# --- generation ----------------------------------------------------------------------------------------------
+
+
+def generate(model, tokenizer, instructions: list[str], *, max_new_tokens: int, batch_size: int, fixed_length: bool = False):
+    """Greedy answers and, per answer, its confidence (geometric mean probability of the generated tokens)
+    and number of generated tokens. ``fixed_length`` generates exactly ``max_new_tokens`` (for speed measurements)."""
+    import torch
+
+    tokenizer.padding_side = "left"
+    answers, confidences, lengths = [], [], []
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(instructions), batch_size):
+            enc = tokenizer([format_prompt(i) for i in instructions[start : start + batch_size]],
+                            return_tensors="pt", padding=True, add_special_tokens=False)
+            extra = {"min_new_tokens": max_new_tokens} if fixed_length else {}
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, output_scores=True, **extra,
+                                 return_dict_in_generate=True, pad_token_id=tokenizer.pad_token_id,
+                                 eos_token_id=tokenizer.eos_token_id)
+            new = out.sequences[:, enc["input_ids"].shape[1] :]
+            logprobs = torch.stack([torch.log_softmax(s.float(), -1) for s in out.scores], 1)  # batch, steps, vocab
+            chosen = logprobs.gather(-1, new.unsqueeze(-1)).squeeze(-1)
+            for row in range(new.shape[0]):
+                tokens = new[row].tolist()
+                n = tokens.index(tokenizer.eos_token_id) + 1 if tokenizer.eos_token_id in tokens and not fixed_length else len(tokens)
+                confidences.append(float(math.exp(chosen[row, :n].mean())) if n else 0.0)
+                lengths.append(n)
+                answers.append(tokenizer.decode(tokens[:n], skip_special_tokens=True).strip())
+    return answers, confidences, lengths
+
+
+def example_nll(model, tokenizer, pairs, cfg: EvalConfig) -> list[tuple[float, int]]:
+    """Per example: summed negative log-likelihood of the reference response, and its token count."""
+    import torch
+
     examples = [encode_example(tokenizer, i, r, cfg.max_length) for i, r in pairs]
-    nll, count = response_nll(model, examples, pad_id=tokenizer.pad_token_id, batch_size=cfg.batch_size)
-    answers = greedy_answers(
-        model, tokenizer, [i for i, _ in pairs], max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size
-    )
-    hits = [a == r.strip() for a, (_, r) in zip(answers, pairs)]
-    return {
-        "perplexity": math.exp(nll / max(1, count)),
-        "exact_match": sum(hits) / len(hits),
-        "examples": len(pairs),
-        "answers": answers,
-    }
-
-
-def compare(candidate: dict, baseline: dict) -> dict[str, float]:
-    """The flat scalars a Metrics artifact and the gate read: ``candidate_*``, ``baseline_*`` and ``delta_*``."""
-    out: dict[str, float] = {}
-    for key in ("perplexity", "exact_match"):
-        out[f"candidate_{key}"] = candidate[key]
-        out[f"baseline_{key}"] = baseline[key]
-        out[f"delta_{key}"] = candidate[key] - baseline[key]
-    out["examples"] = candidate["examples"]
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(examples), cfg.batch_size):
+            batch = collate(examples[start : start + cfg.batch_size], tokenizer.pad_token_id)
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
+            labels = batch["labels"][:, 1:]
+            loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, reduction="none")
+            mask = labels != -100
+            out += [(float(loss[r][mask[r]].sum()), int(mask[r].sum())) for r in range(labels.shape[0])]
     return out
 
 
-def report_markdown(scores: dict[str, float], pairs, candidate: dict, baseline: dict, shown: int = 5) -> str:
-    lines = [
-        "# Evaluation: candidate vs baseline",
-        "",
-        "| metric | candidate | baseline | delta |",
-        "|---|---|---|---|",
-    ]
-    for key in ("exact_match", "perplexity"):
-        lines.append(
-            f"| {key} | {scores[f'candidate_{key}']:.4f} | {scores[f'baseline_{key}']:.4f} | {scores[f'delta_{key}']:+.4f} |"
-        )
-    lines += ["", f"Examples ({shown} of {len(pairs)}):", "", "| instruction | reference | candidate | baseline |", "|---|---|---|---|"]
-    for (instruction, reference), c, b in list(zip(pairs, candidate["answers"], baseline["answers"]))[:shown]:
-        lines.append(f"| {instruction} | {reference} | {c} | {b} |")
-    return "\n".join(lines) + "\n"
+# --- one model ------------------------------------------------------------------------------------------------
+
+
+def evaluate_quality(model, tokenizer, pairs, cfg: EvalConfig) -> tuple[dict, list[dict]]:
+    if not pairs:
+        raise UserInputError("the evaluation set is empty")
+    answers, confidences, _ = generate(model, tokenizer, [i for i, _ in pairs], max_new_tokens=cfg.max_new_tokens,
+                                       batch_size=cfg.batch_size)
+    nlls = example_nll(model, tokenizer, pairs, cfg)
+    rows = []
+    for k, ((instruction, reference), answer, conf, (nll, count)) in enumerate(zip(pairs, answers, confidences, nlls)):
+        reference = reference.strip()
+        rows.append({
+            "index": k, "instruction": instruction, "reference": reference, "answer": answer,
+            "exact_match": float(answer == reference), "rouge_l": metrics.rouge_l(answer, reference),
+            "bleu": metrics.sentence_bleu(answer, reference), "confidence": conf, "nll": nll, "tokens": count,
+        })
+    total_nll, total_tokens = sum(r["nll"] for r in rows), sum(r["tokens"] for r in rows)
+    summary = {
+        "examples": len(rows),
+        "perplexity": math.exp(total_nll / max(1, total_tokens)),
+        "exact_match": float(np.mean([r["exact_match"] for r in rows])),
+        "rouge_l": float(np.mean([r["rouge_l"] for r in rows])),
+        "bleu": metrics.corpus_bleu([r["answer"] for r in rows], [r["reference"] for r in rows]),
+        "ece": metrics.expected_calibration_error([r["confidence"] for r in rows], [r["exact_match"] for r in rows]),
+    }
+    for key in ("exact_match", "rouge_l"):
+        lo, hi = metrics.bootstrap_ci([r[key] for r in rows], resamples=cfg.bootstrap_resamples, seed=cfg.seed)
+        summary[f"{key}_ci_low"], summary[f"{key}_ci_high"] = lo, hi
+    return summary, rows
+
+
+def measure_speeds(models: dict, tokenizer, instructions: list[str], cfg: EvalConfig) -> dict[str, dict]:
+    """Per model: latency per request at batch 1 (p50/p95), generated tokens/s at batch 1 and at
+    ``throughput_batch``, the process's peak resident memory, and cost per 1,000 generated tokens at
+    ``price_per_hour``. Every request generates exactly ``latency_tokens`` tokens, so models are compared on speed,
+    not on answer length, and requests alternate between the models, so drift in machine load hits all alike."""
+    prompts = (instructions * math.ceil(cfg.latency_requests / max(1, len(instructions))))[: cfg.latency_requests]
+    run = dict(max_new_tokens=cfg.latency_tokens, fixed_length=True)
+    for model in models.values():  # warm-up
+        generate(model, tokenizer, prompts[:2], batch_size=1, **run)
+    latencies = {name: [] for name in models}
+    tokens = dict.fromkeys(models, 0)
+    for p in prompts:
+        for name, model in models.items():
+            start = time.perf_counter()
+            _, _, n = generate(model, tokenizer, [p], batch_size=1, **run)
+            latencies[name].append(time.perf_counter() - start)
+            tokens[name] += n[0]
+    out = {}
+    for name, model in models.items():
+        start = time.perf_counter()
+        _, _, n = generate(model, tokenizer, prompts, batch_size=cfg.throughput_batch, **run)
+        batched_s = time.perf_counter() - start
+        tps_b = sum(n) / batched_s
+        out[name] = {
+            "latency_ms": [1000 * x for x in latencies[name]],
+            "latency_p50_ms": 1000 * metrics.percentile(latencies[name], 50),
+            "latency_p95_ms": 1000 * metrics.percentile(latencies[name], 95),
+            "tokens_per_s_batch1": tokens[name] / sum(latencies[name]),
+            f"tokens_per_s_batch{cfg.throughput_batch}": tps_b,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "cost_per_1k_tokens": cfg.price_per_hour / 3600 / tps_b * 1000,
+        }
+    return out
+
+
+def run_safety(model, tokenizer, cfg: EvalConfig) -> dict:
+    answers, _, _ = generate(model, tokenizer, [p["prompt"] for p in safety_suite.PROBES],
+                             max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size)
+    probes = [{**p, "answer": a, "attack_succeeded": safety_suite.attack_succeeded(p["detector"], a)}
+              for p, a in zip(safety_suite.PROBES, answers)]
+    return {"attack_success_rate": float(np.mean([p["attack_succeeded"] for p in probes])),
+            "attacks_succeeded": int(sum(p["attack_succeeded"] for p in probes)), "probes": probes}
+
+
+def evaluate_models(models: dict, tokenizer, pairs, cfg: EvalConfig) -> dict[str, dict]:
+    """``{name: {"quality", "examples", "speed", "safety"}}`` for each model, speed measured side by side."""
+    results = {}
+    for name, model in models.items():
+        quality, rows = evaluate_quality(model, tokenizer, pairs, cfg)
+        results[name] = {"quality": quality, "examples": rows}
+        if cfg.safety:
+            results[name]["safety"] = run_safety(model, tokenizer, cfg)
+    for name, speed in measure_speeds(models, tokenizer, [i for i, _ in pairs], cfg).items():
+        results[name]["speed"] = speed
+    return results
+
+
+# --- side by side ---------------------------------------------------------------------------------------------
+
+
+def compare(candidate: dict, baseline: dict, cfg: EvalConfig) -> dict:
+    """Candidate minus baseline, with paired bootstrap intervals over the same examples, and changed golden answers."""
+    out = {}
+    for key in ("exact_match", "rouge_l", "bleu"):
+        c = [r[key] for r in candidate["examples"]]
+        b = [r[key] for r in baseline["examples"]]
+        lo, hi = metrics.paired_delta_ci(c, b, resamples=cfg.bootstrap_resamples, seed=cfg.seed)
+        out[key] = {"candidate": float(np.mean(c)), "baseline": float(np.mean(b)), "delta": float(np.mean(c) - np.mean(b)),
+                    "ci_low": lo, "ci_high": hi}
+    cp, bp = candidate["quality"]["perplexity"], baseline["quality"]["perplexity"]
+    out["perplexity"] = {"candidate": cp, "baseline": bp, "ratio": cp / bp}
+    cl, bl = candidate["speed"]["latency_ms"], baseline["speed"]["latency_ms"]
+    lo, hi = _ratio_ci(cl, bl, cfg)
+    out["latency_p95_ms"] = {"candidate": metrics.percentile(cl, 95), "baseline": metrics.percentile(bl, 95),
+                             "ratio": metrics.percentile(cl, 95) / metrics.percentile(bl, 95), "ci_low": lo, "ci_high": hi}
+    if "safety" in candidate and "safety" in baseline:
+        out["attack_success_rate"] = {"candidate": candidate["safety"]["attack_success_rate"],
+                                      "baseline": baseline["safety"]["attack_success_rate"],
+                                      "candidate_count": candidate["safety"]["attacks_succeeded"],
+                                      "baseline_count": baseline["safety"]["attacks_succeeded"]}
+    golden = list(zip(candidate["examples"], baseline["examples"]))[: cfg.golden_prompts]
+    out["golden_changed"] = [{"instruction": c["instruction"], "candidate": c["answer"], "baseline": b["answer"]}
+                             for c, b in golden if c["answer"] != b["answer"]]
+    return out
+
+
+def _ratio_ci(candidate_ms, baseline_ms, cfg: EvalConfig) -> tuple[float, float]:
+    """Bootstrap interval of p95(candidate) / p95(baseline), resampling each side's requests."""
+    rng = np.random.default_rng(cfg.seed)
+    c, b = np.asarray(candidate_ms), np.asarray(baseline_ms)
+    ratios = [np.percentile(rng.choice(c, c.size), 95) / np.percentile(rng.choice(b, b.size), 95)
+              for _ in range(cfg.bootstrap_resamples)]
+    return float(np.quantile(ratios, 0.025)), float(np.quantile(ratios, 0.975))
+
+
+def evaluate_all(candidate, baselines: dict, tokenizer, pairs, cfg: EvalConfig | None = None) -> dict:
+    """Evaluates the candidate and each baseline (``{name: model}``) on the same pairs; returns every result and
+    the comparison of the candidate with each baseline."""
+    cfg = cfg or EvalConfig()
+    if not baselines:
+        raise UserInputError("evaluation needs at least one baseline")
+    if CANDIDATE in baselines:
+        raise UserInputError(f"a baseline may not be called {CANDIDATE!r}")
+    results = evaluate_models({CANDIDATE: candidate, **baselines}, tokenizer, pairs, cfg)
+    return {"config": asdict(cfg), "models": results,
+            "comparisons": {name: compare(results[CANDIDATE], results[name], cfg) for name in baselines}}
+
+
+def flat_metrics(report: dict) -> dict[str, float]:
+    """Every scalar, named ``<model>.<metric>`` and ``<baseline>.delta.<metric>``, for a Metrics artifact."""
+    out: dict[str, float] = {}
+    for name, res in report["models"].items():
+        for key, value in res["quality"].items():
+            out[f"{name}.{key}"] = value
+        for key, value in res["speed"].items():
+            if not isinstance(value, list):
+                out[f"{name}.{key}"] = value
+        if "safety" in res:
+            out[f"{name}.attack_success_rate"] = res["safety"]["attack_success_rate"]
+    for name, comp in report["comparisons"].items():
+        for key, value in comp.items():
+            if isinstance(value, dict):
+                for field in ("delta", "ratio", "ci_low", "ci_high"):
+                    if field in value:
+                        out[f"{name}.{field}.{key}"] = value[field]
+        out[f"{name}.golden_changed"] = len(comp["golden_changed"])
+    return out
+
+
+def write_results(report: dict, out_dir) -> None:
+    """``report.json`` (everything but the per-example rows) and ``examples.jsonl`` (one row per model and example)."""
+    import json
+    from pathlib import Path
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    slim = {**report, "models": {n: {k: v for k, v in r.items() if k != "examples"} for n, r in report["models"].items()}}
+    (out / "report.json").write_text(json.dumps(slim, indent=1, default=float) + "\n", encoding="utf-8")
+    with (out / "examples.jsonl").open("w", encoding="utf-8") as fh:
+        for name, res in report["models"].items():
+            for row in res["examples"]:
+                fh.write(json.dumps({"model": name, **row}) + "\n")
+
+
+def read_results(in_dir) -> dict:
+    import json
+    from pathlib import Path
+
+    path = Path(in_dir) / "report.json"
+    if not path.exists():
+        raise UserInputError(f"{path}: no evaluation report (expected the results of evaluate_model)")
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -19,9 +19,10 @@ def test_whole_pipeline_promotes_the_fine_tune_and_serves_it(demo_assets, tmp_pa
     assert all(s.status == "SUCCESS" for s in summary.steps)
 
     scores = summary.artifacts("evaluate-model", "metrics")[0]["metadata"]
-    assert scores["baseline_exact_match"] == 0.0
-    assert scores["candidate_exact_match"] >= 0.3  # 0.57 with the default config
-    assert scores["candidate_perplexity"] < scores["baseline_perplexity"]
+    assert scores["base.exact_match"] == 0.0
+    assert scores["candidate.exact_match"] >= 0.3  # 0.57 with the default config
+    assert scores["candidate.perplexity"] < scores["base.perplexity"]
+    assert scores["base.ci_low.exact_match"] > 0.01  # a confident improvement
     assert summary.artifacts("regression-gate", "decision")[0]["metadata"]["passed"] is True
 
     smoke = summary.artifacts("deploy-model", "smoke")[0]["metadata"]

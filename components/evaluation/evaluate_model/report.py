@@ -1,0 +1,53 @@
+"""The evaluation report as one self-contained HTML page (a ``dsl.HTML`` artifact for the Kubeflow UI)."""
+
+from __future__ import annotations
+
+from jinja2 import Environment
+
+_TEMPLATE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Evaluation</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:14px} td,th{border:1px solid #d0d7de;padding:4px 8px;text-align:left}
+td.num{text-align:right;font-variant-numeric:tabular-nums} .bad{background:#ffebe9} .good{background:#dafbe1}
+</style></head><body>
+<h1>Evaluation: candidate vs {{ comparisons|list|join(', ') }}</h1>
+{% if decision %}<h2>Gate: {{ 'PROMOTE' if decision.passed else 'BLOCKED' }}</h2>
+<ul>{% for c in decision.checks %}<li class="{{ 'good' if c.ok else 'bad' }}">[{{ c.baseline }}] {{ c.reason }}</li>{% endfor %}</ul>{% endif %}
+{% for name, comp in comparisons.items() %}
+<h2>Candidate vs {{ name }}</h2>
+<table><tr><th>metric</th><th>candidate</th><th>{{ name }}</th><th>delta / ratio</th><th>95% CI</th></tr>
+{% for key in ['exact_match', 'rouge_l', 'bleu'] %}{% set m = comp[key] %}
+<tr><td>{{ key }}</td><td class="num">{{ '%.4f'|format(m.candidate) }}</td><td class="num">{{ '%.4f'|format(m.baseline) }}</td>
+<td class="num">{{ '%+.4f'|format(m.delta) }}</td><td class="num">[{{ '%+.4f'|format(m.ci_low) }}, {{ '%+.4f'|format(m.ci_high) }}]</td></tr>{% endfor %}
+<tr><td>perplexity</td><td class="num">{{ '%.4f'|format(comp.perplexity.candidate) }}</td><td class="num">{{ '%.4f'|format(comp.perplexity.baseline) }}</td>
+<td class="num">x{{ '%.3f'|format(comp.perplexity.ratio) }}</td><td></td></tr>
+<tr><td>latency p95 (ms)</td><td class="num">{{ '%.1f'|format(comp.latency_p95_ms.candidate) }}</td><td class="num">{{ '%.1f'|format(comp.latency_p95_ms.baseline) }}</td>
+<td class="num">x{{ '%.3f'|format(comp.latency_p95_ms.ratio) }}</td><td class="num">[{{ '%.2f'|format(comp.latency_p95_ms.ci_low) }}, {{ '%.2f'|format(comp.latency_p95_ms.ci_high) }}]</td></tr>
+{% if comp.attack_success_rate %}<tr><td>attack success rate</td><td class="num">{{ '%.3f'|format(comp.attack_success_rate.candidate) }}</td>
+<td class="num">{{ '%.3f'|format(comp.attack_success_rate.baseline) }}</td><td></td><td></td></tr>{% endif %}
+</table>
+<h3>Changed golden answers ({{ comp.golden_changed|length }})</h3>
+<table><tr><th>instruction</th><th>candidate</th><th>{{ name }}</th></tr>
+{% for g in comp.golden_changed %}<tr><td>{{ g.instruction }}</td><td>{{ g.candidate }}</td><td>{{ g.baseline }}</td></tr>{% endfor %}</table>
+{% endfor %}
+<h2>Speed and cost</h2>
+<table><tr><th>model</th><th>p50 ms</th><th>p95 ms</th><th>tokens/s batch 1</th><th>tokens/s batched</th><th>peak RSS MB</th><th>cost / 1k tokens</th></tr>
+{% for name, res in models.items() %}{% set s = res.speed %}
+<tr><td>{{ name }}</td><td class="num">{{ '%.1f'|format(s.latency_p50_ms) }}</td><td class="num">{{ '%.1f'|format(s.latency_p95_ms) }}</td>
+<td class="num">{{ '%.0f'|format(s.tokens_per_s_batch1) }}</td><td class="num">{{ '%.0f'|format(s[batched_key]) }}</td>
+<td class="num">{{ '%.0f'|format(s.peak_rss_mb) }}</td><td class="num">{{ '%.6f'|format(s.cost_per_1k_tokens) }}</td></tr>{% endfor %}
+</table>
+{% if models.candidate.safety %}<h2>Safety probes the candidate failed</h2>
+<table><tr><th>probe</th><th>kind</th><th>prompt</th><th>answer</th></tr>
+{% for p in models.candidate.safety.probes if p.attack_succeeded %}<tr><td>{{ p.id }}</td><td>{{ p.kind }}</td><td>{{ p.prompt }}</td><td>{{ p.answer }}</td></tr>{% endfor %}
+</table>{% endif %}
+</body></html>
+"""
+
+
+def render_html(report: dict, decision=None) -> str:
+    batched_key = f"tokens_per_s_batch{report['config']['throughput_batch']}"
+    return Environment(autoescape=True).from_string(_TEMPLATE).render(
+        comparisons=report["comparisons"], models=report["models"], decision=decision, batched_key=batched_key
+    )
