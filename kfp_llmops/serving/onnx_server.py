@@ -1,9 +1,12 @@
 """Serves an ONNX model with KServe's ``ModelServer`` over the Open Inference Protocol (v2).
 
-``python -m kfp_llmops.serving.onnx_server --model-name NAME --model-path model.onnx --http-port 8080``
+``python -m kfp_llmops.serving.onnx_server --model-repository REPO --http-port 8080`` serves every model of a
+Triton model repository (``<name>/<version>/model.onnx``, the highest version); ``--model-name N --model-path F``
+serves one file.
 
-The inputs and outputs are those of the ONNX graph (for our exported LLMs: ``input_ids`` and
-``attention_mask`` in, ``logits`` out), so any v2 client, ``tritonclient.http`` included, can call it.
+The inputs and outputs are those of the ONNX graph (for our exported LLMs: ``input_ids``, ``attention_mask`` and the
+``past_key_values.*`` in, ``logits`` and ``present.*`` out), so any v2 client, ``tritonclient.http`` included, can
+call it. A request that leaves out the ``past_key_values.*`` inputs gets empty ones: a plain full forward pass.
 """
 
 from __future__ import annotations
@@ -37,6 +40,11 @@ class OnnxModel(kserve.Model):
             if inp.name not in expected:
                 raise kserve.errors.InvalidInput(f"unknown input {inp.name!r}; the model takes {sorted(expected)}")
             feeds[inp.name] = np.asarray(inp.as_numpy(), dtype=_onnx_numpy_type(expected[inp.name].type))
+        batch = next(iter(feeds.values())).shape[0] if feeds else 1
+        for name, spec in expected.items():
+            if name not in feeds and name.startswith("past_key_values."):
+                _, heads, _, dim = spec.shape
+                feeds[name] = np.zeros((batch, heads, 0, dim), np.float32)
         missing = sorted(set(expected) - set(feeds))
         if missing:
             raise kserve.errors.InvalidInput(f"missing inputs {missing}")
@@ -57,13 +65,25 @@ def _onnx_numpy_type(onnx_type: str):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-name", required=True)
-    parser.add_argument("--model-path", required=True)
+    parser.add_argument("--model-repository", help="a Triton model repository: serve every model in it")
+    parser.add_argument("--model-name")
+    parser.add_argument("--model-path")
     parser.add_argument("--http-port", type=int, default=8080)
     args = parser.parse_args(argv)
-    model = OnnxModel(args.model_name, args.model_path)
-    model.load()
-    kserve.ModelServer(http_port=args.http_port, enable_grpc=False, workers=1).start([model])
+    if args.model_repository:
+        from kfp_llmops.components.compilation.export_onnx.repository import find_models
+
+        found = find_models(args.model_repository)
+        if not found:
+            parser.error(f"no <model>/<version>/model.onnx in {args.model_repository}")
+        models = [OnnxModel(name, str(path)) for name, path in found.items()]
+    elif args.model_name and args.model_path:
+        models = [OnnxModel(args.model_name, args.model_path)]
+    else:
+        parser.error("give --model-repository, or --model-name and --model-path")
+    for model in models:
+        model.load()
+    kserve.ModelServer(http_port=args.http_port, enable_grpc=False, workers=1).start(models)
 
 
 if __name__ == "__main__":

@@ -67,7 +67,9 @@ def build(target: str = "vertex"):
             )
             gate = regression_gate(evaluation=evaluated.outputs["results"], gate_config=gate_config)
             with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (a KFP condition, not Python)
-                exported = export_onnx(base_model=base_model, adapter=trained.outputs["adapter"], eval_dataset=eval_ds.output)
+                exported = export_onnx(
+                    base_model=base_model, adapter=trained.outputs["adapter"], eval_dataset=eval_ds.output, model_name=model_name
+                )
                 registered = register_model(
                     model_name=model_name,
                     base_model=base_model,

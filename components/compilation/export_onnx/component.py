@@ -1,7 +1,8 @@
-"""KFP component: merge the adapter and export an ONNX model that passed the parity check."""
+"""KFP component: merge the adapter, export an ONNX decoder with KV cache that passed the parity gate, measure its
+optimization variants, and lay out a Triton model repository with the promoted one."""
 
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Model, Output
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
 from kfp_llmops.images import RUNTIME_IMAGE
 
@@ -12,26 +13,35 @@ def export_onnx(
     adapter: Input[Model],
     eval_dataset: Input[Dataset],
     onnx_model: Output[Model],
+    variants: Output[Metrics],
+    model_name: str = "llm",
     opset: int = 18,
     parity_tolerance: float = 1e-3,
-    parity_prompts: int = 8,
+    max_perplexity_increase: float = 0.05,
 ):
-    """Writes ``model.onnx`` (input_ids, attention_mask -> logits) with its tokenizer; fails if parity breaks."""
+    """``onnx_model`` is a Triton model repository (``<model_name>/1/model.onnx`` + ``config.pbtxt``; tokenizer and
+    ``export.json`` at its root) holding the fastest variant (fp32, ort-optimized, int8-dynamic) whose perplexity on
+    the eval set rises by at most ``max_perplexity_increase``; ``variants`` has each variant's trade-offs."""
     from kfp_llmops.components.compilation.export_onnx import core
+    from kfp_llmops.components.compilation.export_onnx.variants import VariantConfig
     from kfp_llmops.datasets import instruction_pairs, read_jsonl
     from kfp_llmops.errors import user_errors
     from kfp_llmops.lineage import atomic_dir, lineage
     from kfp_llmops.modeling import load_tokenizer
-    from kfp_llmops.prompts import format_prompt
 
     with user_errors():
         cfg = core.ExportConfig(opset=opset, parity_tolerance=parity_tolerance)
-        prompts = [format_prompt(i) for i, _ in instruction_pairs(read_jsonl(eval_dataset.path))[:parity_prompts]]
+        pairs = instruction_pairs(read_jsonl(eval_dataset.path))
         model = core.merge_adapter(base_model, adapter.path)
         with atomic_dir(onnx_model.path) as tmp:
-            info = core.export_with_parity(model, load_tokenizer(base_model), prompts, tmp, cfg)
+            info = core.build_repository(model, load_tokenizer(base_model), pairs, tmp, model_name, cfg,
+                                         VariantConfig(max_perplexity_increase=max_perplexity_increase))
+    flat = {k: v for k, v in info.items() if not isinstance(v, dict)}
     onnx_model.metadata.update(
-        lineage(path=onnx_model.path, parents={"adapter": adapter.uri}, base_model=base_model, format="onnx",
-                adapter_sha256=adapter.metadata.get("sha256"), **info)
+        lineage(path=onnx_model.path, parents={"adapter": adapter.uri}, base_model=base_model, format="triton-onnx-repository",
+                adapter_sha256=adapter.metadata.get("sha256"), **flat)
     )
-    print(info)
+    for name, measured in info["variants"].items():
+        for key, value in measured.items():
+            variants.log_metric(f"{name}.{key}", float(value))
+    print({k: v for k, v in flat.items()})

@@ -1,4 +1,10 @@
-"""Merges a LoRA adapter into its base model, exports it to ONNX and checks parity in onnxruntime; no kfp."""
+"""Merges a LoRA adapter into its base model and exports an ONNX decoder with a KV cache; never imports kfp.
+
+The graph takes ``input_ids``, ``attention_mask`` (past and new positions) and ``past_key_values.{i}.{key,value}``
+and returns ``logits`` and ``present.{i}.{key,value}``, with dynamic batch, sequence and past-sequence axes, so
+generating each new token costs one step over one token. A first step passes empty (length 0) past tensors.
+Parity gate: logits on unmasked positions within a tolerance of torch, and greedy generations token-identical.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +12,19 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from kfp_llmops.errors import ConfigError, UserInputError
 
 MODEL_FILE = "model.onnx"
-INPUT_NAMES = ("input_ids", "attention_mask")
-OUTPUT_NAMES = ("logits",)
+SUPPORTED_TYPES = ("llama", "mistral", "qwen2", "qwen3")
 
 
 @dataclass(frozen=True)
 class ExportConfig:
     opset: int = 18
     parity_tolerance: float = 1e-3
+    parity_new_tokens: int = 16
 
     def __post_init__(self) -> None:
         if self.opset < 14:
@@ -25,88 +33,235 @@ class ExportConfig:
             raise ConfigError(f"ExportConfig.parity_tolerance must be > 0, got {self.parity_tolerance}")
 
 
+@dataclass(frozen=True)
+class CacheLayout:
+    layers: int
+    kv_heads: int
+    head_dim: int
+
+    @classmethod
+    def of(cls, config) -> "CacheLayout":
+        heads = config.num_attention_heads
+        return cls(config.num_hidden_layers, getattr(config, "num_key_value_heads", None) or heads,
+                   getattr(config, "head_dim", None) or config.hidden_size // heads)
+
+    @property
+    def past_names(self) -> list[str]:
+        return [f"past_key_values.{i}.{kv}" for i in range(self.layers) for kv in ("key", "value")]
+
+    @property
+    def present_names(self) -> list[str]:
+        return [f"present.{i}.{kv}" for i in range(self.layers) for kv in ("key", "value")]
+
+    def empty_past(self, batch: int) -> dict[str, np.ndarray]:
+        return {n: np.zeros((batch, self.kv_heads, 0, self.head_dim), np.float32) for n in self.past_names}
+
+
+def check_adapter_base(base_model: str, adapter_dir: str) -> None:
+    """Fails when the adapter was trained on another base model than the one given."""
+    from pathlib import PurePath
+
+    cfg_path = Path(adapter_dir) / "adapter_config.json"
+    if not cfg_path.exists():
+        raise UserInputError(f"{adapter_dir}: no adapter_config.json (not a peft adapter folder)")
+    trained_on = json.loads(cfg_path.read_text()).get("base_model_name_or_path") or ""
+    if trained_on and PurePath(trained_on).name != PurePath(base_model.rstrip("/")).name and trained_on != base_model:
+        raise UserInputError(f"the adapter in {adapter_dir} was trained on base model {trained_on!r}, not {base_model!r}")
+
+
 def merge_adapter(base_model: str, adapter_dir: str):
     """Base model with the adapter's weights folded in (a plain ``transformers`` model again)."""
     from kfp_llmops.components.evaluation.evaluate_model.core import load_candidate
 
-    return load_candidate(base_model, adapter_dir, merge=True)
+    check_adapter_base(base_model, adapter_dir)
+    try:
+        return load_candidate(base_model, adapter_dir, merge=True)
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise UserInputError(f"cannot apply the adapter in {adapter_dir} to {base_model}: {str(exc).splitlines()[0]}") from None
 
 
-def logits_module(model):
-    """Wraps a causal LM so that the traced graph takes (input_ids, attention_mask) and returns logits."""
+def decoder_module(model):
+    """Wraps a causal LM so that the traced graph takes and returns the KV cache as flat tensors."""
     import torch
+    from transformers import DynamicCache
 
-    class LogitsOnly(torch.nn.Module):
+    model_type = getattr(model.config, "model_type", "?")
+    if model_type not in SUPPORTED_TYPES:
+        raise UserInputError(f"export_onnx supports decoder models of types {SUPPORTED_TYPES}, not {model_type!r}")
+    layout = CacheLayout.of(model.config)
+
+    class Decoder(torch.nn.Module):
         def __init__(self, inner):
             super().__init__()
             self.inner = inner
 
-        def forward(self, input_ids, attention_mask):
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+        def forward(self, input_ids, attention_mask, *past):
+            cache = DynamicCache()
+            for i in range(layout.layers):
+                cache.update(past[2 * i], past[2 * i + 1], i)
+            positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -input_ids.shape[1] :]
+            out = self.inner(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
+                             past_key_values=cache, use_cache=True)
+            present = [t for layer in out.past_key_values.layers for t in (layer.keys, layer.values)]
+            return (out.logits, *present)
 
-    return LogitsOnly(model)
+    return Decoder(model), layout
 
 
 def export(model, out_dir: str | Path, cfg: ExportConfig | None = None) -> Path:
     import torch
 
     cfg = cfg or ExportConfig()
+    wrapped, layout = decoder_module(model)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / MODEL_FILE
-    ids = torch.randint(0, model.config.vocab_size, (2, 8))
-    mask = torch.ones_like(ids)
-    mask[0, :3] = 0  # trace with left padding, so that no "no padding" shortcut is baked into the graph
+    batch, new, past_len = 2, 4, 3
+    ids = torch.randint(0, model.config.vocab_size, (batch, new))
+    mask = torch.ones(batch, past_len + new, dtype=torch.long)
+    mask[0, :2] = 0  # trace with left padding, so that no "no padding" shortcut is baked into the graph
+    past = [torch.zeros(batch, layout.kv_heads, past_len, layout.head_dim) for _ in layout.past_names]
+    axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "total_sequence"},
+            "logits": {0: "batch", 1: "sequence"}}
+    axes.update({n: {0: "batch", 2: "past_sequence"} for n in layout.past_names})
+    axes.update({n: {0: "batch", 2: "total_sequence"} for n in layout.present_names})
     with torch.no_grad():
-        torch.onnx.export(
-            logits_module(model),
-            (ids, mask),
-            str(path),
-            input_names=list(INPUT_NAMES),
-            output_names=list(OUTPUT_NAMES),
-            dynamic_axes={n: {0: "batch", 1: "sequence"} for n in (*INPUT_NAMES, *OUTPUT_NAMES)},
-            opset_version=cfg.opset,
-            dynamo=False,
-        )
+        torch.onnx.export(wrapped, (ids, mask, *past), str(path), input_names=["input_ids", "attention_mask", *layout.past_names],
+                          output_names=["logits", *layout.present_names], dynamic_axes=axes, opset_version=cfg.opset,
+                          dynamo=False)
     return path
 
 
-def parity(model, onnx_path: str | Path, token_batches) -> float:
-    """Largest absolute logit difference between torch and onnxruntime over unmasked positions."""
-    import numpy as np
+def session(path: str | Path, optimize: bool = False):
     import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize else ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types for corrupt files
+        raise UserInputError(f"{path}: not a loadable ONNX model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+
+
+def layout_of(sess) -> CacheLayout:
+    past = [i for i in sess.get_inputs() if i.name.startswith("past_key_values.")]
+    if not past:
+        raise UserInputError("the ONNX model has no past_key_values inputs (not a KV-cache decoder export)")
+    _, heads, _, dim = past[0].shape
+    return CacheLayout(len(past) // 2, int(heads), int(dim))
+
+
+def onnx_greedy(sess, tokenizer, prompts: list[str], max_new_tokens: int) -> list[list[int]]:
+    """Greedy generation with the KV cache: one full step over the (left-padded) prompts, then one token a step."""
+    layout = layout_of(sess)
+    tokenizer.padding_side = "left"
+    enc = tokenizer(prompts, return_tensors="np", padding=True, add_special_tokens=False)
+    ids, mask = enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
+    feeds = {"input_ids": ids, "attention_mask": mask, **layout.empty_past(ids.shape[0])}
+    out = [[] for _ in prompts]
+    done = np.zeros(len(prompts), bool)
+    for _ in range(max_new_tokens):
+        logits, *present = sess.run(None, feeds)
+        nxt = logits[:, -1].argmax(-1)
+        for row, token in enumerate(nxt):
+            if not done[row]:
+                out[row].append(int(token))
+                done[row] = token == tokenizer.eos_token_id
+        if done.all():
+            break
+        mask = np.concatenate([mask, np.ones((len(prompts), 1), np.int64)], axis=1)
+        feeds = {"input_ids": nxt[:, None].astype(np.int64), "attention_mask": mask,
+                 **dict(zip(layout.past_names, present))}
+    return out
+
+
+def torch_greedy(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[list[int]]:
     import torch
 
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    tokenizer.padding_side = "left"
+    enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    with torch.no_grad():
+        seqs = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                              pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    out = []
+    for row in seqs[:, enc["input_ids"].shape[1] :].tolist():
+        out.append(row[: row.index(tokenizer.eos_token_id) + 1] if tokenizer.eos_token_id in row else row)
+    return out
+
+
+def logits_parity(model, sess, tokenizer, prompts: list[str]) -> float:
+    """Largest absolute logit difference between torch and onnxruntime over unmasked positions: each prompt alone,
+    all of them left-padded together, and a decoding step on top of a cache."""
+    import torch
+
+    wrapped, layout = decoder_module(model)
+    tokenizer.padding_side = "left"
+    batches = [tokenizer([p], return_tensors="np", add_special_tokens=False) for p in prompts]
+    batches.append(tokenizer(prompts, return_tensors="np", padding=True, add_special_tokens=False))
     worst = 0.0
-    wrapped = logits_module(model)
-    for ids, mask in token_batches:
+    for enc in batches:
+        ids, mask = enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
+        empty = layout.empty_past(ids.shape[0])
         with torch.no_grad():
-            ref = wrapped(torch.as_tensor(ids), torch.as_tensor(mask)).numpy()
-        got = session.run(list(OUTPUT_NAMES), {"input_ids": np.asarray(ids, np.int64), "attention_mask": np.asarray(mask, np.int64)})[0]
-        keep = np.asarray(mask).astype(bool)
-        worst = max(worst, float(np.abs(ref - got)[keep].max()))
+            ref = wrapped(torch.as_tensor(ids), torch.as_tensor(mask), *[torch.as_tensor(empty[n]) for n in layout.past_names])
+        got = sess.run(None, {"input_ids": ids, "attention_mask": mask, **empty})
+        keep = mask.astype(bool)
+        worst = max(worst, float(np.abs(ref[0].numpy() - got[0])[keep].max()))
+        # one cached step on top of what this step produced
+        step_ids = got[0][:, -1].argmax(-1)[:, None].astype(np.int64)
+        step_mask = np.concatenate([mask, np.ones((ids.shape[0], 1), np.int64)], axis=1)
+        with torch.no_grad():
+            ref2 = wrapped(torch.as_tensor(step_ids), torch.as_tensor(step_mask), *[torch.as_tensor(t) for t in got[1:]])
+        got2 = sess.run(None, {"input_ids": step_ids, "attention_mask": step_mask, **dict(zip(layout.past_names, got[1:]))})
+        worst = max(worst, float(np.abs(ref2[0].numpy() - got2[0]).max()))
     return worst
 
 
-def parity_batches(tokenizer, prompts: list[str]):
-    """Token batches for the parity check: each prompt alone, and all of them left-padded together."""
-    tokenizer.padding_side = "left"
-    alone = [tokenizer([p], return_tensors="np", add_special_tokens=False) for p in prompts]
-    together = tokenizer(prompts, return_tensors="np", padding=True, add_special_tokens=False)
-    return [(e["input_ids"], e["attention_mask"]) for e in (*alone, together)]
+def parity_report(model, sess, tokenizer, prompts: list[str], cfg: ExportConfig) -> dict:
+    diff = logits_parity(model, sess, tokenizer, prompts)
+    theirs = torch_greedy(model, tokenizer, prompts, cfg.parity_new_tokens)
+    ours = onnx_greedy(sess, tokenizer, prompts, cfg.parity_new_tokens)
+    return {"max_abs_logit_diff": diff, "greedy_identical": sum(a == b for a, b in zip(ours, theirs)), "greedy_prompts": len(prompts)}
+
+
+def build_repository(model, tokenizer, pairs, repo: str | Path, model_name: str, cfg: ExportConfig | None = None,
+                     variant_cfg=None) -> dict:
+    """Exports with the parity gate, measures the optimization variants, and lays out a Triton model repository
+    holding the fastest variant within the accuracy budget. Returns the export, variants and promoted variant."""
+    import tempfile
+
+    from kfp_llmops.components.compilation.export_onnx import repository, variants
+    from kfp_llmops.prompts import format_prompt
+
+    cfg = cfg or ExportConfig()
+    with tempfile.TemporaryDirectory() as work:
+        info = export_with_parity(model, tokenizer, [format_prompt(i) for i, _ in pairs[:8]], work, cfg)
+        paths = variants.make_variants(Path(work) / MODEL_FILE, Path(work) / "variants")
+        measured = variants.measure(paths, tokenizer, pairs, variant_cfg or variants.VariantConfig())
+        chosen = variants.promote(measured)
+        repo = Path(repo)
+        repo.mkdir(parents=True, exist_ok=True)
+        repository.write_repository(repo, model_name, paths[chosen], session(paths[chosen]))
+        for f in Path(work).iterdir():
+            if f.is_file() and f.suffix != ".onnx":
+                (repo / f.name).write_bytes(f.read_bytes())  # tokenizer files and export.json
+    summary = {**info, "model_name": model_name, "promoted_variant": chosen, "variants": measured}
+    (repo / "export.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary
 
 
 def export_with_parity(model, tokenizer, prompts: list[str], out_dir: str | Path, cfg: ExportConfig | None = None) -> dict:
     """Exports, checks parity and saves the tokenizer beside the graph; raises with the measured difference."""
     cfg = cfg or ExportConfig()
     path = export(model, out_dir, cfg)
-    diff = parity(model, path, parity_batches(tokenizer, prompts))
-    if diff > cfg.parity_tolerance:
+    report = parity_report(model, session(path), tokenizer, prompts, cfg)
+    if report["max_abs_logit_diff"] > cfg.parity_tolerance or report["greedy_identical"] != report["greedy_prompts"]:
         raise UserInputError(
-            f"ONNX parity check failed: max |logits torch - onnxruntime| = {diff:.3g} > tolerance {cfg.parity_tolerance:.3g}"
+            f"ONNX parity check failed: max |logits torch - onnxruntime| = {report['max_abs_logit_diff']:.3g} "
+            f"(tolerance {cfg.parity_tolerance:.3g}); greedy generations identical for "
+            f"{report['greedy_identical']}/{report['greedy_prompts']} prompts"
         )
     tokenizer.save_pretrained(out_dir)
-    info = {"opset": cfg.opset, "max_abs_logit_diff": diff, "precision": "fp32", "size_bytes": path.stat().st_size}
+    info = {"opset": cfg.opset, "precision": "fp32", "kv_cache": True, "size_bytes": path.stat().st_size, **report}
     (Path(out_dir) / "export.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return info

@@ -19,7 +19,6 @@ def deploy_model(
 ):
     """``local``: serve over Open Inference Protocol v2 and smoke-test with tritonclient. ``kserve``: render the InferenceService."""
     import json
-    from pathlib import Path
 
     from kfp_llmops.components.deployment.deploy_model import core
     from kfp_llmops.errors import user_errors
@@ -34,8 +33,7 @@ def deploy_model(
         with atomic_file(manifest.path) as tmp:
             tmp.write_text(json.dumps(rendered, indent=2) + "\n", encoding="utf-8")
         if cfg.target == "local":
-            model_file = Path(onnx_model.path) / "model.onnx"
-            with core.local_server(cfg.model_name, model_file, timeout_s=cfg.startup_timeout_s) as url:
+            with core.local_server(cfg.model_name, onnx_model.path, timeout_s=cfg.startup_timeout_s) as url:
                 result = core.smoke_test(url, cfg.model_name, load_tokenizer(onnx_model.path), format_prompt(smoke_prompt))
             print(f"smoke test over Open Inference Protocol v2 at {url}: {result}")
             smoke.log_metric("latency_ms", result["latency_ms"])

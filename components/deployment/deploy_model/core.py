@@ -81,14 +81,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def local_server(model_name: str, model_path: str | Path, *, timeout_s: float = 60.0, log_path: str | Path | None = None):
-    """Runs ``kfp_llmops.serving.onnx_server`` on a free localhost port; yields ``host:port`` once the model is ready."""
+def local_server(model_name: str, model_repository: str | Path, *, timeout_s: float = 60.0, log_path: str | Path | None = None):
+    """Runs ``kfp_llmops.serving.onnx_server`` over a Triton model repository on a free localhost port; yields
+    ``host:port`` once ``model_name`` is ready."""
     import tritonclient.http as http
 
     port = free_port()
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL
-    cmd = [sys.executable, "-m", "kfp_llmops.serving.onnx_server", "--model-name", model_name,
-           "--model-path", str(model_path), "--http-port", str(port)]
+    cmd = [sys.executable, "-m", "kfp_llmops.serving.onnx_server", "--model-repository", str(model_repository),
+           "--http-port", str(port)]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     url = f"127.0.0.1:{port}"
     try:

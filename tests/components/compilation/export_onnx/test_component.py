@@ -1,5 +1,5 @@
 import pytest
-from kfp.dsl import Dataset, Model
+from kfp.dsl import Dataset, Metrics, Model
 
 from kfp_llmops.components.compilation.export_onnx.component import export_onnx
 from kfp_llmops.components.training.train_lora.core import TrainConfig, attach_lora
@@ -13,21 +13,24 @@ def adapter_dir(base_model, tmp_path_factory):
     return out
 
 
-def test_exports_a_merged_model_with_lineage(base_model, adapter_dir, demo_assets, tmp_path):
-    onnx_model = Model(uri=str(tmp_path / "onnx"))
+def test_writes_a_triton_repository_with_lineage(base_model, adapter_dir, demo_assets, tmp_path):
+    onnx_model = Model(uri=str(tmp_path / "repo"))
     adapter = Model(uri=str(adapter_dir), metadata={"sha256": "feed"})
     export_onnx.python_func(base_model=base_model, adapter=adapter, eval_dataset=Dataset(uri=str(demo_assets / "eval.jsonl")),
-                            onnx_model=onnx_model)
+                            onnx_model=onnx_model, variants=Metrics(uri=str(tmp_path / "variants")), model_name="rev")
     meta = onnx_model.metadata
-    assert meta["format"] == "onnx" and meta["opset"] == 18 and meta["max_abs_logit_diff"] < 1e-4
+    assert meta["format"] == "triton-onnx-repository" and meta["opset"] == 18 and meta["max_abs_logit_diff"] < 1e-4
+    assert meta["promoted_variant"] in ("fp32", "ort-optimized", "int8-dynamic")
     assert meta["adapter_sha256"] == "feed" and meta["parents"] == {"adapter": adapter.uri}
-    assert (tmp_path / "onnx" / "model.onnx").exists()
+    assert (tmp_path / "repo" / "rev" / "1" / "model.onnx").exists() and (tmp_path / "repo" / "rev" / "config.pbtxt").exists()
+    assert (tmp_path / "repo" / "tokenizer.json").exists()
 
 
-def test_a_failed_parity_check_leaves_no_half_written_model(base_model, adapter_dir, demo_assets, tmp_path, capsys):
+def test_a_failed_parity_check_leaves_no_half_written_repository(base_model, adapter_dir, demo_assets, tmp_path, capsys):
     with pytest.raises(SystemExit):
         export_onnx.python_func(base_model=base_model, adapter=Model(uri=str(adapter_dir)),
                                 eval_dataset=Dataset(uri=str(demo_assets / "eval.jsonl")),
-                                onnx_model=Model(uri=str(tmp_path / "onnx")), parity_tolerance=1e-12)
+                                onnx_model=Model(uri=str(tmp_path / "repo")), variants=Metrics(uri=str(tmp_path / "v")),
+                                parity_tolerance=1e-12)
     assert "ERROR: ONNX parity check failed" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []

@@ -1,7 +1,11 @@
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from kfp_llmops.components.compilation.export_onnx import core
+from kfp_llmops.components.compilation.export_onnx import core, repository, variants
+from kfp_llmops.datasets import instruction_pairs, read_jsonl
 from kfp_llmops.errors import ConfigError, UserInputError
 from kfp_llmops.modeling import load_causal_lm
 from kfp_llmops.prompts import format_prompt
@@ -14,20 +18,79 @@ def model(base_model):
     return load_causal_lm(base_model).eval()
 
 
-def test_export_matches_torch_on_every_shape(model, tokenizer, tmp_path):
-    info = core.export_with_parity(model, tokenizer, PROMPTS, tmp_path)
-    assert info["max_abs_logit_diff"] < 1e-4
-    assert (tmp_path / "model.onnx").exists() and (tmp_path / "tokenizer.json").exists()
-    # dynamic axes: a single token, and a batch of three of length 5, also agree
-    batches = [(np.array([[7]]), np.array([[1]])), (np.full((3, 5), 9), np.ones((3, 5), dtype=np.int64))]
-    assert core.parity(model, tmp_path / "model.onnx", batches) < 1e-4
+@pytest.fixture(scope="module")
+def exported(model, tokenizer, tmp_path_factory):
+    out = tmp_path_factory.mktemp("onnx")
+    info = core.export_with_parity(model, tokenizer, PROMPTS, out)
+    return out, info
+
+
+def test_kv_cache_export_matches_torch_logits_and_greedy_tokens(exported):
+    out, info = exported
+    assert info["max_abs_logit_diff"] < 1e-4 and info["kv_cache"] is True
+    assert info["greedy_identical"] == info["greedy_prompts"] == 3
+    sess = core.session(out / "model.onnx")
+    names = [i.name for i in sess.get_inputs()]
+    assert names[:2] == ["input_ids", "attention_mask"] and names[2] == "past_key_values.0.key"
+    assert [o.name for o in sess.get_outputs()][:2] == ["logits", "present.0.key"]
+
+
+def test_each_decoding_step_costs_one_token(exported, tokenizer):
+    """With the cache, step n+1 feeds one token and gets logits for one position, equal to a full re-run's last."""
+    out, _ = exported
+    sess = core.session(out / "model.onnx")
+    layout = core.layout_of(sess)
+    enc = tokenizer([PROMPTS[0]], return_tensors="np", add_special_tokens=False)
+    ids, mask = enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
+    logits, *present = sess.run(None, {"input_ids": ids, "attention_mask": mask, **layout.empty_past(1)})
+    nxt = logits[:, -1].argmax(-1)[:, None].astype(np.int64)
+    step = sess.run(None, {"input_ids": nxt, "attention_mask": np.ones((1, ids.shape[1] + 1), np.int64),
+                           **dict(zip(layout.past_names, present))})[0]
+    full = sess.run(None, {"input_ids": np.concatenate([ids, nxt], 1), "attention_mask": np.ones((1, ids.shape[1] + 1), np.int64),
+                           **layout.empty_past(1)})[0]
+    assert step.shape[1] == 1
+    np.testing.assert_allclose(step[:, -1], full[:, -1], atol=1e-4)
+
+
+def test_variants_and_repository(exported, tokenizer, demo_assets, tmp_path):
+    out, _ = exported
+    pairs = instruction_pairs(read_jsonl(demo_assets / "eval.jsonl"))[:32]
+    paths = variants.make_variants(out / "model.onnx", tmp_path / "v")
+    measured = variants.measure(paths, tokenizer, pairs, variants.VariantConfig(latency_runs=3))
+    assert set(measured) == {"fp32", "ort-optimized", "int8-dynamic"}
+    assert measured["int8-dynamic"]["size_reduction"] > 0.5
+    assert abs(measured["ort-optimized"]["perplexity_change"]) < 1e-4
+    strict = variants.measure(paths, tokenizer, pairs, variants.VariantConfig(max_perplexity_increase=0.0, latency_runs=3))
+    assert variants.promote(strict) in [n for n, m in strict.items() if m["within_budget"]]
+    broken = {**measured, "int8-dynamic": {**measured["int8-dynamic"], "within_budget": False, "latency_ms": 0.0}}
+    assert variants.promote(broken) != "int8-dynamic"  # a variant over the accuracy budget is never promoted
+
+    sess = core.session(out / "model.onnx")
+    repository.write_repository(tmp_path / "repo", "llm", out / "model.onnx", sess)
+    assert repository.find_models(tmp_path / "repo") == {"llm": tmp_path / "repo" / "llm" / "1" / "model.onnx"}
+    config = (tmp_path / "repo" / "llm" / "config.pbtxt").read_text()
+    assert 'platform: "onnxruntime_onnx"' in config and "max_batch_size: 8" in config and "dynamic_batching" in config
+    assert 'name: "past_key_values.0.key"\n    data_type: TYPE_FP32\n    dims: [ 2, -1, 32 ]' in config
 
 
 def test_parity_failure_names_the_measured_difference(model, tokenizer, tmp_path):
-    with pytest.raises(UserInputError, match=r"ONNX parity check failed: max \|logits torch - onnxruntime\| = .* > tolerance 1e-12"):
+    with pytest.raises(UserInputError, match=r"ONNX parity check failed: max \|logits torch - onnxruntime\| = .* \(tolerance 1e-12\)"):
         core.export_with_parity(model, tokenizer, PROMPTS, tmp_path, core.ExportConfig(parity_tolerance=1e-12))
 
 
-def test_config_is_validated():
+def test_bad_inputs_are_named(base_model, tmp_path):
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "meta-llama/Llama-3.2-1B"}))
+    with pytest.raises(UserInputError, match=r"was trained on base model 'meta-llama/Llama-3.2-1B', not"):
+        core.merge_adapter(base_model, str(adapter))
+    corrupt = tmp_path / "model.onnx"
+    corrupt.write_bytes(b"\x08\x07 truncated")
+    with pytest.raises(UserInputError, match="not a loadable ONNX model"):
+        core.session(corrupt)
+    from transformers import BertConfig, BertForMaskedLM
+
+    with pytest.raises(UserInputError, match=r"supports decoder models of types .* not 'bert'"):
+        core.decoder_module(BertForMaskedLM(BertConfig(num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=37)))
     with pytest.raises(ConfigError, match="opset"):
         core.ExportConfig(opset=9)

@@ -1,10 +1,10 @@
 import socket
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 
-from kfp_llmops.components.compilation.export_onnx.core import export_with_parity
+from kfp_llmops.components.compilation.export_onnx.core import export_with_parity, layout_of, session
+from kfp_llmops.components.compilation.export_onnx.repository import write_repository
 from kfp_llmops.components.deployment.deploy_model import core
 from kfp_llmops.errors import ConfigError
 from kfp_llmops.k8s_schema import crd_errors
@@ -13,10 +13,12 @@ from kfp_llmops.prompts import format_prompt
 
 
 @pytest.fixture(scope="module")
-def onnx_dir(base_model, tokenizer, tmp_path_factory):
+def repo(base_model, tokenizer, tmp_path_factory):
+    """A Triton model repository with the exported demo model as ``reverser``."""
     out = tmp_path_factory.mktemp("onnx")
-    export_with_parity(load_causal_lm(base_model).eval(), tokenizer, [format_prompt("copy: sun moon")], out)
-    return out
+    export_with_parity(load_causal_lm(base_model).eval(), tokenizer, [format_prompt("copy: sun moon")], out / "export")
+    write_repository(out / "repo", "reverser", out / "export" / "model.onnx", session(out / "export" / "model.onnx"))
+    return out / "repo"
 
 
 def test_inference_service_is_valid_against_kserve_crd(kserve_crds):
@@ -46,12 +48,12 @@ def test_bad_deploy_config_is_named(kwargs, message):
         core.DeployConfig(**kwargs)
 
 
-def test_local_server_answers_open_inference_protocol_v2_binary_and_json(onnx_dir, tokenizer, tmp_path):
+def test_local_server_answers_open_inference_protocol_v2_binary_and_json(repo, tokenizer, tmp_path):
     enc = tokenizer([format_prompt("reverse: apple bird")], return_tensors="np", add_special_tokens=False)
-    direct = ort.InferenceSession(str(onnx_dir / "model.onnx")).run(
-        None, {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
-    )[0]
-    with core.local_server("reverser", onnx_dir / "model.onnx", log_path=tmp_path / "server.log") as url:
+    sess = session(repo / "reverser" / "1" / "model.onnx")
+    direct = sess.run(["logits"], {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
+                                   **layout_of(sess).empty_past(1)})[0]
+    with core.local_server("reverser", repo, log_path=tmp_path / "server.log") as url:
         binary = core.infer_logits(url, "reverser", enc["input_ids"], enc["attention_mask"], binary=True)
         as_json = core.infer_logits(url, "reverser", enc["input_ids"], enc["attention_mask"], binary=False)
         smoke = core.smoke_test(url, "reverser", tokenizer, format_prompt("reverse: apple bird"))
