@@ -45,6 +45,7 @@ test-all: $(STAMP)
 bench: $(DEMO_ASSETS)/assets.json
 	$(PY) benchmarks/validate.py
 	$(PY) benchmarks/eval.py --assets $(DEMO_ASSETS)
+	$(PY) benchmarks/serve.py --assets $(DEMO_ASSETS)
 
 clean:
 	rm -rf build local_outputs .pytest_cache

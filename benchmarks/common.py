@@ -40,8 +40,8 @@ def write_result(name: str, *, metric: str, unit: str, ours: float, baseline: fl
 
 def table() -> str:
     rows = [json.loads(p.read_text()) for p in sorted(OUT.glob("*.json"))]
-    lines = [f"{'benchmark':<12} {'metric':<28} {'ours':>12} {'baseline':>12} {'ratio':>7}  goal",
-             "-" * 88]
+    lines = [f"{'benchmark':<24} {'metric':<32} {'ours':>10} {'baseline':>10} {'ratio':>7}  goal",
+             "-" * 104]
     for r in rows:
-        lines.append(f"{r['name']:<12} {r['metric']:<28} {r['ours']:>12.4g} {r['baseline']:>12.4g} {r['ratio']:>7.3f}  {r['goal']}")
+        lines.append(f"{r['name']:<24} {r['metric']:<32} {r['ours']:>10.4g} {r['baseline']:>10.4g} {r['ratio']:>7.3f}  {r['goal']}")
     return "\n".join(lines)

@@ -165,4 +165,10 @@ def load_causal_lm(model_id_or_path: str):
     import torch
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(model_id_or_path, dtype=torch.float32, use_safetensors=True)
+    from kfp_llmops.errors import UserInputError
+
+    try:
+        return AutoModelForCausalLM.from_pretrained(model_id_or_path, dtype=torch.float32, use_safetensors=True)
+    except Exception as exc:  # corrupt or truncated weights, a missing file, an unknown architecture...
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        raise UserInputError(f"cannot load the model {model_id_or_path!r}: {type(exc).__name__}: {first}") from exc

@@ -7,6 +7,7 @@ Two conditions shape the DAG: invalid training data (a critical expectation fail
 from kfp import dsl
 from kfp.dsl import Dataset
 
+from kfp_llmops.components.compilation.build_tensorrt_engine.component import build_tensorrt_engine
 from kfp_llmops.components.compilation.export_onnx.component import export_onnx
 from kfp_llmops.components.data.prepare_dataset.component import prepare_dataset
 from kfp_llmops.components.data.stop_on_invalid_data.component import stop_on_invalid_data
@@ -43,6 +44,7 @@ def build(target: str = "vertex"):
         namespace: str = "kfp-llmops",
         storage_uri: str = "",
         smoke_prompt: str = "reverse: apple bird cake",
+        build_tensorrt: bool = False,
         source_commit: str = "",
     ):
         train_ds = dsl.importer(artifact_uri=train_data, artifact_class=Dataset, reimport=False).set_display_name("import-train-data")
@@ -82,6 +84,9 @@ def build(target: str = "vertex"):
                     run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
                 )
                 registry_credentials(registered, target)
+                with dsl.If(build_tensorrt == True, name="tensorrt"):  # noqa: E712 (a KFP condition)
+                    engine = build_tensorrt_engine(onnx_model=exported.outputs["onnx_model"], model_name=model_name)
+                    gpu_task(engine, target)
                 deploy_model(
                     onnx_model=exported.outputs["onnx_model"],
                     target=deploy_target,

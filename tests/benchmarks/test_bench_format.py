@@ -39,3 +39,19 @@ def test_eval_benchmark_writes_the_result_format(tmp_path, monkeypatch, demo_ass
     assert set(result) == FIELDS
     assert result["details"]["identical_answers"] == 8  # same answers both ways
     assert result["ratio"] == result["ours"] / result["baseline"]
+
+
+def test_serve_benchmark_writes_the_result_format(tmp_path, monkeypatch, demo_assets):
+    monkeypatch.setenv("KFP_LLMOPS_BENCH_OUT", str(tmp_path))
+    monkeypatch.syspath_prepend(str(BENCH))
+    monkeypatch.setattr(sys, "argv", ["serve.py", "--assets", str(demo_assets), "--repeats", "1", "--new-tokens", "4", "--skip-large"])
+    for name in ("common", "serve"):
+        sys.modules.pop(name, None)
+    try:
+        runpy.run_path(str(BENCH / "serve.py"), run_name="__main__")
+    except SystemExit as exc:
+        assert exc.code == 0
+    names = sorted(p.stem for p in tmp_path.glob("*.json"))
+    assert names == ["serve-forward-demo", "serve-generate-b1-demo", "serve-generate-b8-demo"]
+    for name in names:
+        assert set(json.loads((tmp_path / f"{name}.json").read_text())) == FIELDS

@@ -13,6 +13,8 @@ def export_onnx(
     adapter: Input[Model],
     eval_dataset: Input[Dataset],
     onnx_model: Output[Model],
+    optimized_model: Output[Model],
+    int8_model: Output[Model],
     variants: Output[Metrics],
     model_name: str = "llm",
     opset: int = 18,
@@ -21,7 +23,8 @@ def export_onnx(
 ):
     """``onnx_model`` is a Triton model repository (``<model_name>/1/model.onnx`` + ``config.pbtxt``; tokenizer and
     ``export.json`` at its root) holding the fastest variant (fp32, ort-optimized, int8-dynamic) whose perplexity on
-    the eval set rises by at most ``max_perplexity_increase``; ``variants`` has each variant's trade-offs."""
+    the eval set rises by at most ``max_perplexity_increase``. ``optimized_model`` and ``int8_model`` are the two
+    variants on their own (``model.onnx`` + tokenizer); ``variants`` has each one's measured trade-offs."""
     from kfp_llmops.components.compilation.export_onnx import core
     from kfp_llmops.components.compilation.export_onnx.variants import VariantConfig
     from kfp_llmops.datasets import instruction_pairs, read_jsonl
@@ -33,9 +36,10 @@ def export_onnx(
         cfg = core.ExportConfig(opset=opset, parity_tolerance=parity_tolerance)
         pairs = instruction_pairs(read_jsonl(eval_dataset.path))
         model = core.merge_adapter(base_model, adapter.path)
-        with atomic_dir(onnx_model.path) as tmp:
+        with atomic_dir(onnx_model.path) as tmp, atomic_dir(optimized_model.path) as opt, atomic_dir(int8_model.path) as q8:
             info = core.build_repository(model, load_tokenizer(base_model), pairs, tmp, model_name, cfg,
-                                         VariantConfig(max_perplexity_increase=max_perplexity_increase))
+                                         VariantConfig(max_perplexity_increase=max_perplexity_increase),
+                                         variant_dirs={"ort-optimized": opt, "int8-dynamic": q8})
     flat = {k: v for k, v in info.items() if not isinstance(v, dict)}
     onnx_model.metadata.update(
         lineage(path=onnx_model.path, parents={"adapter": adapter.uri}, base_model=base_model, format="triton-onnx-repository",
@@ -44,4 +48,8 @@ def export_onnx(
     for name, measured in info["variants"].items():
         for key, value in measured.items():
             variants.log_metric(f"{name}.{key}", float(value))
+    for artifact, name in ((optimized_model, "ort-optimized"), (int8_model, "int8-dynamic")):
+        artifact.metadata.update(lineage(path=artifact.path, parents={"adapter": adapter.uri}, base_model=base_model,
+                                         format="onnx", variant=name, promoted=name == info["promoted_variant"],
+                                         **info["variants"][name]))
     print({k: v for k, v in flat.items()})

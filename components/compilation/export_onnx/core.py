@@ -151,7 +151,7 @@ def layout_of(sess) -> CacheLayout:
     return CacheLayout(len(past) // 2, int(heads), int(dim))
 
 
-def onnx_greedy(sess, tokenizer, prompts: list[str], max_new_tokens: int) -> list[list[int]]:
+def onnx_greedy(sess, tokenizer, prompts: list[str], max_new_tokens: int, stop_at_eos: bool = True) -> list[list[int]]:
     """Greedy generation with the KV cache: one full step over the (left-padded) prompts, then one token a step."""
     layout = layout_of(sess)
     tokenizer.padding_side = "left"
@@ -166,7 +166,7 @@ def onnx_greedy(sess, tokenizer, prompts: list[str], max_new_tokens: int) -> lis
         for row, token in enumerate(nxt):
             if not done[row]:
                 out[row].append(int(token))
-                done[row] = token == tokenizer.eos_token_id
+                done[row] = stop_at_eos and token == tokenizer.eos_token_id
         if done.all():
             break
         mask = np.concatenate([mask, np.ones((len(prompts), 1), np.int64)], axis=1)
@@ -225,7 +225,7 @@ def parity_report(model, sess, tokenizer, prompts: list[str], cfg: ExportConfig)
 
 
 def build_repository(model, tokenizer, pairs, repo: str | Path, model_name: str, cfg: ExportConfig | None = None,
-                     variant_cfg=None) -> dict:
+                     variant_cfg=None, variant_dirs: dict | None = None) -> dict:
     """Exports with the parity gate, measures the optimization variants, and lays out a Triton model repository
     holding the fastest variant within the accuracy budget. Returns the export, variants and promoted variant."""
     import tempfile
@@ -245,6 +245,10 @@ def build_repository(model, tokenizer, pairs, repo: str | Path, model_name: str,
         for f in Path(work).iterdir():
             if f.is_file() and f.suffix != ".onnx":
                 (repo / f.name).write_bytes(f.read_bytes())  # tokenizer files and export.json
+        for name, target in (variant_dirs or {}).items():  # each variant as an output of its own
+            Path(target).mkdir(parents=True, exist_ok=True)
+            (Path(target) / MODEL_FILE).write_bytes(Path(paths[name]).read_bytes())
+            tokenizer.save_pretrained(target)
     summary = {**info, "model_name": model_name, "promoted_variant": chosen, "variants": measured}
     (repo / "export.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary

@@ -17,20 +17,24 @@ def test_writes_a_triton_repository_with_lineage(base_model, adapter_dir, demo_a
     onnx_model = Model(uri=str(tmp_path / "repo"))
     adapter = Model(uri=str(adapter_dir), metadata={"sha256": "feed"})
     export_onnx.python_func(base_model=base_model, adapter=adapter, eval_dataset=Dataset(uri=str(demo_assets / "eval.jsonl")),
-                            onnx_model=onnx_model, variants=Metrics(uri=str(tmp_path / "variants")), model_name="rev")
+                            onnx_model=onnx_model, optimized_model=Model(uri=str(tmp_path / "opt")),
+                            int8_model=Model(uri=str(tmp_path / "q8")), variants=Metrics(uri=str(tmp_path / "variants")),
+                            model_name="rev")
     meta = onnx_model.metadata
     assert meta["format"] == "triton-onnx-repository" and meta["opset"] == 18 and meta["max_abs_logit_diff"] < 1e-4
     assert meta["promoted_variant"] in ("fp32", "ort-optimized", "int8-dynamic")
     assert meta["adapter_sha256"] == "feed" and meta["parents"] == {"adapter": adapter.uri}
     assert (tmp_path / "repo" / "rev" / "1" / "model.onnx").exists() and (tmp_path / "repo" / "rev" / "config.pbtxt").exists()
     assert (tmp_path / "repo" / "tokenizer.json").exists()
+    assert (tmp_path / "q8" / "model.onnx").stat().st_size < (tmp_path / "opt" / "model.onnx").stat().st_size
 
 
 def test_a_failed_parity_check_leaves_no_half_written_repository(base_model, adapter_dir, demo_assets, tmp_path, capsys):
     with pytest.raises(SystemExit):
         export_onnx.python_func(base_model=base_model, adapter=Model(uri=str(adapter_dir)),
                                 eval_dataset=Dataset(uri=str(demo_assets / "eval.jsonl")),
-                                onnx_model=Model(uri=str(tmp_path / "repo")), variants=Metrics(uri=str(tmp_path / "v")),
+                                onnx_model=Model(uri=str(tmp_path / "repo")), optimized_model=Model(uri=str(tmp_path / "o")),
+                                int8_model=Model(uri=str(tmp_path / "q")), variants=Metrics(uri=str(tmp_path / "v")),
                                 parity_tolerance=1e-12)
     assert "ERROR: ONNX parity check failed" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []

@@ -94,3 +94,15 @@ def test_bad_inputs_are_named(base_model, tmp_path):
         core.decoder_module(BertForMaskedLM(BertConfig(num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=37)))
     with pytest.raises(ConfigError, match="opset"):
         core.ExportConfig(opset=9)
+
+
+def test_a_truncated_weights_file_is_named(base_model, tmp_path):
+    import shutil
+
+    from kfp_llmops.modeling import load_causal_lm
+
+    shutil.copytree(base_model, tmp_path / "m")
+    weights = tmp_path / "m" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(UserInputError, match=r"cannot load the model .*SafetensorError"):
+        load_causal_lm(str(tmp_path / "m"))

@@ -1,0 +1,107 @@
+"""Benchmark: serving speed of our ONNX export against torch, same weights, side by side in one run.
+
+1. forward latency at batch 1, sequence 32: onnxruntime (the promoted ort-optimized graph) vs torch eager (goal >= 3x);
+2. generating 64 new tokens at batch 1 and batch 8: our ONNX decoder with KV cache vs ``transformers`` ``generate``
+   (goal >= 1.5x). On the demo model and on a larger config of about 50M parameters (random weights: speed only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import best_of, table, write_result
+
+
+def larger_model(vocab_size: int, pad_id: int, eos_id: int):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=640, intermediate_size=1728, num_hidden_layers=10,
+                      num_attention_heads=10, num_key_value_heads=5, max_position_embeddings=512,
+                      pad_token_id=pad_id, eos_token_id=eos_id, tie_word_embeddings=True)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def bench_model(label: str, model, tokenizer, repeats: int, new_tokens: int) -> list[dict]:
+    import onnxruntime as ort
+    import torch
+
+    from kfp_llmops.components.compilation.export_onnx import core
+
+    params = sum(p.numel() for p in model.parameters())
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = core.export(model, tmp)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        layout = core.layout_of(sess)
+        ids = np.full((1, 32), 5, np.int64)
+        feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), **layout.empty_past(1)}
+        t_ids = torch.as_tensor(ids)
+
+        def torch_forward():
+            with torch.no_grad():
+                model(input_ids=t_ids, attention_mask=torch.ones_like(t_ids), use_cache=False)
+
+        sess.run(None, feeds)
+        torch_forward()
+        ours = best_of(lambda: sess.run(None, feeds), repeats * 10)
+        theirs = best_of(torch_forward, repeats * 10)
+        results.append(write_result(f"serve-forward-{label}", metric="forward latency b1 s32", unit="ms", ours=ours * 1000,
+                                    baseline=theirs * 1000, baseline_name="torch eager", higher_is_better=False,
+                                    goal="ratio >= 3", details={"parameters": params, "threads": torch.get_num_threads()}))
+        prompts = ["reverse: apple bird cake", "sort: pen dog map", "copy: sun moon", "rotate: fox cup star",
+                   "reverse: owl pear rose", "sort: zoo ink", "copy: kite lamp", "reverse: egg goat hat"]
+        for batch in (1, 8):
+            chosen = prompts[:batch]
+
+            def onnx_gen():
+                return core.onnx_greedy(sess, tokenizer, chosen, new_tokens, stop_at_eos=False)
+
+            def hf_gen():
+                tokenizer.padding_side = "left"
+                enc = tokenizer(chosen, return_tensors="pt", padding=True, add_special_tokens=False)
+                with torch.no_grad():
+                    return model.generate(**enc, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
+                                          pad_token_id=tokenizer.pad_token_id)
+
+            onnx_gen(), hf_gen()
+            ours = best_of(onnx_gen, repeats)
+            theirs = best_of(hf_gen, repeats)
+            tokens = batch * new_tokens
+            results.append(write_result(f"serve-generate-b{batch}-{label}", metric=f"tokens/s, {new_tokens} new, batch {batch}",
+                                        unit="tokens/s", ours=tokens / ours, baseline=tokens / theirs,
+                                        baseline_name="transformers generate (KV cache, torch eager)", higher_is_better=True,
+                                        goal="ratio >= 1.5", details={"parameters": params, "new_tokens": new_tokens}))
+    return results
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--assets", default="build/demo-assets")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--skip-large", action="store_true")
+    args = parser.parse_args(argv)
+
+    from kfp_llmops.modeling import load_causal_lm, load_tokenizer
+
+    tokenizer = load_tokenizer(f"{args.assets}/base-model")
+    bench_model("demo", load_causal_lm(f"{args.assets}/base-model").eval(), tokenizer, args.repeats, args.new_tokens)
+    if not args.skip_large:
+        bench_model("50m", larger_model(len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id), tokenizer,
+                    args.repeats, args.new_tokens)
+    print(table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The build_tensorrt_engine component: component.py (KFP definition) and core.py (logic)."""
