@@ -61,15 +61,24 @@ def train_loop(
     weight_decay: float = 0.0,
     max_grad_norm: float = 1.0,
     on_step: Callable[[int, float], None] | None = None,
+    checkpoint_dir: str | None = None,
+    checkpoint_every: int = 0,
+    log: Callable[[str], None] = lambda _: None,
 ) -> list[float]:
     """Trains the model's trainable parameters with AdamW and a cosine schedule; returns per-step losses.
 
-    Deterministic for a fixed seed on CPU: batches are drawn from a seeded shuffle, epoch after epoch.
+    Deterministic for a fixed seed on CPU: batches are drawn from a seeded shuffle, epoch after epoch. With
+    ``checkpoint_dir``, a checkpoint is written every ``checkpoint_every`` steps, and a restarted run resumes from
+    the latest complete one (parameters, optimizer, scheduler, RNG and data position), ending where an
+    uninterrupted run would.
     """
     import torch
 
+    from kfp_llmops import checkpoints
+
     torch.manual_seed(seed)
-    params = [p for p in model.parameters() if p.requires_grad]
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
     optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
 
     def schedule(step: int) -> float:
@@ -80,9 +89,22 @@ def train_loop(
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     batches = _batches(examples, batch_size, random.Random(seed))
-    model.train()
     losses: list[float] = []
-    for step in range(steps):
+    start = 0
+    resumed = checkpoints.load_latest(checkpoint_dir) if checkpoint_dir else None
+    if resumed is not None:
+        with torch.no_grad():
+            for name, p in named:
+                p.copy_(resumed.trainable[name])
+        optimizer.load_state_dict(resumed.optimizer)
+        scheduler.load_state_dict(resumed.scheduler)
+        torch.set_rng_state(resumed.torch_rng)
+        losses, start = list(resumed.losses), resumed.step
+        for _ in range(start):  # the data position: the same shuffle, the batches already seen skipped
+            next(batches)
+        log(f"resumed from the checkpoint at step {start} in {checkpoint_dir}")
+    model.train()
+    for step in range(start, steps):
         batch = collate(next(batches), pad_id)
         loss = model(**batch).loss
         loss.backward()
@@ -93,6 +115,11 @@ def train_loop(
         losses.append(float(loss.detach()))
         if on_step is not None:
             on_step(step, losses[-1])
+        done = step + 1
+        if checkpoint_dir and checkpoint_every and (done % checkpoint_every == 0 or done == steps):
+            checkpoints.save(checkpoint_dir, checkpoints.TrainingState(
+                step=done, losses=losses, trainable={n: p.detach().clone() for n, p in named},
+                optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), torch_rng=torch.get_rng_state()))
     model.eval()
     return losses
 

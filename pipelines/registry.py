@@ -7,6 +7,7 @@ import importlib
 PIPELINES = {
     "finetune-and-rollout": "kfp_llmops.pipelines.finetune_and_rollout.pipeline",
     "eval-only": "kfp_llmops.pipelines.eval_only.pipeline",
+    "lora-sweep": "kfp_llmops.pipelines.lora_sweep.pipeline",
 }
 
 

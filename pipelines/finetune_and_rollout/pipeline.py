@@ -60,6 +60,8 @@ def build(target: str = "vertex"):
             prepared = prepare_dataset(dataset=validated.outputs["validated"], base_model=base_model)
             trained = train_lora(prepared=prepared.outputs["prepared"], base_model=base_model, train_config=train_config)
             gpu_task(trained, target)
+            # a retried task resumes from train_config.checkpoint_dir (a PVC path on Kubeflow, /gcs/... on Vertex)
+            trained.set_retry(num_retries=2, backoff_duration="60s", backoff_factor=2)
             evaluated = evaluate_model(
                 base_model=base_model,
                 adapter=trained.outputs["adapter"],

@@ -29,6 +29,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     seed: int = 0
+    checkpoint_dir: str = ""
+    checkpoint_every: int = 50
 
     def __post_init__(self) -> None:
         for name in ("r", "alpha", "max_steps", "batch_size"):
@@ -38,6 +40,8 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if self.learning_rate <= 0:
             raise ConfigError(f"TrainConfig.learning_rate must be > 0, got {self.learning_rate!r}")
+        if self.checkpoint_every < 0:
+            raise ConfigError(f"TrainConfig.checkpoint_every must be >= 0, got {self.checkpoint_every!r}")
         if self.warmup_steps < 0:
             raise ConfigError(f"TrainConfig.warmup_steps must be >= 0, got {self.warmup_steps!r}")
         if not self.target_modules:
@@ -46,6 +50,18 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict | None) -> "TrainConfig":
         return from_dict(cls, values)
+
+    @classmethod
+    def from_yaml(cls, path: str) -> "TrainConfig":
+        import yaml
+
+        try:
+            values = yaml.safe_load(open(path, encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: cannot read the training config ({exc})") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: the training config must be a mapping of TrainConfig fields")
+        return cls.from_dict(values)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -125,6 +141,9 @@ def train(
         weight_decay=cfg.weight_decay,
         max_grad_norm=cfg.max_grad_norm,
         on_step=on_step,
+        checkpoint_dir=cfg.checkpoint_dir or None,
+        checkpoint_every=cfg.checkpoint_every,
+        log=log,
     )
     seconds = time.perf_counter() - start
     nll, count = response_nll(model, validation_examples, pad_id=pad_id)

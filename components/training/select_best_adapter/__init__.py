@@ -1,0 +1,1 @@
+"""The select_best_adapter component: component.py (KFP definition) and core.py (logic)."""

@@ -1,0 +1,34 @@
+"""lora-sweep: validate and prepare once, train a small grid of LoRA configs in parallel (``dsl.ParallelFor``), and
+keep the adapter with the lowest validation loss."""
+
+from kfp import dsl
+from kfp.dsl import Dataset
+
+from kfp_llmops.components.data.prepare_dataset.component import prepare_dataset
+from kfp_llmops.components.data.stop_on_invalid_data.component import stop_on_invalid_data
+from kfp_llmops.components.data.validate_dataset.component import validate_dataset
+from kfp_llmops.components.training.select_best_adapter.component import select_best_adapter
+from kfp_llmops.components.training.train_lora.component import train_lora
+from kfp_llmops.pipelines.platform import gpu_task
+
+NAME = "lora-sweep"
+DEFAULT_GRID = [{"r": 8, "alpha": 16}, {"r": 16, "alpha": 32}, {"r": 32, "alpha": 64}]
+
+
+def build(target: str = "vertex"):
+    grid = [dict(c) for c in DEFAULT_GRID]  # fresh per build: the KFP compiler edits defaults in place
+
+    @dsl.pipeline(name=NAME, description="Train a grid of LoRA configs in parallel and keep the best by validation loss.")
+    def lora_sweep(base_model: str, train_data: str, configs: list = grid):
+        train_ds = dsl.importer(artifact_uri=train_data, artifact_class=Dataset, reimport=False)
+        validated = validate_dataset(dataset=train_ds.output)
+        with dsl.If(validated.outputs["Output"] == True, name="data-valid"):  # noqa: E712 (a KFP condition)
+            prepared = prepare_dataset(dataset=validated.outputs["validated"], base_model=base_model)
+            with dsl.ParallelFor(configs, parallelism=3) as config:
+                trained = train_lora(prepared=prepared.outputs["prepared"], base_model=base_model, train_config=config)
+                gpu_task(trained, target)
+            select_best_adapter(adapters=dsl.Collected(trained.outputs["adapter"]))
+        with dsl.Else(name="data-invalid"):
+            stop_on_invalid_data(report=validated.outputs["report"])
+
+    return lora_sweep
