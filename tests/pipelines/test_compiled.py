@@ -89,4 +89,4 @@ def test_vertex_spec_is_one_document_and_builds_a_pipeline_job_offline(path: Pat
     )
     runtime = job._gca_resource.runtime_config
     assert runtime.gcs_output_directory == "gs://b/root"
-    assert runtime.parameter_values["eval_data"] == "gs://b/eval_data"
+    assert {k: runtime.parameter_values[k] for k in required} == required
