@@ -77,6 +77,11 @@ def train_loop(
     from kfp_llmops import checkpoints
 
     torch.manual_seed(seed)
+    rank, world = _distributed()
+    forward = model
+    if world > 1:
+        forward = torch.nn.parallel.DistributedDataParallel(model)
+        log(f"data parallel: rank {rank} of {world}, {batch_size // world or 1} of each {batch_size}-example batch")
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     params = [p for _, p in named]
     optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
@@ -105,23 +110,43 @@ def train_loop(
         log(f"resumed from the checkpoint at step {start} in {checkpoint_dir}")
     model.train()
     for step in range(start, steps):
-        batch = collate(next(batches), pad_id)
-        loss = model(**batch).loss
+        batch = next(batches)
+        batch = collate(batch[rank::world] if world > 1 else batch, pad_id)
+        loss = forward(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        losses.append(float(loss.detach()))
+        losses.append(_mean_over_ranks(loss.detach(), world))
         if on_step is not None:
             on_step(step, losses[-1])
         done = step + 1
-        if checkpoint_dir and checkpoint_every and (done % checkpoint_every == 0 or done == steps):
+        if checkpoint_dir and checkpoint_every and rank == 0 and (done % checkpoint_every == 0 or done == steps):
             checkpoints.save(checkpoint_dir, checkpoints.TrainingState(
                 step=done, losses=losses, trainable={n: p.detach().clone() for n, p in named},
                 optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), torch_rng=torch.get_rng_state()))
     model.eval()
     return losses
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size) when torch.distributed is initialized (e.g. under torchrun), else (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _mean_over_ranks(loss, world: int) -> float:
+    if world > 1:
+        import torch.distributed as dist
+
+        loss = loss.clone()
+        dist.all_reduce(loss)
+        loss /= world
+    return float(loss)
 
 
 def _batches(examples: Sequence[Example], batch_size: int, rng: random.Random) -> Iterable[list[Example]]:

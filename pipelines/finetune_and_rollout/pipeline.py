@@ -36,6 +36,7 @@ def build(target: str = "vertex"):
         reference_data: str = "",
         screening: dict = {},
         train_config: dict = default_train_config,
+        train_processes: int = 1,
         baseline_models: dict = {},
         eval_config: dict = {},
         gate_config: dict = {},
@@ -58,7 +59,12 @@ def build(target: str = "vertex"):
         )
         with dsl.If(validated.outputs["Output"] == True, name="data-valid"):  # noqa: E712 (a KFP condition)
             prepared = prepare_dataset(dataset=validated.outputs["validated"], base_model=base_model)
-            trained = train_lora(prepared=prepared.outputs["prepared"], base_model=base_model, train_config=train_config)
+            trained = train_lora(
+                prepared=prepared.outputs["prepared"],
+                base_model=base_model,
+                train_config=train_config,
+                nproc_per_node=train_processes,
+            )
             gpu_task(trained, target)
             # a retried task resumes from train_config.checkpoint_dir (a PVC path on Kubeflow, /gcs/... on Vertex)
             trained.set_retry(num_retries=2, backoff_duration="60s", backoff_factor=2)

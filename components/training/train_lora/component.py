@@ -13,8 +13,10 @@ def train_lora(
     train_config: dict,
     adapter: Output[Model],
     metrics: Output[Metrics],
+    nproc_per_node: int = 1,
 ):
-    """Trains LoRA on ``base_model`` (hub id or path); ``train_config`` holds the TrainConfig fields to override."""
+    """Trains LoRA on ``base_model`` (hub id or path); ``train_config`` holds the TrainConfig fields to override.
+    ``nproc_per_node`` > 1 runs data-parallel under torchrun inside this task (one process per GPU, or CPU/gloo)."""
     from kfp_llmops.components.data.prepare_dataset.core import read_prepared
     from kfp_llmops.components.training.train_lora import core
     from kfp_llmops.errors import user_errors
@@ -23,12 +25,18 @@ def train_lora(
 
     with user_errors():
         cfg = core.TrainConfig.from_dict(train_config)
-        data = read_prepared(prepared.path)
-        tokenizer = load_tokenizer(base_model)
-        result = core.train(base_model, data.train, data.validation, cfg, pad_id=tokenizer.pad_token_id)
-        with atomic_dir(adapter.path) as tmp:
-            core.save_adapter(result, cfg, tmp)
-    values = result.metrics()
+        if nproc_per_node > 1:
+            from kfp_llmops.components.training.train_lora.distributed import launch
+
+            with atomic_dir(adapter.path) as tmp:
+                values = launch(prepared.path, base_model, cfg.to_dict(), str(tmp), nproc_per_node)
+        else:
+            data = read_prepared(prepared.path)
+            tokenizer = load_tokenizer(base_model)
+            result = core.train(base_model, data.train, data.validation, cfg, pad_id=tokenizer.pad_token_id)
+            with atomic_dir(adapter.path) as tmp:
+                core.save_adapter(result, cfg, tmp)
+            values = result.metrics()
     adapter.metadata.update(
         lineage(path=adapter.path, parents={"prepared": prepared.uri}, base_model=base_model, format="peft-lora-safetensors",
                 dataset_sha256=prepared.metadata.get("sha256"), **values)
