@@ -48,6 +48,50 @@ def collate(examples: Sequence[Example], pad_id: int):
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
+def pack(examples: Sequence[Example], width: int) -> list[list[Example]]:
+    """First-fit decreasing: the examples of one batch in as few rows of ``width`` tokens as fit (one per row at
+    least, so an example longer than ``width`` gets a row of its own)."""
+    rows: list[list[Example]] = []
+    room: list[int] = []
+    for e in sorted(examples, key=lambda e: -len(e.input_ids)):
+        n = len(e.input_ids)
+        for r, free in enumerate(room):
+            if n <= free:
+                rows[r].append(e)
+                room[r] -= n
+                break
+        else:
+            rows.append([e])
+            room.append(max(0, width - n))
+    return rows
+
+
+def collate_packed(rows: Sequence[Sequence[Example]], pad_id: int):
+    """Packed rows with per-document isolation: position ids restart at each document, and a block-diagonal causal
+    4D mask keeps attention inside it. The loss is the same mean over response tokens as the padded batch's."""
+    import torch
+
+    width = max(sum(len(e.input_ids) for e in row) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+    positions = torch.zeros((len(rows), width), dtype=torch.long)
+    doc = torch.full((len(rows), width), -1, dtype=torch.long)
+    for r, row in enumerate(rows):
+        at = 0
+        for d, e in enumerate(row):
+            n = len(e.input_ids)
+            ids[r, at : at + n] = torch.tensor(e.input_ids)
+            labels[r, at : at + n] = torch.tensor(e.labels)
+            positions[r, at : at + n] = torch.arange(n)
+            doc[r, at : at + n] = d
+            at += n
+    causal = torch.tril(torch.ones(width, width, dtype=torch.bool))
+    same = doc[:, :, None] == doc[:, None, :]
+    real = (doc >= 0)[:, :, None] & (doc >= 0)[:, None, :]
+    mask = (same & real & causal) | torch.eye(width, dtype=torch.bool)  # a pad slot sees itself only: no empty rows
+    return {"input_ids": ids, "labels": labels, "position_ids": positions, "attention_mask": mask[:, None]}
+
+
 def train_loop(
     model,
     examples: Sequence[Example],
@@ -64,13 +108,16 @@ def train_loop(
     checkpoint_dir: str | None = None,
     checkpoint_every: int = 0,
     log: Callable[[str], None] = lambda _: None,
+    pack_width: int = 0,
+    stats: dict | None = None,
 ) -> list[float]:
     """Trains the model's trainable parameters with AdamW and a cosine schedule; returns per-step losses.
 
     Deterministic for a fixed seed on CPU: batches are drawn from a seeded shuffle, epoch after epoch. With
     ``checkpoint_dir``, a checkpoint is written every ``checkpoint_every`` steps, and a restarted run resumes from
     the latest complete one (parameters, optimizer, scheduler, RNG and data position), ending where an
-    uninterrupted run would.
+    uninterrupted run would. ``pack_width`` > 0 packs each batch's examples into rows of that many tokens with
+    per-document isolation (same loss, fewer padded slots); -1 packs into rows as long as the batch's longest example. ``stats`` receives real tokens and token slots.
     """
     import torch
 
@@ -110,8 +157,16 @@ def train_loop(
         log(f"resumed from the checkpoint at step {start} in {checkpoint_dir}")
     model.train()
     for step in range(start, steps):
-        batch = next(batches)
-        batch = collate(batch[rank::world] if world > 1 else batch, pad_id)
+        examples_now = next(batches)
+        examples_now = examples_now[rank::world] if world > 1 else examples_now
+        if pack_width:
+            width = pack_width if pack_width > 0 else max(len(e.input_ids) for e in examples_now)
+            batch = collate_packed(pack(examples_now, width), pad_id)
+        else:
+            batch = collate(examples_now, pad_id)
+        if stats is not None:
+            stats["real_tokens"] = stats.get("real_tokens", 0) + sum(len(e.input_ids) for e in examples_now)
+            stats["token_slots"] = stats.get("token_slots", 0) + batch["input_ids"].numel()
         loss = forward(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, max_grad_norm)

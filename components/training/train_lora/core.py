@@ -31,6 +31,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_dir: str = ""
     checkpoint_every: int = 50
+    pack_length: int = 256
 
     def __post_init__(self) -> None:
         for name in ("r", "alpha", "max_steps", "batch_size"):
@@ -40,6 +41,8 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if self.learning_rate <= 0:
             raise ConfigError(f"TrainConfig.learning_rate must be > 0, got {self.learning_rate!r}")
+        if self.pack_length < -1:
+            raise ConfigError(f"TrainConfig.pack_length must be -1 (longest in batch), 0 (no packing) or > 0, got {self.pack_length!r}")
         if self.checkpoint_every < 0:
             raise ConfigError(f"TrainConfig.checkpoint_every must be >= 0, got {self.checkpoint_every!r}")
         if self.warmup_steps < 0:
@@ -74,6 +77,8 @@ class TrainResult:
     validation_loss: float
     trainable_parameters: int
     seconds: float
+    real_tokens: int = 0
+    token_slots: int = 0
 
     def metrics(self) -> dict[str, float]:
         tail = self.losses[-10:]
@@ -84,6 +89,9 @@ class TrainResult:
             "trainable_parameters": self.trainable_parameters,
             "steps": len(self.losses),
             "train_seconds": self.seconds,
+            "tokens_seen": self.real_tokens,
+            "tokens_per_second": self.real_tokens / self.seconds if self.seconds else 0.0,
+            "padding_efficiency": self.real_tokens / self.token_slots if self.token_slots else 0.0,
         }
 
 
@@ -122,12 +130,14 @@ def train(
     log(f"LoRA r={cfg.r} on {cfg.target_modules}: {trainable} trainable parameters")
     start = time.perf_counter()
     every = max(1, cfg.max_steps // 10)
+    stats: dict = {}
 
     def on_step(step: int, loss: float) -> None:
         if (step + 1) % every == 0 or step == 0:
             elapsed = time.perf_counter() - start
             eta = elapsed / (step + 1) * (cfg.max_steps - step - 1)
-            log(f"step {step + 1}/{cfg.max_steps} loss {loss:.4f} elapsed {elapsed:.1f}s eta {eta:.1f}s")
+            tps = stats.get("real_tokens", 0) / elapsed if elapsed else 0.0
+            log(f"step {step + 1}/{cfg.max_steps} loss {loss:.4f} tokens/s {tps:.0f} elapsed {elapsed:.1f}s eta {eta:.1f}s")
 
     losses = train_loop(
         model,
@@ -144,10 +154,13 @@ def train(
         checkpoint_dir=cfg.checkpoint_dir or None,
         checkpoint_every=cfg.checkpoint_every,
         log=log,
+        pack_width=cfg.pack_length,
+        stats=stats,
     )
     seconds = time.perf_counter() - start
     nll, count = response_nll(model, validation_examples, pad_id=pad_id)
-    return TrainResult(model, losses, nll / max(1, count), trainable, seconds)
+    return TrainResult(model, losses, nll / max(1, count), trainable, seconds,
+                       stats.get("real_tokens", 0), stats.get("token_slots", 0))
 
 
 def save_adapter(result: TrainResult, cfg: TrainConfig, out_dir: str | Path) -> None:
