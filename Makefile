@@ -46,6 +46,7 @@ bench: $(DEMO_ASSETS)/assets.json
 	$(PY) benchmarks/validate.py
 	$(PY) benchmarks/eval.py --assets $(DEMO_ASSETS)
 	$(PY) benchmarks/serve.py --assets $(DEMO_ASSETS)
+	$(PY) benchmarks/train.py
 
 clean:
 	rm -rf build local_outputs .pytest_cache

@@ -55,3 +55,21 @@ def test_serve_benchmark_writes_the_result_format(tmp_path, monkeypatch, demo_as
     assert names == ["serve-forward-demo", "serve-generate-b1-demo", "serve-generate-b8-demo"]
     for name in names:
         assert set(json.loads((tmp_path / f"{name}.json").read_text())) == FIELDS
+
+
+def test_train_benchmark_writes_the_result_format(tmp_path, monkeypatch):
+    monkeypatch.setenv("KFP_LLMOPS_BENCH_OUT", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(BENCH))
+    monkeypatch.setattr(sys, "argv", ["train.py", "--steps", "2", "--batch", "16"])
+    for name in ("common", "train"):
+        sys.modules.pop(name, None)
+    try:
+        runpy.run_path(str(BENCH / "train.py"), run_name="__main__")
+    except SystemExit as exc:
+        assert exc.code == 0
+    result = json.loads((tmp_path / "train.json").read_text())
+    assert set(result) == FIELDS
+    details = result["details"]
+    assert details["padding_efficiency_ours"] > details["padding_efficiency_baseline"]
+    assert abs(details["eval_loss_ours"] - details["eval_loss_baseline"]) / details["eval_loss_baseline"] < 0.01
