@@ -1,7 +1,7 @@
 """KFP component: train a LoRA adapter on a prepared dataset."""
 
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Metrics, Model, Output
+from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output
 
 from kfp_llmops.images import RUNTIME_IMAGE
 
@@ -13,14 +13,19 @@ def train_lora(
     train_config: dict,
     adapter: Output[Model],
     metrics: Output[Metrics],
+    loss_curve: Output[HTML],
     nproc_per_node: int = 1,
 ):
     """Trains LoRA on ``base_model`` (hub id or path); ``train_config`` holds the TrainConfig fields to override.
     ``nproc_per_node`` > 1 runs data-parallel under torchrun inside this task (one process per GPU, or CPU/gloo)."""
+    import json
+    from pathlib import Path
+
     from kfp_llmops.components.data.prepare_dataset.core import read_prepared
     from kfp_llmops.components.training.train_lora import core
+    from kfp_llmops.components.training.train_lora.report import loss_curve_html
     from kfp_llmops.errors import user_errors
-    from kfp_llmops.lineage import atomic_dir, lineage
+    from kfp_llmops.lineage import atomic_dir, atomic_file, lineage
     from kfp_llmops.modeling import load_tokenizer
 
     with user_errors():
@@ -37,6 +42,10 @@ def train_lora(
             with atomic_dir(adapter.path) as tmp:
                 core.save_adapter(result, cfg, tmp)
             values = result.metrics()
+    losses = json.loads(Path(adapter.path, "losses.json").read_text())
+    with atomic_file(loss_curve.path) as tmp:
+        tmp.write_text(loss_curve_html(losses, values["validation_loss"]), encoding="utf-8")
+    loss_curve.metadata.update({"parents": {"adapter": adapter.uri}})
     adapter.metadata.update(
         lineage(path=adapter.path, parents={"prepared": prepared.uri}, base_model=base_model, format="peft-lora-safetensors",
                 dataset_sha256=prepared.metadata.get("sha256"), **values)

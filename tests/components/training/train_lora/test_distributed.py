@@ -4,7 +4,7 @@ global batch, within tolerance (ranks weight their own tokens, a single process 
 import json
 
 import pytest
-from kfp.dsl import Dataset, Metrics, Model
+from kfp.dsl import HTML, Dataset, Metrics, Model
 from safetensors.torch import load_file
 
 from kfp_llmops.components.data.prepare_dataset.core import prepare, read_prepared, write_prepared
@@ -25,7 +25,7 @@ def prepared_dir(demo_assets, tokenizer, tmp_path_factory):
 def test_two_gloo_processes_match_one_process_on_the_same_global_batch(prepared_dir, base_model, tokenizer, tmp_path):
     adapter, metrics = Model(uri=str(tmp_path / "ddp")), Metrics(uri=str(tmp_path / "m"))
     train_lora.python_func(prepared=Dataset(uri=str(prepared_dir)), base_model=base_model, train_config=CONFIG,
-                           adapter=adapter, metrics=metrics, nproc_per_node=2)
+                           adapter=adapter, metrics=metrics, loss_curve=HTML(uri=str(tmp_path / "curve")), nproc_per_node=2)
     result = json.loads((tmp_path / "ddp" / "result.json").read_text())
     assert (result["world_size"], result["backend"]) == (2, "gloo")
     assert adapter.metadata["steps"] == 8
