@@ -110,6 +110,7 @@ def train_loop(
     log: Callable[[str], None] = lambda _: None,
     pack_width: int = 0,
     stats: dict | None = None,
+    accumulation: int = 1,
 ) -> list[float]:
     """Trains the model's trainable parameters with AdamW and a cosine schedule; returns per-step losses.
 
@@ -117,7 +118,8 @@ def train_loop(
     ``checkpoint_dir``, a checkpoint is written every ``checkpoint_every`` steps, and a restarted run resumes from
     the latest complete one (parameters, optimizer, scheduler, RNG and data position), ending where an
     uninterrupted run would. ``pack_width`` > 0 packs each batch's examples into rows of that many tokens with
-    per-document isolation (same loss, fewer padded slots); -1 packs into rows as long as the batch's longest example. ``stats`` receives real tokens and token slots.
+    per-document isolation (same loss, fewer padded slots); -1 packs into rows as long as the batch's longest example.
+    ``accumulation`` micro-batches of ``batch_size`` make one optimizer step. ``stats`` receives real tokens and slots.
     """
     import torch
 
@@ -152,23 +154,27 @@ def train_loop(
         scheduler.load_state_dict(resumed.scheduler)
         torch.set_rng_state(resumed.torch_rng)
         losses, start = list(resumed.losses), resumed.step
-        for _ in range(start):  # the data position: the same shuffle, the batches already seen skipped
+        for _ in range(start * accumulation):  # the data position: the same shuffle, the batches already seen skipped
             next(batches)
         log(f"resumed from the checkpoint at step {start} in {checkpoint_dir}")
     model.train()
     for step in range(start, steps):
-        examples_now = next(batches)
-        examples_now = examples_now[rank::world] if world > 1 else examples_now
-        if pack_width:
-            width = pack_width if pack_width > 0 else max(len(e.input_ids) for e in examples_now)
-            batch = collate_packed(pack(examples_now, width), pad_id)
-        else:
-            batch = collate(examples_now, pad_id)
-        if stats is not None:
-            stats["real_tokens"] = stats.get("real_tokens", 0) + sum(len(e.input_ids) for e in examples_now)
-            stats["token_slots"] = stats.get("token_slots", 0) + batch["input_ids"].numel()
-        loss = forward(**batch).loss
-        loss.backward()
+        step_loss = 0.0
+        for _ in range(accumulation):
+            examples_now = next(batches)
+            examples_now = examples_now[rank::world] if world > 1 else examples_now
+            if pack_width:
+                width = pack_width if pack_width > 0 else max(len(e.input_ids) for e in examples_now)
+                batch = collate_packed(pack(examples_now, width), pad_id)
+            else:
+                batch = collate(examples_now, pad_id)
+            if stats is not None:
+                stats["real_tokens"] = stats.get("real_tokens", 0) + sum(len(e.input_ids) for e in examples_now)
+                stats["token_slots"] = stats.get("token_slots", 0) + batch["input_ids"].numel()
+            loss = forward(**batch).loss / accumulation
+            loss.backward()
+            step_loss = step_loss + loss.detach()
+        loss = step_loss
         torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
         optimizer.step()
         scheduler.step()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import json
 import time
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ class TrainConfig:
     checkpoint_dir: str = ""
     checkpoint_every: int = 50
     pack_length: int = 256
+    gradient_accumulation: int = 1
+    epochs: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("r", "alpha", "max_steps", "batch_size"):
@@ -41,6 +44,10 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if self.learning_rate <= 0:
             raise ConfigError(f"TrainConfig.learning_rate must be > 0, got {self.learning_rate!r}")
+        if not isinstance(self.gradient_accumulation, int) or self.gradient_accumulation < 1:
+            raise ConfigError(f"TrainConfig.gradient_accumulation must be an integer >= 1, got {self.gradient_accumulation!r}")
+        if self.epochs < 0:
+            raise ConfigError(f"TrainConfig.epochs must be >= 0 (0: use max_steps), got {self.epochs!r}")
         if self.pack_length < -1:
             raise ConfigError(f"TrainConfig.pack_length must be -1 (longest in batch), 0 (no packing) or > 0, got {self.pack_length!r}")
         if self.checkpoint_every < 0:
@@ -65,6 +72,13 @@ class TrainConfig:
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: the training config must be a mapping of TrainConfig fields")
         return cls.from_dict(values)
+
+    def total_steps(self, train_rows: int) -> int:
+        """``max_steps``, or, when ``epochs`` > 0, the optimizer steps that many passes over ``train_rows`` take."""
+        if self.epochs <= 0:
+            return self.max_steps
+        per_step = self.batch_size * self.gradient_accumulation
+        return max(1, math.ceil(self.epochs * train_rows / per_step))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -129,25 +143,26 @@ def train(
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log(f"LoRA r={cfg.r} on {cfg.target_modules}: {trainable} trainable parameters")
     start = time.perf_counter()
-    every = max(1, cfg.max_steps // 10)
+    total = cfg.total_steps(len(train_examples))
+    every = max(1, total // 10)
     stats: dict = {}
 
     def on_step(step: int, loss: float) -> None:
         if (step + 1) % every == 0 or step == 0:
             elapsed = time.perf_counter() - start
-            eta = elapsed / (step + 1) * (cfg.max_steps - step - 1)
+            eta = elapsed / (step + 1) * (total - step - 1)
             tps = stats.get("real_tokens", 0) / elapsed if elapsed else 0.0
-            log(f"step {step + 1}/{cfg.max_steps} loss {loss:.4f} tokens/s {tps:.0f} elapsed {elapsed:.1f}s eta {eta:.1f}s")
+            log(f"step {step + 1}/{total} loss {loss:.4f} tokens/s {tps:.0f} elapsed {elapsed:.1f}s eta {eta:.1f}s")
 
     losses = train_loop(
         model,
         train_examples,
         pad_id=pad_id,
-        steps=cfg.max_steps,
+        steps=total,
         batch_size=min(cfg.batch_size, len(train_examples)),
         learning_rate=cfg.learning_rate,
         seed=cfg.seed,
-        warmup_steps=min(cfg.warmup_steps, cfg.max_steps),
+        warmup_steps=min(cfg.warmup_steps, total),
         weight_decay=cfg.weight_decay,
         max_grad_norm=cfg.max_grad_norm,
         on_step=on_step,
@@ -156,6 +171,7 @@ def train(
         log=log,
         pack_width=cfg.pack_length,
         stats=stats,
+        accumulation=cfg.gradient_accumulation,
     )
     seconds = time.perf_counter() - start
     nll, count = response_nll(model, validation_examples, pad_id=pad_id)

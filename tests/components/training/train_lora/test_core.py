@@ -49,3 +49,22 @@ def test_exact_losses_on_the_demo_model(base_model, small_split, tokenizer, tmp_
     assert not list(tmp_path.glob("*.bin"))
     assert json.loads((tmp_path / "training_config.json").read_text()) == cfg.to_dict()
     assert json.loads((tmp_path / "losses.json").read_text()) == result.losses
+
+
+def test_epochs_set_the_number_of_steps():
+    cfg = core.TrainConfig.from_dict({"epochs": 2.0, "batch_size": 8, "gradient_accumulation": 2})
+    assert cfg.total_steps(100) == 13  # ceil(2 * 100 / 16)
+    assert core.TrainConfig(max_steps=7).total_steps(100) == 7
+
+
+def test_gradient_accumulation_of_two_halves_matches_the_full_batch_closely(base_model, small_split, tokenizer):
+    full = core.train(base_model, small_split.train, small_split.validation,
+                      core.TrainConfig(max_steps=4, batch_size=16, warmup_steps=1, pack_length=0),
+                      pad_id=tokenizer.pad_token_id, log=lambda _: None)
+    halves = core.train(base_model, small_split.train, small_split.validation,
+                        core.TrainConfig(max_steps=4, batch_size=8, gradient_accumulation=2, warmup_steps=1, pack_length=0),
+                        pad_id=tokenizer.pad_token_id, log=lambda _: None)
+    # the first step sees the same 16 examples: the mean of two micro-batch means vs one mean over all tokens
+    assert halves.losses[0] == pytest.approx(full.losses[0], rel=0.03)
+    with pytest.raises(ConfigError, match="TrainConfig.gradient_accumulation"):
+        core.TrainConfig(gradient_accumulation=0)
