@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
-from pathlib import Path
 
 import numpy as np
 
