@@ -65,9 +65,6 @@ class RunSummary:
     def artifacts(self, task: str, name: str) -> list[dict]:
         return self.task_output(task).get("artifacts", {}).get(name, {}).get("artifacts", [])
 
-    def parameter(self, task: str, name: str):
-        return self.task_output(task).get("parameterValues", {}).get(name)
-
     def text(self) -> str:
         lines = [f"Pipeline {self.pipeline}: {'SUCCEEDED' if self.succeeded else 'FAILED'}", "", "Steps:"]
         for s in self.steps:

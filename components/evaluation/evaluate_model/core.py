@@ -19,7 +19,6 @@ from kfp_llmops.modeling import collate, encode_example, load_causal_lm
 from kfp_llmops.prompts import format_prompt
 
 CANDIDATE = "candidate"
-PER_EXAMPLE = ("exact_match", "rouge_l", "bleu", "nll")
 
 
 @dataclass(frozen=True)
