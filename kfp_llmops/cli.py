@@ -70,8 +70,10 @@ def cmd_run(args) -> int:
     if args.backend == "local":
         from kfp_llmops.local_run import run_local
 
-        summary = run_local(build(args.pipeline, "vertex"), arguments, args.pipeline_root or "build/local-runs",
-                            enable_caching=args.cache)
+        root = Path(args.pipeline_root or "build/local-runs").resolve()
+        if args.pipeline == "finetune-and-rollout":  # local runs keep their model registry beside their outputs
+            arguments.setdefault("registry_uri", f"sqlite:///{root / 'registry.db'}")
+        summary = run_local(build(args.pipeline, "vertex"), arguments, root, enable_caching=args.cache)
         print("\n" + summary.text())
         return 0 if summary.succeeded else 1
     if args.backend == "kfp":

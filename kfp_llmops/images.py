@@ -14,3 +14,7 @@ DEFAULT_REGISTRY = "ghcr.io/kfp-llmops"
 REGISTRY = os.environ.get("KFP_LLMOPS_IMAGE_REGISTRY", DEFAULT_REGISTRY).rstrip("/")
 
 RUNTIME_IMAGE = f"{REGISTRY}/runtime:{__version__}"
+
+# Serving: NVIDIA Triton, pinned. The KServe ServingRuntime (manifests/servingruntime.yaml) and the Vertex AI model
+# upload use it; on Vertex, mirror it into Artifact Registry and set KFP_LLMOPS_TRITON_IMAGE.
+TRITON_IMAGE = os.environ.get("KFP_LLMOPS_TRITON_IMAGE", "nvcr.io/nvidia/tritonserver:25.01-py3")

@@ -91,9 +91,17 @@ class RunSummary:
             meta = decision[0]["metadata"]
             lines += ["", f"Gate: {'PROMOTE' if meta.get('passed') else 'BLOCKED'}"]
             lines += [f"  {r}" for r in meta.get("reasons", [])]
-        smoke = self.artifacts("deploy-model", "smoke")
-        if smoke:
-            lines += ["", f"Smoke test (Open Inference Protocol v2, tritonclient): {smoke[0]['metadata']}"]
+        registered = self.artifacts("register-model", "lineage")
+        if registered:
+            meta = registered[0]["metadata"]
+            lines += ["", f"Registered: {meta.get('registered_model')} version {meta.get('version')} "
+                          f"({'new' if meta.get('created') else 'existing'}) in {meta.get('registry_uri')}"]
+        rollout = self.artifacts("rollout-model", "report")
+        if rollout:
+            meta = rollout[0]["metadata"]
+            stable = f"version {meta['stable_version']}" if meta.get("stable_version") else "none (first rollout)"
+            lines += ["", f"Rollout ({meta.get('target')}): {meta.get('decision')} version {meta.get('version')}; "
+                          f"stable was {stable}; report: {rollout[0]['uri']}"]
         if self.error:
             lines += ["", f"Error: {self.error}"]
         if self.run_dir:

@@ -23,6 +23,9 @@ class ClusterSettings:
         ("username", "MLFLOW_TRACKING_USERNAME"),
         ("password", "MLFLOW_TRACKING_PASSWORD"),
     )
+    # the token of the least-privilege ServiceAccount in manifests/rollout-rbac.yaml
+    rollout_secret: str = "kfp-llmops-rollout-token"
+    rollout_mount_path: str = "/var/run/secrets/kfp-llmops/rollout"
 
 
 DEFAULT_SETTINGS = ClusterSettings()
@@ -58,4 +61,16 @@ def registry_credentials(task, target: str, settings: ClusterSettings = DEFAULT_
 
         kubernetes.use_secret_as_env(task, secret_name=settings.registry_secret,
                                      secret_key_to_env=dict(settings.registry_secret_env))
+    return task
+
+
+def rollout_credentials(task, target: str, settings: ClusterSettings = DEFAULT_SETTINGS):
+    """On Kubeflow, the rollout step talks to the Kubernetes API as the ``kfp-llmops-rollout`` ServiceAccount (it
+    may only get, list, watch and patch InferenceServices): its token Secret is mounted, never passed as a parameter."""
+    check_target(target)
+    if target == "kfp":
+        from kfp import kubernetes
+
+        kubernetes.use_secret_as_volume(task, secret_name=settings.rollout_secret, mount_path=settings.rollout_mount_path,
+                                        optional=True)
     return task

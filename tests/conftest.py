@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/recording_server.py, shared by several tests
 KSERVE_CRDS = sorted((REPO_ROOT.parent / "shared" / "schemas" / "kserve").glob("*.yaml"))
 
 
@@ -66,3 +68,17 @@ def write_jsonl():
 @pytest.fixture
 def read_jsonl():
     return _read_jsonl
+
+
+@pytest.fixture(scope="session")
+def onnx_repository(base_model, tokenizer, tmp_path_factory) -> Path:
+    """A Triton model repository with the exported demo base model as ``reverser`` (version 1)."""
+    from kfp_llmops.components.compilation.export_onnx.core import export_with_parity, session
+    from kfp_llmops.components.compilation.export_onnx.repository import write_repository
+    from kfp_llmops.modeling import load_causal_lm
+    from kfp_llmops.prompts import format_prompt
+
+    out = tmp_path_factory.mktemp("onnx")
+    export_with_parity(load_causal_lm(base_model).eval(), tokenizer, [format_prompt("copy: sun moon")], out / "export")
+    write_repository(out / "repo", "reverser", out / "export" / "model.onnx", session(out / "export" / "model.onnx"))
+    return out / "repo"

@@ -7,24 +7,45 @@ serves one file.
 The inputs and outputs are those of the ONNX graph (for our exported LLMs: ``input_ids``, ``attention_mask`` and the
 ``past_key_values.*`` in, ``logits`` and ``present.*`` out), so any v2 client, ``tritonclient.http`` included, can
 call it. A request that leaves out the ``past_key_values.*`` inputs gets empty ones: a plain full forward pass.
+
+Besides KServe's own metrics, ``/metrics`` has ``kfp_llmops_requests_total{model_name, outcome}`` (success or error)
+and ``kfp_llmops_request_seconds{model_name}`` (a histogram with buckets fine enough for small models) that the local
+rollout analyses. ``--fail-every N`` and ``--delay-ms D`` inject faults (every N-th request fails with HTTP 500; every
+request waits D ms), for rehearsing a rollback.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import time
 
 import kserve
 import numpy as np
 from kserve import InferOutput, InferRequest, InferResponse
+from prometheus_client import Counter, Histogram
+
+REQUESTS = Counter("kfp_llmops_requests", "inference requests by outcome", ["model_name", "outcome"])
+LATENCY = Histogram(
+    "kfp_llmops_request_seconds", "inference latency", ["model_name"],
+    buckets=tuple(round(0.0005 * 1.25**i, 6) for i in range(45)) + (float("inf"),),
+)
+
+
+class InjectedFault(RuntimeError):
+    """A failure asked for with ``--fail-every``."""
 
 _V2_TO_NUMPY = {"INT64": np.int64, "INT32": np.int32, "FP32": np.float32, "FP16": np.float16, "BOOL": np.bool_}
 
 
 class OnnxModel(kserve.Model):
-    def __init__(self, name: str, model_path: str):
+    def __init__(self, name: str, model_path: str, *, fail_every: int = 0, delay_ms: float = 0.0):
         super().__init__(name)
         self.model_path = model_path
         self.session = None
+        self.fail_every = fail_every
+        self.delay_ms = delay_ms
+        self._count = itertools.count(1)
 
     def load(self) -> bool:
         import onnxruntime as ort
@@ -34,6 +55,23 @@ class OnnxModel(kserve.Model):
         return self.ready
 
     def predict(self, payload: InferRequest, headers=None, response_headers=None) -> InferResponse:
+        start = time.perf_counter()
+        try:
+            response = self._predict(payload)
+        except Exception:
+            REQUESTS.labels(self.name, "error").inc()
+            raise
+        finally:
+            LATENCY.labels(self.name).observe(time.perf_counter() - start)
+        REQUESTS.labels(self.name, "success").inc()
+        return response
+
+    def _predict(self, payload: InferRequest) -> InferResponse:
+        n = next(self._count)
+        if self.delay_ms:
+            time.sleep(self.delay_ms / 1000)
+        if self.fail_every and n % self.fail_every == 0:
+            raise InjectedFault(f"injected failure (request {n}, --fail-every {self.fail_every})")
         expected = {i.name: i for i in self.session.get_inputs()}
         feeds = {}
         for inp in payload.inputs:
@@ -49,6 +87,12 @@ class OnnxModel(kserve.Model):
         if missing:
             raise kserve.errors.InvalidInput(f"missing inputs {missing}")
         names = [o.name for o in self.session.get_outputs()]
+        if payload.request_outputs:  # as Triton does: only the outputs asked for (the KV cache is large)
+            asked = [o.name for o in payload.request_outputs]
+            unknown = sorted(set(asked) - set(names))
+            if unknown:
+                raise kserve.errors.InvalidInput(f"unknown outputs {unknown}; the model has {names}")
+            names = asked
         results = self.session.run(names, feeds)
         outputs = [
             InferOutput(name=n, shape=list(r.shape), datatype="FP32", data=r.astype(np.float32))
@@ -69,16 +113,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model-name")
     parser.add_argument("--model-path")
     parser.add_argument("--http-port", type=int, default=8080)
+    parser.add_argument("--fail-every", type=int, default=0, help="fail every N-th request (fault injection)")
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="delay every request (fault injection)")
     args = parser.parse_args(argv)
+    faults = {"fail_every": args.fail_every, "delay_ms": args.delay_ms}
     if args.model_repository:
         from kfp_llmops.components.compilation.export_onnx.repository import find_models
 
         found = find_models(args.model_repository)
         if not found:
             parser.error(f"no <model>/<version>/model.onnx in {args.model_repository}")
-        models = [OnnxModel(name, str(path)) for name, path in found.items()]
+        models = [OnnxModel(name, str(path), **faults) for name, path in found.items()]
     elif args.model_name and args.model_path:
-        models = [OnnxModel(args.model_name, args.model_path)]
+        models = [OnnxModel(args.model_name, args.model_path, **faults)]
     else:
         parser.error("give --model-repository, or --model-name and --model-path")
     for model in models:

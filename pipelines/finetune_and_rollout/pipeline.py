@@ -1,7 +1,8 @@
-"""finetune-and-rollout: validate -> prepare -> train -> evaluate -> gate -> export -> register -> rollout.
+"""finetune-and-rollout: validate -> prepare -> train -> evaluate -> gate -> export -> register -> canary rollout.
 
 Two conditions shape the DAG: invalid training data (a critical expectation failed) fails the run in
-``stop-on-invalid-data`` before anything trains, and a candidate the gate blocks stops before export.
+``stop-on-invalid-data`` before anything trains, and a candidate the gate blocks stops before export. An exit handler
+(``restore-stable``) puts the stable revision back if the run fails or is terminated during the rollout.
 """
 
 from kfp import dsl
@@ -12,13 +13,14 @@ from kfp_llmops.components.compilation.export_onnx.component import export_onnx
 from kfp_llmops.components.data.prepare_dataset.component import prepare_dataset
 from kfp_llmops.components.data.stop_on_invalid_data.component import stop_on_invalid_data
 from kfp_llmops.components.data.validate_dataset.component import validate_dataset
-from kfp_llmops.components.deployment.deploy_model.component import deploy_model
+from kfp_llmops.components.deployment.restore_stable.component import restore_stable
+from kfp_llmops.components.deployment.rollout_model.component import rollout_model
 from kfp_llmops.components.evaluation.evaluate_model.component import evaluate_model
 from kfp_llmops.components.evaluation.regression_gate.component import regression_gate
 from kfp_llmops.components.registry.register_model.component import register_model
 from kfp_llmops.components.training.train_lora.component import train_lora
 from kfp_llmops.components.training.train_lora.core import TrainConfig
-from kfp_llmops.pipelines.platform import gpu_task, registry_credentials
+from kfp_llmops.pipelines.platform import gpu_task, registry_credentials, rollout_credentials
 
 NAME = "finetune-and-rollout"
 
@@ -27,7 +29,7 @@ def build(target: str = "vertex"):
     """The pipeline function for a compile target (``kfp`` or ``vertex``); the DAG is the same for both."""
     default_train_config = TrainConfig().to_dict()  # a fresh dict per build: the KFP compiler edits defaults in place
 
-    @dsl.pipeline(name=NAME, description="Fine-tune an LLM with LoRA, gate it against its base, export, register and roll out.")
+    @dsl.pipeline(name=NAME, description="Fine-tune an LLM with LoRA, gate it against its base, export, register and roll it out as a canary.")
     def finetune_and_rollout(
         base_model: str,
         train_data: str,
@@ -41,70 +43,92 @@ def build(target: str = "vertex"):
         eval_config: dict = {},
         gate_config: dict = {},
         model_name: str = "llm",
+        registry_uri: str = "",
         deploy_target: str = "local",
+        rollout_config: dict = {},
         namespace: str = "kfp-llmops",
+        inference_service: str = "",
         storage_uri: str = "",
-        smoke_prompt: str = "reverse: apple bird cake",
+        prometheus_url: str = "http://prometheus-operated.monitoring:9090",
+        vertex_endpoint: str = "",
         build_tensorrt: bool = False,
         source_commit: str = "",
     ):
-        train_ds = dsl.importer(artifact_uri=train_data, artifact_class=Dataset, reimport=False).set_display_name("import-train-data")
-        eval_ds = dsl.importer(artifact_uri=eval_data, artifact_class=Dataset, reimport=False).set_display_name("import-eval-data")
-        validated = validate_dataset(
-            dataset=train_ds.output,
-            eval_dataset=eval_ds.output,
-            reference_data=reference_data,
-            expected_sha256=train_data_sha256,
-            screening=screening,
+        restore = restore_stable(
+            target=deploy_target,
+            model_name=model_name,
+            registry_uri=registry_uri,
+            namespace=namespace,
+            inference_service=inference_service,
+            vertex_endpoint=vertex_endpoint,
         )
-        with dsl.If(validated.outputs["Output"] == True, name="data-valid"):  # noqa: E712 (a KFP condition)
-            prepared = prepare_dataset(dataset=validated.outputs["validated"], base_model=base_model)
-            trained = train_lora(
-                prepared=prepared.outputs["prepared"],
-                base_model=base_model,
-                train_config=train_config,
-                nproc_per_node=train_processes,
-            )
-            gpu_task(trained, target)
-            # a retried task resumes from train_config.checkpoint_dir (a PVC path on Kubeflow, /gcs/... on Vertex)
-            trained.set_retry(num_retries=2, backoff_duration="60s", backoff_factor=2)
-            evaluated = evaluate_model(
-                base_model=base_model,
-                adapter=trained.outputs["adapter"],
+        registry_credentials(restore, target)
+        rollout_credentials(restore, target)
+        with dsl.ExitHandler(restore, name="rollout-guard"):
+            train_ds = dsl.importer(artifact_uri=train_data, artifact_class=Dataset, reimport=False).set_display_name("import-train-data")
+            eval_ds = dsl.importer(artifact_uri=eval_data, artifact_class=Dataset, reimport=False).set_display_name("import-eval-data")
+            validated = validate_dataset(
+                dataset=train_ds.output,
                 eval_dataset=eval_ds.output,
-                baseline_models=baseline_models,
-                eval_config=eval_config,
+                reference_data=reference_data,
+                expected_sha256=train_data_sha256,
+                screening=screening,
             )
-            gate = regression_gate(evaluation=evaluated.outputs["results"], gate_config=gate_config)
-            with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (a KFP condition, not Python)
-                exported = export_onnx(
-                    base_model=base_model, adapter=trained.outputs["adapter"], eval_dataset=eval_ds.output, model_name=model_name
-                )
-                registered = register_model(
-                    model_name=model_name,
+            with dsl.If(validated.outputs["Output"] == True, name="data-valid"):  # noqa: E712 (a KFP condition)
+                prepared = prepare_dataset(dataset=validated.outputs["validated"], base_model=base_model)
+                trained = train_lora(
+                    prepared=prepared.outputs["prepared"],
                     base_model=base_model,
-                    dataset=validated.outputs["validated"],
-                    adapter=trained.outputs["adapter"],
-                    onnx_model=exported.outputs["onnx_model"],
-                    evaluation=evaluated.outputs["metrics"],
-                    gate_decision=gate.outputs["decision"],
-                    source_commit=source_commit,
-                    run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                    train_config=train_config,
+                    nproc_per_node=train_processes,
                 )
-                registry_credentials(registered, target)
-                with dsl.If(build_tensorrt == True, name="tensorrt"):  # noqa: E712 (a KFP condition)
-                    engine = build_tensorrt_engine(onnx_model=exported.outputs["onnx_model"], model_name=model_name)
-                    gpu_task(engine, target)
-                deploy_model(
-                    onnx_model=exported.outputs["onnx_model"],
-                    target=deploy_target,
-                    model_name=model_name,
-                    namespace=namespace,
-                    storage_uri=storage_uri,
-                    smoke_prompt=smoke_prompt,
-                ).after(registered)
-        with dsl.Else(name="data-invalid"):
-            stop_on_invalid_data(report=validated.outputs["report"])
+                gpu_task(trained, target)
+                # a retried task resumes from train_config.checkpoint_dir (a PVC path on Kubeflow, /gcs/... on Vertex)
+                trained.set_retry(num_retries=2, backoff_duration="60s", backoff_factor=2)
+                evaluated = evaluate_model(
+                    base_model=base_model,
+                    adapter=trained.outputs["adapter"],
+                    eval_dataset=eval_ds.output,
+                    baseline_models=baseline_models,
+                    eval_config=eval_config,
+                )
+                gate = regression_gate(evaluation=evaluated.outputs["results"], gate_config=gate_config)
+                with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (a KFP condition, not Python)
+                    exported = export_onnx(
+                        base_model=base_model, adapter=trained.outputs["adapter"], eval_dataset=eval_ds.output, model_name=model_name
+                    )
+                    registered = register_model(
+                        model_name=model_name,
+                        base_model=base_model,
+                        dataset=validated.outputs["validated"],
+                        adapter=trained.outputs["adapter"],
+                        onnx_model=exported.outputs["onnx_model"],
+                        evaluation=evaluated.outputs["metrics"],
+                        gate_decision=gate.outputs["decision"],
+                        source_commit=source_commit,
+                        run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                        registry_uri=registry_uri,
+                    )
+                    registry_credentials(registered, target)
+                    with dsl.If(build_tensorrt == True, name="tensorrt"):  # noqa: E712 (a KFP condition)
+                        engine = build_tensorrt_engine(onnx_model=exported.outputs["onnx_model"], model_name=model_name)
+                        gpu_task(engine, target)
+                    rolled_out = rollout_model(
+                        onnx_model=exported.outputs["onnx_model"],
+                        registered=registered.outputs["lineage"],
+                        eval_dataset=eval_ds.output,
+                        target=deploy_target,
+                        rollout_config=rollout_config,
+                        namespace=namespace,
+                        inference_service=inference_service,
+                        storage_uri=storage_uri,
+                        prometheus_url=prometheus_url,
+                        vertex_endpoint=vertex_endpoint,
+                    )
+                    rollout_credentials(rolled_out, target)
+                    registry_credentials(rolled_out, target)
+            with dsl.Else(name="data-invalid"):
+                stop_on_invalid_data(report=validated.outputs["report"])
 
     return finetune_and_rollout
 

@@ -19,10 +19,14 @@ def register_model(
     lineage: Output[Artifact],
     source_commit: str = "",
     run_id: str = "",
+    registry_uri: str = "",
 ):
-    """Writes ``lineage.json`` (digests, parents, metrics, gate) and a Markdown model card."""
+    """Registers the compiled model and the adapter (MLflow by default, or Vertex AI Model Registry) with their
+    lineage; writes ``lineage.json`` (digests, parents, metrics, gate, registered versions) and a Markdown model card."""
     from kfp_llmops.components.registry.register_model import core
+    from kfp_llmops.errors import user_errors
     from kfp_llmops.lineage import atomic_file
+    from kfp_llmops.registry import open_registry
 
     record = core.build_lineage(
         model_name=model_name,
@@ -35,10 +39,14 @@ def register_model(
         source_commit=source_commit,
         run_id=run_id,
     )
+    with user_errors():
+        record["registry"] = core.register(open_registry(registry_uri), record)
+    print(f"registered {record['registry']}")
     with atomic_file(lineage.path) as tmp:
         tmp.write_text(core.dumps(record), encoding="utf-8")
     with atomic_file(model_card.path) as tmp:
         tmp.write_text(core.model_card(record), encoding="utf-8")
     lineage.metadata.update({"run_id": run_id, "base_model": base_model, "sha256": record["artifacts"]["onnx_model"]["sha256"],
-                             "parents": {k: v["uri"] for k, v in record["artifacts"].items()}})
+                             "parents": {k: v["uri"] for k, v in record["artifacts"].items()},
+                             **record["registry"]})
     model_card.metadata.update(lineage.metadata)

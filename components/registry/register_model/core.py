@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from kfp_llmops.errors import UserInputError
+
 
 INTEGER_FIELDS = ("rows", "steps", "trainable_parameters", "opset", "size_bytes", "examples")
 
@@ -79,7 +81,11 @@ def model_card(lineage: dict) -> str:
         "## Evaluation",
         "| metric | value |",
         "|---|---|",
-        *(f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in ev.items()),
+        *(f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in ev.items() if "safety" not in k),
+        "",
+        "## Safety",
+        *([f"- {k}: {v:.4f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in ev.items() if "safety" in k]
+          or ["- no safety suite results were recorded for this run"]),
         "",
         "## Gate",
         *(f"- {r}" for r in lineage["gate"]),
@@ -88,6 +94,14 @@ def model_card(lineage: dict) -> str:
         f"- ONNX: `{art['onnx_model']['uri']}` (sha256 `{art['onnx_model']['sha256']}`)",
         *(f"- {k}: {v}" for k, v in lineage["export"].items()),
         "",
+        "## Limits",
+        "- Evaluated only on the evaluation set above; behaviour outside that distribution is unmeasured.",
+        "- Gate and safety results compare against the baselines of this run, not against an absolute standard.",
+        "",
+        *(["## Registry",
+           f"- `{lineage['registry']['registered_model']}` version {lineage['registry']['version']} and "
+           f"`{lineage['registry']['adapter_model']}` version {lineage['registry']['adapter_version']} in "
+           f"`{lineage['registry']['registry_uri']}`", ""] if lineage.get("registry") else []),
         "## Provenance",
         f"- pipeline run: `{lineage['run_id']}`",
         f"- source commit: `{lineage['source_commit'] or 'unknown'}`",
@@ -97,3 +111,35 @@ def model_card(lineage: dict) -> str:
 
 def dumps(lineage: dict) -> str:
     return json.dumps(lineage, indent=2, sort_keys=True) + "\n"
+
+
+def register(registry, lineage: dict) -> dict:
+    """Registers the compiled model (``<model_name>``) and its adapter (``<model_name>-adapter``) with the lineage as
+    tags. Idempotent: the content digest finds an existing version. Returns what was registered."""
+    art = lineage["artifacts"]
+    for key in ("onnx_model", "adapter"):
+        if not art[key].get("sha256"):
+            raise UserInputError(f"register_model: the {key} artifact has no sha256 in its metadata ({art[key]['uri']})")
+    tags = {
+        "base_model": lineage["base_model"],
+        "run_id": lineage["run_id"],
+        "source_commit": lineage["source_commit"],
+        "dataset_sha256": art["dataset"]["sha256"] or "",
+        "adapter_sha256": art["adapter"]["sha256"],
+        "gate": "passed",
+        **{f"eval.{k}": v for k, v in lineage["evaluation"].items() if isinstance(v, (int, float))},
+    }
+    name = lineage["model_name"]
+    description = f"LoRA fine-tune of {lineage['base_model']} (run {lineage['run_id'] or 'local'})"
+    model = registry.register(name, art["onnx_model"]["uri"], art["onnx_model"]["sha256"], tags, description)
+    adapter = registry.register(f"{name}-adapter", art["adapter"]["uri"], art["adapter"]["sha256"],
+                                {"base_model": lineage["base_model"], "compiled_model_version": model.version}, description)
+    return {
+        "registry_uri": registry.uri,
+        "registered_model": model.name,
+        "version": model.version,
+        "created": model.created,
+        "resource": model.resource,
+        "adapter_model": adapter.name,
+        "adapter_version": adapter.version,
+    }

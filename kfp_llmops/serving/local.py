@@ -1,77 +1,19 @@
-"""Rollout targets for an exported ONNX model; never imports kfp.
+"""Local serving: our KServe ModelServer (``kfp_llmops.serving.onnx_server``) in a child process, and a v2 client.
 
-- ``local``: serves the model with KServe's ``ModelServer`` (Open Inference Protocol v2) in a child process and
-  smoke-tests it with ``tritonclient.http``; the server is stopped when the test ends.
-- ``kserve``: renders the InferenceService manifest for a cluster (valid against KServe's own CRD schema).
+``local_server`` starts it on a free localhost port over a Triton model repository, waits until the model is ready
+and always stops it (no stray processes or ports); ``infer_logits`` calls it with ``tritonclient.http``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from kfp_llmops.errors import ConfigError, UserInputError
-
-TARGETS = ("local", "kserve")
-_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-
-
-@dataclass(frozen=True)
-class DeployConfig:
-    target: str = "local"
-    model_name: str = "llm"
-    namespace: str = "kfp-llmops"
-    storage_uri: str = ""
-    runtime: str = "kserve-tritonserver"
-    startup_timeout_s: float = 60.0
-
-    def __post_init__(self) -> None:
-        if self.target not in TARGETS:
-            raise ConfigError(f"DeployConfig.target must be one of {TARGETS}, got {self.target!r}")
-        for name in ("model_name", "namespace"):
-            value = getattr(self, name)
-            if len(value) > 63 or not _DNS1123.match(value):
-                raise ConfigError(f"DeployConfig.{name} must be a DNS-1123 label (lowercase letters, digits, '-'), got {value!r}")
-        if self.target == "kserve" and not self.storage_uri:
-            raise ConfigError("DeployConfig.storage_uri is required for target 'kserve' (e.g. gs://bucket/models/llm/1)")
-
-
-def render_inference_service(
-    cfg: DeployConfig, labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None
-) -> dict:
-    """An InferenceService (serving.kserve.io/v1beta1) serving the ONNX model over the v2 protocol."""
-    manifest = {
-        "apiVersion": "serving.kserve.io/v1beta1",
-        "kind": "InferenceService",
-        "metadata": {
-            "name": cfg.model_name,
-            "namespace": cfg.namespace,
-            "labels": {"app.kubernetes.io/managed-by": "kfp-llmops", **(labels or {})},
-        },
-        "spec": {
-            "predictor": {
-                "model": {
-                    "modelFormat": {"name": "onnx"},
-                    "protocolVersion": "v2",
-                    "runtime": cfg.runtime,
-                    "storageUri": cfg.storage_uri,
-                    "resources": {
-                        "requests": {"cpu": "1", "memory": "2Gi"},
-                        "limits": {"cpu": "2", "memory": "4Gi"},
-                    },
-                }
-            }
-        },
-    }
-    if annotations:
-        manifest["metadata"]["annotations"] = dict(annotations)
-    return manifest
+from kfp_llmops.errors import UserInputError
 
 
 def free_port() -> int:
@@ -81,15 +23,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def local_server(model_name: str, model_repository: str | Path, *, timeout_s: float = 60.0, log_path: str | Path | None = None):
+def local_server(model_name: str, model_repository: str | Path, *, timeout_s: float = 60.0,
+                 log_path: str | Path | None = None, extra_args: list[str] | tuple[str, ...] = ()):
     """Runs ``kfp_llmops.serving.onnx_server`` over a Triton model repository on a free localhost port; yields
-    ``host:port`` once ``model_name`` is ready."""
+    ``host:port`` once ``model_name`` is ready. ``extra_args`` go to the server (e.g. ``--fail-every 5``)."""
     import tritonclient.http as http
 
     port = free_port()
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL
     cmd = [sys.executable, "-m", "kfp_llmops.serving.onnx_server", "--model-repository", str(model_repository),
-           "--http-port", str(port)]
+           "--http-port", str(port), *extra_args]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     url = f"127.0.0.1:{port}"
     try:

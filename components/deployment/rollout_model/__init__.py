@@ -1,0 +1,1 @@
+"""rollout_model: canary rollout with automated analysis and rollback."""

@@ -1,0 +1,77 @@
+"""KFP component: canary rollout of a registered model with automated analysis, rollback and promotion."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Model, Output
+
+from kfp_llmops.images import RUNTIME_IMAGE
+
+
+@dsl.component(base_image=RUNTIME_IMAGE, install_kfp_package=False)
+def rollout_model(
+    onnx_model: Input[Model],
+    registered: Input[Artifact],
+    eval_dataset: Input[Dataset],
+    report: Output[Markdown],
+    metrics: Output[Metrics],
+    manifest: Output[Artifact],
+    target: str = "local",
+    rollout_config: dict = {},
+    namespace: str = "kfp-llmops",
+    inference_service: str = "",
+    storage_uri: str = "",
+    prometheus_url: str = "http://prometheus-operated.monitoring:9090",
+    vertex_endpoint: str = "",
+):
+    """Steps canary traffic through ``rollout_config.schedule``, analyses canary vs stable after each step, and
+    either promotes (the registry alias ``production`` moves) or rolls back and fails with the reasons.
+
+    ``local``: two KServe ModelServers on localhost (stable = the registry's production version), replayed requests
+    from ``eval_dataset``. ``kserve``: patches ``canaryTrafficPercent`` on the existing InferenceService
+    ``inference_service`` (default: the registered model name) and reads Prometheus. ``vertex``: the traffic split of
+    ``vertex_endpoint``, read from Cloud Monitoring."""
+    import json
+    import signal
+
+    from kfp_llmops.components.deployment.rollout_model import core, targets
+    from kfp_llmops.errors import user_errors
+    from kfp_llmops.lineage import atomic_file
+    from kfp_llmops.registry import PRODUCTION, open_registry
+
+    def terminated(signum, frame):  # KFP stops a pod with SIGTERM: unwind, which rolls the canary back
+        raise SystemExit(f"terminated by signal {signum}")
+
+    signal.signal(signal.SIGTERM, terminated)
+    with user_errors():
+        cfg = core.RolloutConfig.from_dict(rollout_config)
+        core.check_target(target)
+        meta = dict(registered.metadata)
+        name, version = meta["registered_model"], str(meta["version"])
+        registry = open_registry(meta["registry_uri"])
+        stable = registry.get_alias(name, PRODUCTION)
+        if stable is not None and stable.version == version:
+            print(f"{name} version {version} is already '{PRODUCTION}': nothing to roll out")
+            result = core.RolloutResult("unchanged", [], [], False)
+            rendered = {}
+        else:
+            with targets.build(target, cfg, onnx_model=onnx_model, eval_dataset=eval_dataset, stable=stable,
+                               model_name=name, version=version, resource=meta.get("resource", ""), namespace=namespace,
+                               inference_service=inference_service or name, storage_uri=storage_uri or onnx_model.uri,
+                               prometheus_url=prometheus_url, vertex_endpoint=vertex_endpoint,
+                               work_dir=report.path + ".work") as (tgt, rendered):
+                result = core.execute(tgt, cfg, registry, name, version)
+        text = core.report_markdown(result, target=target, model_name=name, version=version,
+                                    stable=stable.version if stable else None)
+        print(text)
+        if result.decision == "rolled_back":
+            raise core.RolloutFailed(f"{name} version {version} was rolled back: " + "; ".join(
+                r for r in result.reasons if r.endswith("FAIL") or r.startswith("inconclusive")))
+    with atomic_file(report.path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    with atomic_file(manifest.path) as tmp:
+        tmp.write_text(json.dumps({"result": result.to_dict(), "manifest": rendered}, indent=2) + "\n", encoding="utf-8")
+    metrics.log_metric("promoted", int(result.decision == "promoted"))
+    metrics.log_metric("steps", len(result.steps))
+    info = {"target": target, "decision": result.decision, "registered_model": name, "version": version,
+            "stable_version": stable.version if stable else "", "parents": {"onnx_model": onnx_model.uri, "registered": registered.uri}}
+    for artifact in (report, manifest):
+        artifact.metadata.update(info)

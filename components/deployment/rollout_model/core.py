@@ -1,0 +1,269 @@
+"""One canary rollout for every target: step the traffic, analyse canary against stable, roll back or promote.
+
+The targets (``local``, ``kserve``, ``vertex``) only move traffic and report per-revision statistics; the schedule,
+the analysis and the decisions live here, so every target behaves the same. Never imports kfp.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Protocol
+
+from kfp_llmops.config import from_dict
+from kfp_llmops.errors import ConfigError, UserInputError
+
+TARGETS = ("local", "kserve", "vertex")
+
+
+@dataclass(frozen=True)
+class CustomCheck:
+    """A PromQL query for one revision (placeholders ``{revision}``, ``{namespace}``, ``{window}``); the canary's
+    value may be at most ``max_ratio`` times the stable's."""
+
+    name: str
+    query: str
+    max_ratio: float = 1.2
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.query:
+            raise ConfigError("CustomCheck needs a name and a query")
+        if self.max_ratio <= 0:
+            raise ConfigError(f"CustomCheck {self.name!r}: max_ratio must be > 0, got {self.max_ratio}")
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Canary vs stable over one window. A ratio rule fails when ``canary > max_ratio * stable + slack``.
+
+    - ``latency_slack_ms``: latency differences below it are noise (sub-millisecond models on a busy host).
+    - ``error_rate_slack``: an absolute error-rate allowance (a stable revision with no errors at all would otherwise
+      fail a canary with a single error at any ratio; 0 keeps it that strict).
+    - ``min_requests``: fewer canary requests in a window make it inconclusive, which fails the step.
+    """
+
+    max_p95_latency_ratio: float = 1.2
+    max_error_rate_ratio: float = 1.1
+    latency_slack_ms: float = 5.0
+    error_rate_slack: float = 0.0
+    min_requests: int = 20
+    custom: tuple[CustomCheck, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("max_p95_latency_ratio", "max_error_rate_ratio"):
+            if getattr(self, name) < 1.0:
+                raise ConfigError(f"AnalysisConfig.{name} must be >= 1.0, got {getattr(self, name)}")
+        if self.latency_slack_ms < 0 or not 0 <= self.error_rate_slack < 1:
+            raise ConfigError("AnalysisConfig: latency_slack_ms must be >= 0 and error_rate_slack in [0, 1)")
+        if self.min_requests < 1:
+            raise ConfigError(f"AnalysisConfig.min_requests must be >= 1, got {self.min_requests}")
+        checks = tuple(c if isinstance(c, CustomCheck) else from_dict(CustomCheck, c, where="AnalysisConfig.custom")
+                       for c in self.custom)
+        object.__setattr__(self, "custom", checks)
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """``schedule``: canary traffic percentages, rising, ending at 100. ``window_s``: analysis window per step
+    (``local`` sends ``requests_per_step`` replayed requests instead). ``progress_deadline_s`` bounds each wait for
+    readiness."""
+
+    schedule: tuple[int, ...] = (5, 10, 25, 50, 100)
+    window_s: float = 120.0
+    progress_deadline_s: float = 600.0
+    requests_per_step: int = 40
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+
+    def __post_init__(self) -> None:
+        schedule = tuple(int(p) for p in self.schedule)
+        if not schedule or any(not 0 < p <= 100 for p in schedule) or list(schedule) != sorted(set(schedule)) or schedule[-1] != 100:
+            raise ConfigError(f"RolloutConfig.schedule must rise strictly within (0, 100] and end at 100, got {list(self.schedule)}")
+        object.__setattr__(self, "schedule", schedule)
+        if self.window_s <= 0 or self.progress_deadline_s <= 0:
+            raise ConfigError("RolloutConfig: window_s and progress_deadline_s must be > 0")
+        if self.requests_per_step < 1:
+            raise ConfigError(f"RolloutConfig.requests_per_step must be >= 1, got {self.requests_per_step}")
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "RolloutConfig":
+        values = dict(values or {})
+        if "schedule" in values:
+            values["schedule"] = tuple(values["schedule"])
+        if isinstance(values.get("analysis"), dict) and "custom" in values["analysis"]:
+            values["analysis"] = {**values["analysis"], "custom": tuple(values["analysis"]["custom"])}
+        return from_dict(cls, values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RevisionStats:
+    """What one revision served in one window."""
+
+    requests: float
+    errors: float
+    p95_ms: float | None
+    custom: dict = field(default_factory=dict)
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    reasons: tuple[str, ...]
+
+
+def analyse(canary: RevisionStats, stable: RevisionStats | None, cfg: AnalysisConfig) -> Verdict:
+    """Applies the rules; ``stable`` None (a first rollout) leaves only the absolute error-rate rule."""
+    reasons = []
+    if canary.requests < cfg.min_requests:
+        return Verdict(False, (f"inconclusive: the canary served {canary.requests:g} requests in the window, "
+                               f"fewer than min_requests={cfg.min_requests}",))
+    stable_rate = stable.error_rate if stable else 0.0
+    limit = (cfg.max_error_rate_ratio * stable_rate if stable else 0.0) + cfg.error_rate_slack
+    ok = canary.error_rate <= limit
+    reasons.append(f"error rate {canary.error_rate:.4f} vs stable {stable_rate:.4f} (limit {limit:.4f}): {'ok' if ok else 'FAIL'}")
+    passed = ok
+    if stable is not None and canary.p95_ms is not None and stable.p95_ms is not None:
+        limit = cfg.max_p95_latency_ratio * stable.p95_ms + cfg.latency_slack_ms
+        ok = canary.p95_ms <= limit
+        reasons.append(f"p95 latency {canary.p95_ms:.2f} ms vs stable {stable.p95_ms:.2f} ms (limit {limit:.2f} ms): {'ok' if ok else 'FAIL'}")
+        passed &= ok
+    for check in cfg.custom:
+        c, s = canary.custom.get(check.name), (stable.custom.get(check.name) if stable else None)
+        if c is None or s is None or math.isnan(c) or math.isnan(s):
+            reasons.append(f"{check.name}: no data (canary {c}, stable {s}): FAIL")
+            passed = False
+            continue
+        ok = c <= check.max_ratio * s
+        reasons.append(f"{check.name} {c:.4g} vs stable {s:.4g} (max ratio {check.max_ratio}): {'ok' if ok else 'FAIL'}")
+        passed &= ok
+    return Verdict(passed, tuple(reasons))
+
+
+class Target(Protocol):
+    """What a rollout target does; the rollout decides when."""
+
+    def has_stable(self) -> bool: ...
+
+    def start(self, percent: int) -> None: ...  # the candidate beside stable, ``percent`` of traffic to it
+
+    def set_traffic(self, percent: int) -> None: ...
+
+    def wait_ready(self, timeout_s: float) -> None: ...
+
+    def observe(self, percent: int) -> tuple[RevisionStats, RevisionStats | None]: ...  # (canary, stable)
+
+    def rollback(self) -> None: ...
+
+    def promote(self) -> None: ...
+
+
+class RolloutFailed(UserInputError):
+    """The canary failed its analysis and was rolled back; the message has the reasons."""
+
+
+@dataclass
+class StepResult:
+    percent: int
+    canary: dict
+    stable: dict | None
+    passed: bool
+    reasons: list[str]
+
+
+@dataclass
+class RolloutResult:
+    decision: str  # "promoted" or "rolled_back"
+    steps: list[StepResult]
+    reasons: list[str]
+    first_rollout: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def run(target: Target, cfg: RolloutConfig, *, log: Callable[[str], None] = print) -> RolloutResult:
+    """Runs the schedule. Any failure (analysis, readiness deadline, an API error) rolls the canary back first."""
+    first = not target.has_stable()
+    schedule = (100,) if first else cfg.schedule
+    steps: list[StepResult] = []
+    baseline: RevisionStats | None = None  # the last window in which stable served enough requests
+    started = False
+    try:
+        for i, percent in enumerate(schedule):
+            t0 = time.monotonic()
+            if i == 0:
+                target.start(percent)
+                started = True
+            else:
+                target.set_traffic(percent)
+            target.wait_ready(cfg.progress_deadline_s)
+            canary, stable = target.observe(percent)
+            if stable is not None and stable.requests >= cfg.analysis.min_requests:
+                baseline = stable
+            verdict = analyse(canary, None if first else (baseline or stable), cfg.analysis)
+            steps.append(StepResult(percent, asdict(canary), asdict(stable) if stable else None, verdict.passed, list(verdict.reasons)))
+            log(f"canary at {percent:3d} %: {'pass' if verdict.passed else 'FAIL'} in {time.monotonic() - t0:.1f} s; "
+                + "; ".join(verdict.reasons))
+            if not verdict.passed:
+                target.rollback()
+                log(f"rolled back at {percent} %: all traffic to the stable revision")
+                return RolloutResult("rolled_back", steps, list(verdict.reasons), first)
+        target.promote()
+        log("promoted: the candidate now takes all traffic")
+        return RolloutResult("promoted", steps, [], first)
+    except BaseException:
+        if started:
+            log("rollout interrupted: rolling back to the stable revision")
+            target.rollback()
+        raise
+
+
+def check_target(target: str) -> str:
+    if target not in TARGETS:
+        raise ConfigError(f"rollout target must be one of {TARGETS}, got {target!r}")
+    return target
+
+
+def execute(target: Target, cfg: RolloutConfig, registry, model_name: str, version: str, *,
+            log: Callable[[str], None] = print) -> RolloutResult:
+    """A rollout with the registry: ``canary`` names the version while it rolls out; promotion moves ``production``
+    to it; a rollback (or any failure) leaves ``production`` where it was. ``canary`` is always removed."""
+    from kfp_llmops.registry import CANARY, PRODUCTION
+
+    registry.set_alias(model_name, CANARY, version)
+    try:
+        result = run(target, cfg, log=log)
+    finally:
+        registry.delete_alias(model_name, CANARY)
+    if result.decision == "promoted":
+        registry.set_alias(model_name, PRODUCTION, version)
+        log(f"registry: {model_name} version {version} is now '{PRODUCTION}'")
+    return result
+
+
+def report_markdown(result: RolloutResult, *, target: str, model_name: str, version: str, stable: str | None) -> str:
+    lines = [
+        f"# Rollout of {model_name} version {version}: {result.decision.replace('_', ' ')}",
+        "",
+        f"- target: `{target}`; stable: {f'version {stable}' if stable else 'none (first rollout)'}",
+        "",
+        "| canary % | canary requests | canary errors | canary p95 ms | stable requests | stable p95 ms | result |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in result.steps:
+        st = s.stable or {}
+        p95 = s.canary.get("p95_ms")
+        sp95 = st.get("p95_ms")
+        lines.append(f"| {s.percent} | {s.canary['requests']:g} | {s.canary['errors']:g} | "
+                     f"{'' if p95 is None else f'{p95:.2f}'} | {st.get('requests', 0):g} | "
+                     f"{'' if sp95 is None else f'{sp95:.2f}'} | {'pass' if s.passed else 'FAIL'} |")
+    if result.reasons:
+        lines += ["", "## Why it was rolled back", *(f"- {r}" for r in result.reasons)]
+    return "\n".join(lines) + "\n"

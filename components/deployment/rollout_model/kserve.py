@@ -1,0 +1,180 @@
+"""The ``kserve`` rollout target: canary traffic on an existing InferenceService, analysis from Prometheus.
+
+The InferenceService is created once from ``manifests/`` (GitOps); the rollout step only gets, watches and patches
+it (its Role grants nothing else). A rollout patches the new ``storageUri`` together with the first
+``canaryTrafficPercent``, which makes KServe start a new revision beside the one last rolled out; later steps patch
+the percentage; rollback patches ``canaryTrafficPercent: 0``; promotion removes the field (JSON merge patch ``null``).
+Revisions come from ``status.components.predictor`` and are analysed with Knative's queue-proxy metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from kfp_llmops.components.deployment.rollout_model.core import RevisionStats, RolloutConfig
+from kfp_llmops.components.deployment.rollout_model.metrics import KNATIVE_QUERIES, Prometheus, Queries
+from kfp_llmops.errors import ConfigError, UserInputError
+
+GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
+DIGEST_ANNOTATION = "kfp-llmops/sha256"
+
+
+@dataclass(frozen=True)
+class KServeSettings:
+    name: str
+    namespace: str
+    storage_uri: str
+    digest: str = ""
+    poll_s: float = 5.0
+
+
+def render_inference_service(name: str, namespace: str, storage_uri: str, *, runtime: str = "kfp-llmops-triton",
+                             labels: dict | None = None, annotations: dict | None = None) -> dict:
+    """The InferenceService (serving.kserve.io/v1beta1) that serves a Triton model repository over protocol v2."""
+    manifest = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "InferenceService",
+        "metadata": {"name": name, "namespace": namespace,
+                     "labels": {"app.kubernetes.io/managed-by": "kfp-llmops", **(labels or {})}},
+        "spec": {"predictor": {"model": {
+            "modelFormat": {"name": "onnx"},
+            "protocolVersion": "v2",
+            "runtime": runtime,
+            "storageUri": storage_uri,
+            "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
+        }}},
+    }
+    if annotations:
+        manifest["metadata"]["annotations"] = dict(annotations)
+    return manifest
+
+
+def start_patch(storage_uri: str, percent: int, digest: str = "") -> dict:
+    patch = {"spec": {"predictor": {"canaryTrafficPercent": percent, "model": {"storageUri": storage_uri}}}}
+    if digest:
+        patch["metadata"] = {"annotations": {DIGEST_ANNOTATION: digest}}
+    return patch
+
+
+def traffic_patch(percent: int | None) -> dict:
+    """``None`` removes the field: the latest revision takes all traffic (promotion)."""
+    return {"spec": {"predictor": {"canaryTrafficPercent": percent}}}
+
+
+def is_ready(isvc: dict) -> bool:
+    status = isvc.get("status") or {}
+    conditions = {c.get("type"): c.get("status") for c in status.get("conditions", [])}
+    predictor = (status.get("components") or {}).get("predictor") or {}
+    return (conditions.get("Ready") == "True"
+            and predictor.get("latestReadyRevision") is not None
+            and predictor.get("latestReadyRevision") == predictor.get("latestCreatedRevision"))
+
+
+class KServeTarget:
+    def __init__(self, settings: KServeSettings, cfg: RolloutConfig, *, api, prometheus: Prometheus,
+                 queries: Queries = KNATIVE_QUERIES, sleep=time.sleep, clock=time.monotonic):
+        """``api``: a ``kubernetes.client.CustomObjectsApi``."""
+        self.s, self.cfg, self.api, self.prom, self.queries = settings, cfg, api, prometheus, queries
+        self.sleep, self.clock = sleep, clock
+        self.stable_revision: str | None = None
+        self.canary_revision: str | None = None
+
+    def _get(self) -> dict:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return self.api.get_namespaced_custom_object(GROUP, VERSION, self.s.namespace, PLURAL, self.s.name)
+        except ApiException as exc:
+            if exc.status == 404:
+                raise ConfigError(
+                    f"InferenceService {self.s.namespace}/{self.s.name} does not exist: apply manifests/inferenceservice.yaml "
+                    "(GitOps) first; the rollout step may only get, watch and patch it") from None
+            raise UserInputError(f"reading InferenceService {self.s.namespace}/{self.s.name} failed: {exc.status} {exc.reason}") from None
+
+    def _patch(self, body: dict) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.api.patch_namespaced_custom_object(GROUP, VERSION, self.s.namespace, PLURAL, self.s.name, body)
+        except ApiException as exc:
+            raise UserInputError(f"patching InferenceService {self.s.namespace}/{self.s.name} failed: {exc.status} {exc.reason}") from None
+
+    def has_stable(self) -> bool:
+        predictor = ((self._get().get("status") or {}).get("components") or {}).get("predictor") or {}
+        self.stable_revision = predictor.get("latestRolledoutRevision") or predictor.get("latestReadyRevision")
+        return self.stable_revision is not None
+
+    def start(self, percent: int) -> None:
+        self._patch(start_patch(self.s.storage_uri, percent, self.s.digest))
+
+    def set_traffic(self, percent: int) -> None:
+        self._patch(traffic_patch(percent))
+
+    def wait_ready(self, timeout_s: float) -> None:
+        deadline = self.clock() + timeout_s
+        while True:
+            isvc = self._get()
+            predictor = ((isvc.get("status") or {}).get("components") or {}).get("predictor") or {}
+            if is_ready(isvc) and predictor.get("latestReadyRevision") != self.stable_revision:
+                self.canary_revision = predictor["latestReadyRevision"]
+                return
+            if self.clock() >= deadline:
+                raise UserInputError(
+                    f"InferenceService {self.s.namespace}/{self.s.name}: the canary revision was not ready within the "
+                    f"{timeout_s:.0f} s progress deadline (latest created {predictor.get('latestCreatedRevision')}, "
+                    f"ready {predictor.get('latestReadyRevision')})")
+            self.sleep(self.s.poll_s)
+
+    def observe(self, percent: int) -> tuple[RevisionStats, RevisionStats | None]:
+        self.sleep(self.cfg.window_s)
+        stats = [self.prom.revision_stats(self.queries, revision=rev, namespace=self.s.namespace,
+                                          window_s=self.cfg.window_s, custom=self.cfg.analysis.custom)
+                 for rev in (self.canary_revision, self.stable_revision)]
+        return stats[0], stats[1]
+
+    def rollback(self) -> None:
+        self._patch(traffic_patch(0))
+
+    def promote(self) -> None:
+        self._patch(traffic_patch(None))
+
+
+ROLLOUT_TOKEN_DIR = "/var/run/secrets/kfp-llmops/rollout"  # pipelines/platform.py mounts the token Secret here
+
+
+def kubernetes_api(kubeconfig: str = "", token_dir: str = ROLLOUT_TOKEN_DIR):
+    """CustomObjectsApi as the rollout ServiceAccount (its token Secret mounted at ``token_dir``), else the pod's own
+    ServiceAccount, else a kubeconfig."""
+    import os
+    from pathlib import Path
+
+    from kubernetes import client, config
+
+    token = Path(token_dir) / "token"
+    if not kubeconfig and token.is_file() and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        conf = client.Configuration()
+        conf.host = f"https://{os.environ['KUBERNETES_SERVICE_HOST']}:{os.environ.get('KUBERNETES_SERVICE_PORT', '443')}"
+        conf.api_key = {"authorization": token.read_text().strip()}
+        conf.api_key_prefix = {"authorization": "Bearer"}
+        conf.ssl_ca_cert = str(Path(token_dir) / "ca.crt")
+        return client.CustomObjectsApi(client.ApiClient(conf))
+    if kubeconfig:
+        config.load_kube_config(kubeconfig)
+    else:
+        try:
+            config.load_incluster_config()
+        except config.ConfigException:
+            config.load_kube_config()
+    return client.CustomObjectsApi()
+
+
+def restore_stable(api, name: str, namespace: str) -> str:
+    """For the exit handler: if a canary is in flight (``canaryTrafficPercent`` set and not 0), send all traffic back
+    to the stable revision. Returns what it did."""
+    isvc = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    percent = isvc.get("spec", {}).get("predictor", {}).get("canaryTrafficPercent")
+    if percent is None or percent == 0:
+        return f"InferenceService {namespace}/{name}: no canary in flight (canaryTrafficPercent {percent})"
+    api.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, traffic_patch(0))
+    return f"InferenceService {namespace}/{name}: canary at {percent} % rolled back to the stable revision"

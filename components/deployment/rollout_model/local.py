@@ -1,0 +1,126 @@
+"""The ``local`` rollout target: stable and candidate as two real KServe ModelServer processes on localhost.
+
+Each step sends the scheduled fraction of a replayed request set to the candidate and the rest to stable, then reads
+requests, errors and the latency histogram of each server from its Prometheus ``/metrics`` (as a cluster's Prometheus
+would) for the shared analysis. Promotion and rollback move the traffic pointer; the servers stop when the target
+closes, whatever happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from pathlib import Path
+
+from kfp_llmops.components.deployment.rollout_model.core import RevisionStats, RolloutConfig
+from kfp_llmops.components.deployment.rollout_model.metrics import Scrape
+from kfp_llmops.errors import UserInputError
+from kfp_llmops.serving.local import local_server
+
+REVISIONS = ("stable", "candidate")
+
+
+class LocalTarget(contextlib.AbstractContextManager):
+    def __init__(self, model_name: str, candidate_repo: str | Path, stable_repo: str | Path | None,
+                 requests: list[tuple], cfg: RolloutConfig, *, server_args: dict[str, list[str]] | None = None,
+                 log_dir: str | Path | None = None, startup_timeout_s: float = 60.0):
+        if not requests:
+            raise UserInputError("the local rollout needs at least one request to replay")
+        self.model_name = model_name
+        self.repos = {"candidate": Path(candidate_repo), "stable": Path(stable_repo) if stable_repo else None}
+        self.requests = requests
+        self.cfg = cfg
+        self.server_args = server_args or {}
+        self.log_dir = Path(log_dir) if log_dir else None
+        self.startup_timeout_s = startup_timeout_s
+        self.urls: dict[str, str] = {}
+        self.percent = 0
+        self.sent = {r: 0 for r in REVISIONS}
+        self.failed = {r: 0 for r in REVISIONS}
+        self._clients: dict = {}
+        self._stack = contextlib.ExitStack()
+        self._next = 0
+
+    # --- Target -----------------------------------------------------------------------------------------------
+    def has_stable(self) -> bool:
+        return self.repos["stable"] is not None
+
+    def start(self, percent: int) -> None:
+        import tritonclient.http as http
+
+        if self.log_dir:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+        for rev in REVISIONS:
+            if self.repos[rev] is None:
+                continue
+            log = self.log_dir / f"{rev}-server.log" if self.log_dir else None
+            self.urls[rev] = self._stack.enter_context(local_server(
+                self.model_name, self.repos[rev], timeout_s=self.startup_timeout_s, log_path=log,
+                extra_args=self.server_args.get(rev, ())))
+            self._clients[rev] = http.InferenceServerClient(url=self.urls[rev])
+        self.percent = percent
+
+    def set_traffic(self, percent: int) -> None:
+        self.percent = percent
+
+    def wait_ready(self, timeout_s: float) -> None:
+        for rev, client in self._clients.items():
+            if not client.is_model_ready(self.model_name):
+                raise UserInputError(f"the {rev} server at {self.urls[rev]} is not ready")
+
+    def observe(self, percent: int) -> tuple[RevisionStats, RevisionStats | None]:
+        n = self._requests_for(percent)
+        before = {rev: self._scrape(rev) for rev in self._clients}
+        for i in range(n):
+            to_canary = not self.has_stable() or math.floor((i + 1) * percent / 100) > math.floor(i * percent / 100)
+            self._send("candidate" if to_canary else "stable")
+        stats = {rev: self._scrape(rev).since(before[rev]) for rev in self._clients}
+        return stats["candidate"], stats.get("stable")
+
+    def rollback(self) -> None:
+        self.percent = 0
+
+    def promote(self) -> None:
+        self.percent = 100
+
+    # --- helpers ----------------------------------------------------------------------------------------------
+    def _requests_for(self, percent: int) -> int:
+        """Enough requests that each revision with traffic gets ``min_requests`` in the window."""
+        need = self.cfg.requests_per_step
+        floor = self.cfg.analysis.min_requests
+        if self.has_stable():
+            need = max(need, math.ceil(floor * 100 / percent))
+            if percent < 100:
+                need = max(need, math.ceil(floor * 100 / (100 - percent)))
+        return need
+
+    def _send(self, rev: str) -> None:
+        import numpy as np
+        import tritonclient.http as http
+
+        input_ids, attention_mask = self.requests[self._next % len(self.requests)]
+        self._next += 1
+        inputs = []
+        for name, arr in (("input_ids", input_ids), ("attention_mask", attention_mask)):
+            arr = np.asarray(arr, dtype=np.int64)
+            inp = http.InferInput(name, list(arr.shape), "INT64")
+            inp.set_data_from_numpy(arr)
+            inputs.append(inp)
+        self.sent[rev] += 1
+        try:
+            self._clients[rev].infer(self.model_name, inputs, outputs=[http.InferRequestedOutput("logits")])
+        except Exception:  # an HTTP 500 or a dropped connection: counted, the analysis decides
+            self.failed[rev] += 1
+
+    def _scrape(self, rev: str) -> Scrape:
+        import requests
+
+        text = requests.get(f"http://{self.urls[rev]}/metrics", timeout=10).text
+        return Scrape.parse(text, self.model_name)
+
+    def close(self) -> None:
+        self._clients.clear()
+        self._stack.close()
+
+    def __exit__(self, *exc) -> None:
+        self.close()

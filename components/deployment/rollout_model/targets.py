@@ -1,0 +1,62 @@
+"""Builds a rollout target from the component's parameters, and releases whatever it started."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from kfp_llmops.errors import ConfigError
+
+
+def replay_requests(eval_path: str, tokenizer_path: str, limit: int = 64) -> list[tuple]:
+    """The requests the local rollout replays: the evaluation prompts, tokenized as the model expects them."""
+    from kfp_llmops.datasets import instruction_pairs, read_jsonl
+    from kfp_llmops.modeling import load_tokenizer
+    from kfp_llmops.prompts import format_prompt
+
+    tokenizer = load_tokenizer(tokenizer_path)
+    out = []
+    for prompt, _ in instruction_pairs(read_jsonl(eval_path))[:limit]:
+        enc = tokenizer([format_prompt(prompt)], return_tensors="np", add_special_tokens=False)
+        out.append((enc["input_ids"], enc["attention_mask"]))
+    return out
+
+
+@contextlib.contextmanager
+def build(target: str, cfg, *, onnx_model, eval_dataset, stable, model_name: str, version: str, resource: str, namespace: str,
+          inference_service: str, storage_uri: str, prometheus_url: str, vertex_endpoint: str, work_dir: str):
+    """Yields ``(target, rendered)``: the target and the manifest or request it applies (for the record)."""
+    if target == "local":
+        from kfp_llmops.components.deployment.rollout_model.local import LocalTarget
+
+        stable_repo = None
+        if stable is not None:
+            stable_repo = stable.source.removeprefix("file://")
+            if not Path(stable_repo).is_dir():
+                raise ConfigError(f"the production version {stable.version} of {model_name} points at {stable.source}, "
+                                  "which is not a local model repository: the local target cannot serve it")
+        Path(work_dir).mkdir(parents=True, exist_ok=True)
+        requests = replay_requests(eval_dataset.path, onnx_model.path)
+        rendered = {"stable": stable_repo, "candidate": onnx_model.path, "requests": len(requests)}
+        with LocalTarget(model_name, onnx_model.path, stable_repo, requests, cfg, log_dir=work_dir) as tgt:
+            yield tgt, rendered
+    elif target == "kserve":
+        from kfp_llmops.components.deployment.rollout_model import kserve
+        from kfp_llmops.components.deployment.rollout_model.metrics import Prometheus
+
+        settings = kserve.KServeSettings(inference_service, namespace, storage_uri, onnx_model.metadata.get("sha256", ""))
+        rendered = kserve.start_patch(settings.storage_uri, cfg.schedule[0], settings.digest)
+        yield kserve.KServeTarget(settings, cfg, api=kserve.kubernetes_api(), prometheus=Prometheus(prometheus_url)), rendered
+    elif target == "vertex":
+        from kfp_llmops.components.deployment.rollout_model import vertex
+
+        if not vertex_endpoint.startswith("projects/"):
+            raise ConfigError(f"vertex_endpoint must be projects/P/locations/L/endpoints/E, got {vertex_endpoint!r}")
+        if not resource:
+            raise ConfigError("the vertex target needs a model registered in the Vertex AI Model Registry "
+                              "(registry_uri vertex://projects/P/locations/L)")
+        settings = vertex.VertexSettings(endpoint=vertex_endpoint, model=resource)
+        yield vertex.VertexTarget(settings, cfg, prometheus=vertex.cloud_monitoring_prometheus(settings.project)), {"model": resource}
+    else:
+        raise ConfigError(f"unknown rollout target {target!r}")
+

@@ -1,0 +1,73 @@
+"""Model registries behind one small interface: MLflow (the embedded default, a local SQLite store) and Vertex AI.
+
+``open_registry(uri)`` picks the backend from the URI:
+
+- ``""``: MLflow on ``sqlite:///$KFP_LLMOPS_HOME/registry.db`` (``~/.kfp-llmops`` unless set); kfp.local runs use it.
+- ``sqlite:///...``, ``http(s)://...`` (an MLflow tracking server; credentials from ``MLFLOW_TRACKING_USERNAME`` /
+  ``MLFLOW_TRACKING_PASSWORD``, which the KFP pipeline fills from a Kubernetes Secret): MLflow Model Registry.
+- ``vertex://projects/P/locations/L``: Vertex AI Model Registry (one Model, a version per registration).
+
+Every backend is idempotent (a version is found by its content digest before one is created) and keeps the production
+pointer as the alias ``production``; promotion and rollback move it. ``canary`` marks a version while it rolls out.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from kfp_llmops.errors import ConfigError
+
+PRODUCTION = "production"
+CANARY = "canary"
+DIGEST_TAG = "kfp_llmops.sha256"
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version. ``created`` is False when registration found an existing version with the digest."""
+
+    name: str
+    version: str
+    source: str
+    digest: str
+    created: bool = False
+    tags: dict = field(default_factory=dict)
+    resource: str = ""  # the backend's own name for the version (Vertex AI: projects/.../models/M@V)
+
+
+class Registry(Protocol):
+    uri: str
+
+    def register(self, name: str, source: str, digest: str, tags: dict[str, str], description: str = "") -> ModelVersion: ...
+
+    def get_alias(self, name: str, alias: str) -> ModelVersion | None: ...
+
+    def set_alias(self, name: str, alias: str, version: str) -> None: ...
+
+    def delete_alias(self, name: str, alias: str) -> None: ...
+
+    def aliases(self, name: str) -> dict[str, str]: ...
+
+
+def default_uri() -> str:
+    home = Path(os.environ.get("KFP_LLMOPS_HOME", Path.home() / ".kfp-llmops"))
+    return f"sqlite:///{(home / 'registry.db').resolve()}"
+
+
+def open_registry(uri: str = "") -> Registry:
+    uri = uri or default_uri()
+    if uri.startswith("vertex://"):
+        from kfp_llmops.registry.vertex_backend import VertexRegistry
+
+        return VertexRegistry.from_uri(uri)
+    if uri.startswith(("sqlite:///", "http://", "https://", "databricks")):
+        from kfp_llmops.registry.mlflow_backend import MlflowRegistry
+
+        return MlflowRegistry(uri)
+    raise ConfigError(
+        f"registry_uri {uri!r} is not supported: use sqlite:///PATH or http(s)://HOST (MLflow), "
+        "or vertex://projects/PROJECT/locations/LOCATION (Vertex AI Model Registry)"
+    )

@@ -1,0 +1,159 @@
+"""The kserve target against a recording stand-in of the Kubernetes API (with a KServe controller's status updates)
+and of Prometheus: the exact patches of a promotion and of a rollback."""
+
+import copy
+import re
+
+import pytest
+from recording_server import RecordingServer
+
+from kfp_llmops.components.deployment.rollout_model import core, kserve
+from kfp_llmops.components.deployment.rollout_model.metrics import Prometheus
+from kfp_llmops.errors import ConfigError, UserInputError
+from kfp_llmops.k8s_schema import crd_errors
+
+PATH = "/apis/serving.kserve.io/v1beta1/namespaces/team-a/inferenceservices/reverser"
+STORAGE = "gs://bucket/runs/7/export-onnx/onnx_model"
+
+
+def merge_patch(target, patch):
+    """RFC 7386 JSON merge patch, as the API server applies it."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = merge_patch(out.get(k), v)
+    return out
+
+
+class FakeCluster:
+    """An InferenceService that KServe has rolled out as revision 1; a new storageUri creates the next revision,
+    ready after ``ready_after`` reads (never, if None)."""
+
+    def __init__(self, ready_after=1, exists=True):
+        self.isvc = kserve.render_inference_service("reverser", "team-a", "gs://bucket/runs/6/export-onnx/onnx_model")
+        self.isvc["status"] = self._status(1, 1)
+        self.exists, self.ready_after, self.pending = exists, ready_after, None
+
+    @staticmethod
+    def _status(created, ready):
+        return {"conditions": [{"type": "Ready", "status": "True"}],
+                "components": {"predictor": {"latestCreatedRevision": f"reverser-predictor-0000{created}",
+                                             "latestReadyRevision": f"reverser-predictor-0000{ready}",
+                                             "latestRolledoutRevision": "reverser-predictor-00001"}}}
+
+    def __call__(self, req):
+        if req.path != PATH or not self.exists:
+            return 404, {"kind": "Status", "code": 404, "reason": "NotFound"}
+        if req.method == "PATCH":
+            old_uri = self.isvc["spec"]["predictor"]["model"]["storageUri"]
+            self.isvc = merge_patch(self.isvc, req.body)
+            if self.isvc["spec"]["predictor"]["model"]["storageUri"] != old_uri:
+                self.isvc["status"] = self._status(2, 1)
+                self.pending = self.ready_after
+            return 200, self.isvc
+        if self.pending is not None:
+            self.pending -= 1
+            if self.pending <= 0:
+                self.isvc["status"] = self._status(2, 2)
+                self.pending = None
+        return 200, self.isvc
+
+
+class FakePrometheus:
+    """Answers the Knative queries; the canary revision (00002) errors or slows down as asked."""
+
+    def __init__(self, canary_error_rate=0.0, canary_p95_s=0.110):
+        self.canary_error_rate, self.canary_p95_s = canary_error_rate, canary_p95_s
+
+    def __call__(self, req):
+        query = req.query["query"]
+        canary = 'revision_name="reverser-predictor-00002"' in query
+        assert 'namespace_name="team-a"' in query and "[60s]" in query
+        if query.startswith("histogram_quantile"):
+            value = (self.canary_p95_s if canary else 0.100) * 1000  # the histogram is in milliseconds
+            value /= 1000
+        elif 'response_code_class="5xx"' in query:
+            value = 200 * self.canary_error_rate if canary else 0.0
+        else:
+            value = 200.0
+        return 200, {"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [0, str(value)]}]}}
+
+
+def rollout(cluster, prometheus, cfg=None):
+    from kubernetes import client
+
+    cfg = cfg or core.RolloutConfig(window_s=60)
+    with RecordingServer(cluster) as api, RecordingServer(prometheus) as prom:
+        conf = client.Configuration(host=api.url)
+        custom = client.CustomObjectsApi(client.ApiClient(conf))
+        target = kserve.KServeTarget(kserve.KServeSettings("reverser", "team-a", STORAGE, "ab" * 32, poll_s=0), cfg,
+                                     api=custom, prometheus=Prometheus(prom.url), sleep=lambda s: None)
+        try:
+            result = core.run(target, cfg, log=lambda _: None)
+        finally:
+            patches = [(r.content_type, r.body) for r in api.calls("PATCH")]
+    return result, patches, prom.requests
+
+
+START = {"metadata": {"annotations": {"kfp-llmops/sha256": "ab" * 32}},
+         "spec": {"predictor": {"canaryTrafficPercent": 5, "model": {"storageUri": STORAGE}}}}
+
+
+def traffic(p):
+    return {"spec": {"predictor": {"canaryTrafficPercent": p}}}
+
+
+def test_promotion_patches_each_step_then_removes_the_field(kserve_crds):
+    cluster = FakeCluster()
+    result, patches, queries = rollout(cluster, FakePrometheus())
+    assert result.decision == "promoted"
+    assert patches == [("application/merge-patch+json", body) for body in
+                       (START, traffic(10), traffic(25), traffic(50), traffic(100), traffic(None))]
+    assert "canaryTrafficPercent" not in cluster.isvc["spec"]["predictor"]
+    assert len(queries) == 5 * 2 * 3  # 5 steps x 2 revisions x (requests, errors, p95)
+    final = {k: v for k, v in cluster.isvc.items() if k != "status"}
+    assert crd_errors(final, kserve_crds) == []
+
+
+def test_rollback_sets_zero_when_the_canary_errors():
+    cluster = FakeCluster()
+    result, patches, _ = rollout(cluster, FakePrometheus(canary_error_rate=0.05))
+    assert result.decision == "rolled_back"
+    assert [b for _, b in patches] == [START, traffic(0)]
+    assert cluster.isvc["spec"]["predictor"]["canaryTrafficPercent"] == 0
+    assert "error rate 0.0500 vs stable 0.0000 (limit 0.0000): FAIL" in result.reasons
+
+
+def test_rollback_when_the_canary_is_slow():
+    result, patches, _ = rollout(FakeCluster(), FakePrometheus(canary_p95_s=0.150))
+    assert result.decision == "rolled_back" and [b for _, b in patches] == [START, traffic(0)]
+    assert "p95 latency 150.00 ms vs stable 100.00 ms (limit 125.00 ms): FAIL" in result.reasons
+
+
+def test_a_canary_never_ready_hits_the_progress_deadline_and_is_rolled_back():
+    cfg = core.RolloutConfig(window_s=60, progress_deadline_s=0.2)
+    with pytest.raises(UserInputError, match=r"not ready within the 0 s progress deadline \(latest created reverser-predictor-00002, ready reverser-predictor-00001\)"):
+        rollout(FakeCluster(ready_after=None), FakePrometheus(), cfg)
+
+
+def test_a_missing_inference_service_is_named():
+    with pytest.raises(ConfigError, match="InferenceService team-a/reverser does not exist: apply manifests/inferenceservice.yaml"):
+        rollout(FakeCluster(exists=False), FakePrometheus())
+
+
+def test_exit_handler_restores_stable_only_when_a_canary_is_in_flight():
+    from kubernetes import client
+
+    cluster = FakeCluster()
+    cluster.isvc["spec"]["predictor"]["canaryTrafficPercent"] = 25
+    with RecordingServer(cluster) as api:
+        custom = client.CustomObjectsApi(client.ApiClient(client.Configuration(host=api.url)))
+        first = kserve.restore_stable(custom, "reverser", "team-a")
+        second = kserve.restore_stable(custom, "reverser", "team-a")
+    assert [r.body for r in api.calls("PATCH")] == [traffic(0)]
+    assert first == "InferenceService team-a/reverser: canary at 25 % rolled back to the stable revision"
+    assert "no canary in flight" in second

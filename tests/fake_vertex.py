@@ -1,0 +1,96 @@
+"""A stateful stand-in for the Vertex AI REST API (models and endpoints), served by :class:`RecordingServer`."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+PARENT = "projects/p/locations/us-central1"
+V1 = "type.googleapis.com/google.cloud.aiplatform.v1."
+
+
+class FakeVertex:
+    def __init__(self):
+        self.models: dict[str, list[dict]] = {}  # model resource -> versions
+        self.endpoints: dict[str, dict] = {}
+        self._ids = itertools.count(100)
+
+    # --- helpers ---------------------------------------------------------------------------------------------
+    def add_endpoint(self, endpoint_id: str, deployed: dict[str, str] | None = None, split: dict[str, int] | None = None):
+        name = f"{PARENT}/endpoints/{endpoint_id}"
+        self.endpoints[name] = {
+            "name": name,
+            "deployedModels": [{"id": i, "model": m.split("@")[0], "modelVersionId": m.split("@")[1]} for i, m in (deployed or {}).items()],
+            "trafficSplit": dict(split or {}),
+        }
+        return name
+
+    def _find(self, name: str):
+        base, _, ref = name.partition("@")
+        for v in self.models.get(base, []):
+            if ref in (v["versionId"], *v["versionAliases"]) or (not ref and "default" in v["versionAliases"]):
+                return v
+        return None
+
+    @staticmethod
+    def _op(response_type: str, response: dict) -> dict:
+        return {"name": f"{PARENT}/operations/1", "done": True, "response": {"@type": V1 + response_type, **response}}
+
+    # --- the API ---------------------------------------------------------------------------------------------
+    def __call__(self, req):
+        path = req.path.removeprefix("/v1/")
+        if req.method == "GET" and path == f"{PARENT}/models":
+            match = re.fullmatch(r'display_name="(.*)"', req.query.get("filter", ""))
+            found = [vs[-1] for vs in self.models.values() if match and vs[-1]["displayName"] == match.group(1)]
+            return 200, {"models": found}
+        if req.method == "GET" and path.endswith(":listVersions"):
+            versions = self.models.get(path.removesuffix(":listVersions"), [])
+            match = re.fullmatch(r'labels\.([\w-]+)="(.*)"', req.query.get("filter", ""))
+            if match:
+                versions = [v for v in versions if v["labels"].get(match.group(1)) == match.group(2)]
+            return 200, {"models": versions}
+        if req.method == "POST" and path == f"{PARENT}/models:upload":
+            model = req.body["model"]
+            base = req.body.get("parentModel") or f"{PARENT}/models/{next(self._ids)}"
+            versions = self.models.setdefault(base, [])
+            for v in versions:
+                v["versionAliases"] = [a for a in v["versionAliases"] if a != "default"]
+            version = {**model, "name": base, "versionId": str(len(versions) + 1), "versionAliases": ["default"]}
+            versions.append(version)
+            return 200, self._op("UploadModelResponse", {"model": base, "modelVersionId": version["versionId"]})
+        if req.method == "POST" and path.endswith(":mergeVersionAliases"):
+            v = self._find(path.removesuffix(":mergeVersionAliases"))
+            for alias in req.body["versionAliases"]:
+                if alias.startswith("-"):
+                    v["versionAliases"].remove(alias[1:])
+                else:
+                    assert not self._find(f"{v['name']}@{alias}"), f"alias {alias} is already on another version"
+                    v["versionAliases"].append(alias)
+            return 200, v
+        if req.method == "GET" and "/models/" in path:
+            v = self._find(path)
+            return (200, v) if v else (404, {"error": {"code": 404, "message": f"{path} not found", "status": "NOT_FOUND"}})
+        if "/endpoints/" in path:
+            return self._endpoint(req, path)
+        return 404, {"error": {"code": 404, "message": f"no fake for {req.method} {path}", "status": "NOT_FOUND"}}
+
+    def _endpoint(self, req, path):
+        name, _, verb = path.partition(":")
+        ep = self.endpoints[name]
+        if req.method == "GET":
+            return 200, ep
+        if verb == "deployModel":
+            new_id = str(next(self._ids))
+            model, _, version = req.body["deployedModel"]["model"].partition("@")
+            ep["deployedModels"].append({"id": new_id, "model": model, "modelVersionId": version})
+            ep["trafficSplit"] = {(new_id if k == "0" else k): v for k, v in req.body["trafficSplit"].items()}
+            return 200, self._op("DeployModelResponse", {"deployedModel": {"id": new_id}})
+        if verb == "undeployModel":
+            ep["deployedModels"] = [m for m in ep["deployedModels"] if m["id"] != req.body["deployedModelId"]]
+            ep["trafficSplit"] = dict(req.body.get("trafficSplit", {}))
+            return 200, self._op("UndeployModelResponse", {})
+        if req.method == "PATCH":
+            assert req.query.get("updateMask") == "trafficSplit", req.query
+            ep["trafficSplit"] = dict(req.body["trafficSplit"])
+            return 200, ep
+        return 404, {"error": {"code": 404, "message": f"no fake for {verb}", "status": "NOT_FOUND"}}
