@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs
 
 from kfp_llmops.errors import ConfigError
 from kfp_llmops.registry import ModelVersion

@@ -1,23 +1,69 @@
-"""Every manifest in manifests/ is valid against KServe's CRD schemas, unknown fields being errors."""
+"""Every manifest in manifests/ is valid (KServe resources against KServe's CRDs, core ones with kubernetes-validate,
+unknown fields being errors), and the rollout's Role is least privilege."""
 
 from pathlib import Path
 
+import kubernetes_validate
 import pytest
 import yaml
 
+from kfp_llmops.components.deployment.rollout_model import kserve
+from kfp_llmops.images import TRITON_IMAGE
 from kfp_llmops.k8s_schema import crd_errors
+from kfp_llmops.pipelines.platform import DEFAULT_SETTINGS
 
 MANIFESTS = sorted((Path(__file__).resolve().parents[2] / "manifests").glob("*.yaml"))
+KUBERNETES_VERSION = "1.30.0"
+
+
+def docs(name: str) -> list[dict]:
+    return list(yaml.safe_load_all((MANIFESTS[0].parent / name).read_text()))
 
 
 def test_there_are_manifests():
-    assert MANIFESTS
+    assert {p.name for p in MANIFESTS} == {"inferenceservice.yaml", "servingruntime.yaml", "rollout-rbac.yaml"}
 
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
 def test_manifest_is_valid(path, kserve_crds):
     for doc in yaml.safe_load_all(path.read_text()):
+        where = f"{path.name}: {doc['kind']} {doc['metadata']['name']}"
         if doc["apiVersion"].startswith("serving.kserve.io/"):
-            assert crd_errors(doc, kserve_crds) == [], f"{path.name}: {doc['kind']} {doc['metadata']['name']}"
+            assert crd_errors(doc, kserve_crds) == [], where
         else:
-            pytest.fail(f"{path.name}: no schema check for {doc['apiVersion']} {doc['kind']} yet")
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)  # raises on any error
+
+
+def test_core_validation_is_strict():
+    sa = docs("rollout-rbac.yaml")[0]
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate({**sa, "automountToken": False}, KUBERNETES_VERSION, strict=True)
+
+
+def test_role_grants_only_get_list_watch_patch_on_inferenceservices():
+    roles = [d for d in docs("rollout-rbac.yaml") if d["kind"] in ("Role", "ClusterRole")]
+    assert [r["kind"] for r in roles] == ["Role"]  # namespaced: one namespace only
+    for rule in roles[0]["rules"]:
+        assert set(rule["verbs"]) <= {"get", "list", "watch", "patch"}
+        assert rule["resources"] == ["inferenceservices"] and rule["apiGroups"] == ["serving.kserve.io"]
+        assert "resourceNames" not in rule or rule["resourceNames"]
+    assert {v for r in roles[0]["rules"] for v in r["verbs"]} == {"get", "list", "watch", "patch"}
+
+
+def test_the_binding_and_token_secret_name_what_the_pipeline_mounts():
+    sa, role, binding, secret = docs("rollout-rbac.yaml")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": sa["metadata"]["namespace"]}]
+    assert secret["metadata"]["name"] == DEFAULT_SETTINGS.rollout_secret
+    assert secret["metadata"]["annotations"]["kubernetes.io/service-account.name"] == sa["metadata"]["name"]
+    assert "data" not in secret and "stringData" not in secret  # Kubernetes fills the token in
+
+
+def test_runtime_image_and_name_match_the_code():
+    runtime, = docs("servingruntime.yaml")
+    assert runtime["spec"]["containers"][0]["image"] == TRITON_IMAGE
+    isvc, = docs("inferenceservice.yaml")
+    rendered = kserve.render_inference_service("llm", "kfp-llmops", "gs://YOUR-BUCKET/models/llm/1",
+                                               annotations=isvc["metadata"]["annotations"])
+    assert rendered == isvc
+    assert isvc["spec"]["predictor"]["model"]["runtime"] == runtime["metadata"]["name"]

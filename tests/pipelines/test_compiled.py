@@ -52,9 +52,44 @@ def test_finetune_spec_has_the_kubernetes_settings():
     train = configs["exec-train-lora"]
     assert [(t.key, t.operator, t.effect) for t in train.tolerations] == [("nvidia.com/gpu", "Exists", "NoSchedule")]
     assert dict(train.node_selector.labels) == {"nvidia.com/gpu.present": "true"}
-    [secret] = configs["exec-register-model"].secret_as_env
-    assert secret.secret_name == "model-registry-credentials"
-    assert {k.env_var for k in secret.key_to_env} == {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}
+    for step in ("exec-register-model", "exec-rollout-model", "exec-restore-stable"):
+        [secret] = configs[step].secret_as_env
+        assert secret.secret_name == "model-registry-credentials"
+        assert {k.env_var for k in secret.key_to_env} == {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}
+    for step in ("exec-rollout-model", "exec-restore-stable"):  # the least-privilege ServiceAccount's token
+        [volume] = configs[step].secret_as_volume
+        assert (volume.secret_name, volume.mount_path) == ("kfp-llmops-rollout-token", "/var/run/secrets/kfp-llmops/rollout")
+    with_secrets = {name for name, c in configs.items() if c.secret_as_env or c.secret_as_volume}
+    assert with_secrets == {"exec-register-model", "exec-rollout-model", "exec-restore-stable"}
+
+
+@pytest.mark.parametrize("path", KFP_SPECS + VERTEX_SPECS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_no_secret_value_in_a_compiled_spec(path: Path):
+    """Credentials reach steps only as Secret references: no parameter is named like a credential and
+    detect-secrets finds nothing in the spec."""
+    from detect_secrets import SecretsCollection
+    from detect_secrets.settings import default_settings
+
+    pipeline_doc = next(yaml.safe_load_all(path.read_text()))
+    params = pipeline_doc["root"].get("inputDefinitions", {}).get("parameters", {})
+    assert not [p for p in params if any(w in p.lower() for w in ("password", "token", "secret", "credential", "api_key"))]
+    found = SecretsCollection()
+    with default_settings():
+        found.scan_file(str(path))
+    lines = path.read_text().splitlines()
+    flagged = [lines[s.line_number - 1].strip() for secrets in found.data.values() for s in secrets]
+    # "secretName: ..." and "secretKey: password" name a Kubernetes Secret and a key in it (kfp-kubernetes): references
+    assert [f for f in flagged if not f.startswith(("secretKey: ", "secretName: "))] == []
+
+
+def test_the_rollout_runs_under_an_exit_handler_that_restores_stable():
+    pipeline_doc = next(yaml.safe_load_all((DEFAULT_OUT / "kfp" / "finetune-and-rollout.yaml").read_text()))
+    tasks = pipeline_doc["root"]["dag"]["tasks"]
+    assert tasks["restore-stable"]["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
+    [guard] = tasks["restore-stable"]["dependentTasks"]
+    assert tasks[guard]["taskInfo"]["name"] == "rollout-guard"
+    guarded = pipeline_doc["components"][tasks[guard]["componentRef"]["name"]]["dag"]["tasks"]
+    assert "validate-dataset" in guarded and any(t.startswith("condition-") for t in guarded)
 
 
 @pytest.mark.parametrize("path", KFP_SPECS + VERTEX_SPECS, ids=lambda p: f"{p.parent.name}/{p.name}")

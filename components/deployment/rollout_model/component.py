@@ -45,7 +45,8 @@ def rollout_model(
         cfg = core.RolloutConfig.from_dict(rollout_config)
         core.check_target(target)
         meta = dict(registered.metadata)
-        name, version = meta["registered_model"], str(meta["version"])
+        version = meta["version"]  # kfp.local hands integers back as floats
+        name, version = meta["registered_model"], str(int(version) if isinstance(version, float) else version)
         registry = open_registry(meta["registry_uri"])
         stable = registry.get_alias(name, PRODUCTION)
         if stable is not None and stable.version == version:

@@ -6,13 +6,16 @@ from pathlib import Path
 from kfp_llmops.cli import _demo_arguments
 from kfp_llmops.local_run import run_local
 from kfp_llmops.pipelines.registry import build
+from kfp_llmops.registry import open_registry
 
 STEPS = ["validate-dataset", "prepare-dataset", "train-lora", "evaluate-model", "regression-gate", "export-onnx",
-         "register-model", "deploy-model"]
+         "register-model", "rollout-model", "restore-stable"]
 
 
-def test_whole_pipeline_promotes_the_fine_tune_and_serves_it(demo_assets, tmp_path):
-    summary = run_local(build("finetune-and-rollout", "vertex"), _demo_arguments(demo_assets), tmp_path)
+def test_whole_pipeline_promotes_the_fine_tune_and_rolls_it_out(demo_assets, tmp_path):
+    registry_uri = f"sqlite:///{tmp_path / 'registry.db'}"
+    arguments = {**_demo_arguments(demo_assets), "registry_uri": registry_uri}
+    summary = run_local(build("finetune-and-rollout", "vertex"), arguments, tmp_path / "runs")
     text = summary.text()
     assert summary.succeeded, text
     assert [s.name for s in summary.steps if not s.name.startswith("importer")] == STEPS
@@ -25,15 +28,17 @@ def test_whole_pipeline_promotes_the_fine_tune_and_serves_it(demo_assets, tmp_pa
     assert scores["base.ci_low.exact_match"] > 0.01  # a confident improvement
     assert summary.artifacts("regression-gate", "decision")[0]["metadata"]["passed"] is True
 
-    smoke = summary.artifacts("deploy-model", "smoke")[0]["metadata"]
-    assert smoke["passed"] == 1 and smoke["vocab_logits"] == 320
+    rollout = summary.artifacts("rollout-model", "report")[0]["metadata"]
+    assert (rollout["decision"], rollout["version"], rollout["stable_version"]) == ("promoted", "1", "")
+    assert open_registry(registry_uri).aliases("llm") == {"production": "1"}  # the exit handler left it alone
 
     lineage = json.loads(Path(summary.artifacts("register-model", "lineage")[0]["uri"]).read_text())
     assert lineage["base_model"] == str(demo_assets / "base-model")
     assert lineage["artifacts"]["dataset"]["source"] == str(demo_assets / "train.jsonl")
     assert all(len(a["sha256"]) == 64 for a in lineage["artifacts"].values())
     assert lineage["run_id"]  # the pipeline-job-id placeholder, filled in by kfp.local
-    assert "Gate: PROMOTE" in text and "Smoke test" in text
+    assert lineage["registry"]["registered_model"] == "llm" and lineage["registry"]["adapter_model"] == "llm-adapter"
+    assert "Gate: PROMOTE" in text and "Rollout (local): promoted version 1" in text
 
 
 def test_a_row_without_response_stops_the_run_before_training(demo_assets, tmp_path, capsys):
@@ -41,7 +46,7 @@ def test_a_row_without_response_stops_the_run_before_training(demo_assets, tmp_p
     del rows[41]["response"]
     bad = tmp_path / "train.jsonl"
     bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    arguments = {**_demo_arguments(demo_assets), "train_data": str(bad)}
+    arguments = {**_demo_arguments(demo_assets), "train_data": str(bad), "registry_uri": f"sqlite:///{tmp_path / 'r.db'}"}
 
     summary = run_local(build("finetune-and-rollout", "vertex"), arguments, tmp_path / "runs")
     out = capsys.readouterr().out
@@ -50,6 +55,7 @@ def test_a_row_without_response_stops_the_run_before_training(demo_assets, tmp_p
     assert "expect_column_values_to_not_be_null failed on field 'response': 1 row(s); line(s) 42" in out
     statuses = {s.name: s.status for s in summary.steps}
     assert statuses["validate-dataset"] == "SUCCESS" and statuses["stop-on-invalid-data"] == "FAILURE"
+    assert statuses["restore-stable"] == "SUCCESS"  # the exit handler ran, found no rollout in flight
     assert not {"prepare-dataset", "train-lora"} & set(statuses)
     report = summary.run_dir / "validate-dataset" / "report"
     assert "FAILED" in report.read_text()  # the HTML report is there for the user

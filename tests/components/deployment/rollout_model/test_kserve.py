@@ -1,8 +1,6 @@
 """The kserve target against a recording stand-in of the Kubernetes API (with a KServe controller's status updates)
 and of Prometheus: the exact patches of a promotion and of a rollback."""
 
-import copy
-import re
 
 import pytest
 from recording_server import RecordingServer

@@ -26,7 +26,31 @@ def test_lineage_holds_digests_parents_and_restores_integers():
 
 def test_model_card_has_every_section():
     card = core.model_card(_lineage())
-    for heading in ("# Model card: llm", "## Intended use", "## Data", "## Training", "## Evaluation", "## Gate", "## Serving artifact", "## Provenance"):
+    for heading in ("# Model card: llm", "## Intended use", "## Data", "## Training", "## Evaluation", "## Safety", "## Gate",
+                    "## Serving artifact", "## Limits", "## Provenance"):
         assert heading in card
     assert "| candidate_exact_match | 0.5700 |" in card
     assert "(2000 rows, sha256 `" + "d" * 64 + "`)" in card
+
+
+def test_register_is_idempotent_and_records_the_adapter(tmp_path):
+    from kfp_llmops.registry import open_registry
+
+    registry = open_registry(f"sqlite:///{tmp_path / 'registry.db'}")
+    first = core.register(registry, _lineage())
+    again = core.register(registry, _lineage())
+    assert first == {"registry_uri": registry.uri, "registered_model": "llm", "version": "1", "created": True, "resource": "",
+                     "adapter_model": "llm-adapter", "adapter_version": "1"}
+    assert again == {**first, "created": False}
+    version = registry.register("llm", "gs://r/onnx", "o" * 64, {})
+    assert version.tags["base_model"] == "org/base" and version.tags["eval.candidate_exact_match"] == "0.57"
+    assert version.tags["dataset_sha256"] == "d" * 64 and version.tags["source_commit"] == "abc123"
+
+
+def test_model_card_has_safety_limits_and_registry():
+    record = {**_lineage(), "registry": {"registered_model": "llm", "version": "3", "adapter_model": "llm-adapter",
+                                         "adapter_version": "3", "registry_uri": "sqlite:///r.db"}}
+    record["evaluation"]["candidate.safety.attack_success_rate"] = 0.1
+    card = core.model_card(record)
+    assert "## Safety\n- candidate.safety.attack_success_rate: 0.1000" in card and "## Limits" in card
+    assert "`llm` version 3 and `llm-adapter` version 3 in `sqlite:///r.db`" in card
