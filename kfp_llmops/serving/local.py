@@ -75,22 +75,3 @@ def infer_logits(url: str, model_name: str, input_ids, attention_mask, *, binary
     headers = None if binary else {"Content-Type": "application/json"}
     outputs = [http.InferRequestedOutput("logits", binary_data=binary)]
     return client.infer(model_name, inputs, outputs=outputs, headers=headers).as_numpy("logits")
-
-
-def smoke_test(url: str, model_name: str, tokenizer, prompt: str) -> dict:
-    """Sends one prompt; checks the logits' shape and that they are finite; returns shape, latency and next token."""
-    import numpy as np
-
-    enc = tokenizer([prompt], return_tensors="np", add_special_tokens=False)
-    start = time.perf_counter()
-    logits = infer_logits(url, model_name, enc["input_ids"], enc["attention_mask"])
-    latency_ms = (time.perf_counter() - start) * 1000
-    expected = (1, enc["input_ids"].shape[1], len(tokenizer))
-    if tuple(logits.shape[:2]) != expected[:2] or not np.isfinite(logits).all():
-        raise UserInputError(f"smoke test failed: logits of shape {logits.shape} (expected {expected}) or not finite")
-    next_token = int(logits[0, -1].argmax())
-    return {
-        "logits_shape": list(logits.shape),
-        "latency_ms": latency_ms,
-        "next_token": tokenizer.decode([next_token]),
-    }

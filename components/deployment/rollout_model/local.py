@@ -15,7 +15,7 @@ from pathlib import Path
 from kfp_llmops.components.deployment.rollout_model.core import RevisionStats, RolloutConfig
 from kfp_llmops.components.deployment.rollout_model.metrics import Scrape
 from kfp_llmops.errors import UserInputError
-from kfp_llmops.serving.local import local_server
+from kfp_llmops.serving.local import infer_logits, local_server
 
 REVISIONS = ("stable", "candidate")
 
@@ -37,7 +37,6 @@ class LocalTarget(contextlib.AbstractContextManager):
         self.percent = 0
         self.sent = {r: 0 for r in REVISIONS}
         self.failed = {r: 0 for r in REVISIONS}
-        self._clients: dict = {}
         self._stack = contextlib.ExitStack()
         self._next = 0
 
@@ -46,8 +45,6 @@ class LocalTarget(contextlib.AbstractContextManager):
         return self.repos["stable"] is not None
 
     def start(self, percent: int) -> None:
-        import tritonclient.http as http
-
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
         for rev in REVISIONS:
@@ -57,24 +54,25 @@ class LocalTarget(contextlib.AbstractContextManager):
             self.urls[rev] = self._stack.enter_context(local_server(
                 self.model_name, self.repos[rev], timeout_s=self.startup_timeout_s, log_path=log,
                 extra_args=self.server_args.get(rev, ())))
-            self._clients[rev] = http.InferenceServerClient(url=self.urls[rev])
         self.percent = percent
 
     def set_traffic(self, percent: int) -> None:
         self.percent = percent
 
     def wait_ready(self, timeout_s: float) -> None:
-        for rev, client in self._clients.items():
-            if not client.is_model_ready(self.model_name):
+        import tritonclient.http as http
+
+        for rev, url in self.urls.items():
+            if not http.InferenceServerClient(url=url).is_model_ready(self.model_name):
                 raise UserInputError(f"the {rev} server at {self.urls[rev]} is not ready")
 
     def observe(self, percent: int) -> tuple[RevisionStats, RevisionStats | None]:
         n = self._requests_for(percent)
-        before = {rev: self._scrape(rev) for rev in self._clients}
+        before = {rev: self._scrape(rev) for rev in self.urls}
         for i in range(n):
             to_canary = not self.has_stable() or math.floor((i + 1) * percent / 100) > math.floor(i * percent / 100)
             self._send("candidate" if to_canary else "stable")
-        stats = {rev: self._scrape(rev).since(before[rev]) for rev in self._clients}
+        stats = {rev: self._scrape(rev).since(before[rev]) for rev in self.urls}
         return stats["candidate"], stats.get("stable")
 
     def rollback(self) -> None:
@@ -95,20 +93,11 @@ class LocalTarget(contextlib.AbstractContextManager):
         return need
 
     def _send(self, rev: str) -> None:
-        import numpy as np
-        import tritonclient.http as http
-
         input_ids, attention_mask = self.requests[self._next % len(self.requests)]
         self._next += 1
-        inputs = []
-        for name, arr in (("input_ids", input_ids), ("attention_mask", attention_mask)):
-            arr = np.asarray(arr, dtype=np.int64)
-            inp = http.InferInput(name, list(arr.shape), "INT64")
-            inp.set_data_from_numpy(arr)
-            inputs.append(inp)
         self.sent[rev] += 1
         try:
-            self._clients[rev].infer(self.model_name, inputs, outputs=[http.InferRequestedOutput("logits")])
+            infer_logits(self.urls[rev], self.model_name, input_ids, attention_mask)
         except Exception:  # an HTTP 500 or a dropped connection: counted, the analysis decides
             self.failed[rev] += 1
 
@@ -119,7 +108,6 @@ class LocalTarget(contextlib.AbstractContextManager):
         return Scrape.parse(text, self.model_name)
 
     def close(self) -> None:
-        self._clients.clear()
         self._stack.close()
 
     def __exit__(self, *exc) -> None:
