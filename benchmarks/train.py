@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     stats: dict = {}
     start = time.perf_counter()
     train_loop(ours_model, train, pad_id=0, steps=args.steps, batch_size=args.batch, learning_rate=cfg.learning_rate,
-               seed=0, warmup_steps=cfg.warmup_steps, pack_width=256, stats=stats)
+               seed=0, warmup_steps=cfg.warmup_steps, pack_width=cfg.pack_length, stats=stats)
     ours_s = time.perf_counter() - start
     ours_tps = stats["real_tokens"] / ours_s
 

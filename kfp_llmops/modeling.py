@@ -49,8 +49,33 @@ def collate(examples: Sequence[Example], pad_id: int):
 
 
 def pack(examples: Sequence[Example], width: int) -> list[list[Example]]:
-    """First-fit decreasing: the examples of one batch in as few rows of ``width`` tokens as fit (one per row at
-    least, so an example longer than ``width`` gets a row of its own)."""
+    """The examples of one batch in rows of at most ``width`` tokens, balanced so that the rows come out about equally
+    long (the collated batch is as wide as its longest row, so uneven rows waste slots).
+
+    For each row count from the fewest that can hold the tokens to a few more, the narrowest row width at which
+    first-fit decreasing fits that many rows is found; the packing with the fewest token slots wins. An example longer
+    than ``width`` gets a row of its own."""
+    lengths = [len(e.input_ids) for e in examples]
+    total, longest = sum(lengths), max(lengths)
+    best = _first_fit_decreasing(examples, width)
+    if longest >= width:
+        return best
+    best_slots = len(best) * max(sum(len(e.input_ids) for e in row) for row in best)
+    fewest = math.ceil(total / width)
+    for rows_wanted in range(fewest, fewest + 4):
+        target = max(longest, math.ceil(total / rows_wanted))
+        while target <= width:
+            rows = _first_fit_decreasing(examples, target)
+            if len(rows) <= rows_wanted:
+                slots = len(rows) * max(sum(len(e.input_ids) for e in row) for row in rows)
+                if slots < best_slots:
+                    best, best_slots = rows, slots
+                break
+            target += max(1, target // 100)
+    return best
+
+
+def _first_fit_decreasing(examples: Sequence[Example], width: int) -> list[list[Example]]:
     rows: list[list[Example]] = []
     room: list[int] = []
     for e in sorted(examples, key=lambda e: -len(e.input_ids)):
@@ -111,6 +136,10 @@ def train_loop(
     pack_width: int = 0,
     stats: dict | None = None,
     accumulation: int = 1,
+    precision: str = "fp32",
+    eval_fn: Callable[[], float] | None = None,
+    eval_every: int = 0,
+    patience: int = 0,
 ) -> list[float]:
     """Trains the model's trainable parameters with AdamW and a cosine schedule; returns per-step losses.
 
@@ -120,6 +149,9 @@ def train_loop(
     uninterrupted run would. ``pack_width`` > 0 packs each batch's examples into rows of that many tokens with
     per-document isolation (same loss, fewer padded slots); -1 packs into rows as long as the batch's longest example.
     ``accumulation`` micro-batches of ``batch_size`` make one optimizer step. ``stats`` receives real tokens and slots.
+    Batches go to the model's device; ``precision="bf16"`` runs forward and loss under bf16 autocast (weights and
+    optimizer stay fp32). ``eval_fn`` (a validation loss) runs every ``eval_every`` steps; after ``patience``
+    evaluations without improvement training stops early, and the best evaluated weights are restored at the end.
     """
     import torch
 
@@ -157,6 +189,10 @@ def train_loop(
         for _ in range(start * accumulation):  # the data position: the same shuffle, the batches already seen skipped
             next(batches)
         log(f"resumed from the checkpoint at step {start} in {checkpoint_dir}")
+    device = next(model.parameters()).device
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    evals: list[tuple[int, float]] = []
+    best: tuple[float, dict] | None = None
     model.train()
     for step in range(start, steps):
         step_loss = 0.0
@@ -171,7 +207,9 @@ def train_loop(
             if stats is not None:
                 stats["real_tokens"] = stats.get("real_tokens", 0) + sum(len(e.input_ids) for e in examples_now)
                 stats["token_slots"] = stats.get("token_slots", 0) + batch["input_ids"].numel()
-            loss = forward(**batch).loss / accumulation
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with autocast:
+                loss = forward(**batch).loss / accumulation
             loss.backward()
             step_loss = step_loss + loss.detach()
         loss = step_loss
@@ -187,6 +225,23 @@ def train_loop(
             checkpoints.save(checkpoint_dir, checkpoints.TrainingState(
                 step=done, losses=losses, trainable={n: p.detach().clone() for n, p in named},
                 optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), torch_rng=torch.get_rng_state()))
+        if eval_fn is not None and eval_every and (done % eval_every == 0 or done == steps):
+            value = eval_fn()
+            evals.append((done, value))
+            log(f"step {done}: validation loss {value:.4f}")
+            if best is None or value < best[0]:
+                best = (value, {n: p.detach().clone() for n, p in named})
+            elif patience and len(evals) - 1 - min(range(len(evals)), key=lambda i: evals[i][1]) >= patience:
+                log(f"early stopping at step {done}: no improvement in {patience} evaluations "
+                    f"(best {best[0]:.4f} at step {min(evals, key=lambda e: e[1])[0]})")
+                break
+    if best is not None and evals and best[0] < evals[-1][1]:
+        with torch.no_grad():
+            for name, p in named:
+                p.copy_(best[1][name])
+        log(f"restored the best evaluated weights (validation loss {best[0]:.4f})")
+    if stats is not None:
+        stats["evaluations"] = evals
     model.eval()
     return losses
 
@@ -223,10 +278,12 @@ def response_nll(model, examples: Sequence[Example], *, pad_id: int, batch_size:
     import torch
 
     total, count = 0.0, 0
+    was_training = model.training
+    device = next(model.parameters()).device
     model.eval()
     with torch.no_grad():
         for start in range(0, len(examples), batch_size):
-            batch = collate(examples[start : start + batch_size], pad_id)
+            batch = {k: v.to(device) for k, v in collate(examples[start : start + batch_size], pad_id).items()}
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
             shift_logits = logits[:, :-1].float()
             shift_labels = batch["labels"][:, 1:]
@@ -238,6 +295,7 @@ def response_nll(model, examples: Sequence[Example], *, pad_id: int, batch_size:
             )
             total += float(loss)
             count += int((shift_labels != IGNORE_INDEX).sum())
+    model.train(was_training)
     return total, count
 
 

@@ -10,9 +10,10 @@ def _examples():
     return [Example(list(range(10, 10 + n)), [-100] * 2 + list(range(12, 10 + n))) for n in lengths]
 
 
-def test_first_fit_decreasing_fills_rows():
+def test_rows_are_balanced_to_the_fewest_slots():
     rows = pack(_examples(), 16)
-    assert [[len(e.input_ids) for e in r] for r in rows] == [[12, 4], [9, 7], [5, 3]]
+    # plain first-fit decreasing at 16 gives [[12, 4], [9, 7], [5, 3]]: 3 rows x 16 = 48 slots; balanced rows of 14: 42
+    assert [[len(e.input_ids) for e in r] for r in rows] == [[12], [9, 5], [7, 4, 3]]
     assert len(pack([Example([1] * 40, [-100] * 40)], 16)) == 1  # too long for a row: a row of its own
 
 

@@ -68,3 +68,58 @@ def test_gradient_accumulation_of_two_halves_matches_the_full_batch_closely(base
     assert halves.losses[0] == pytest.approx(full.losses[0], rel=0.03)
     with pytest.raises(ConfigError, match="TrainConfig.gradient_accumulation"):
         core.TrainConfig(gradient_accumulation=0)
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"precision": "fp16"}, r"TrainConfig\.precision must be one of \('auto', 'fp32', 'bf16'\), got 'fp16'"),
+        ({"early_stopping_patience": 2}, r"TrainConfig\.early_stopping_patience needs eval_every > 0"),
+        ({"max_seq_length": -1}, r"TrainConfig\.max_seq_length must be an integer >= 0, got -1"),
+        ({"eval_every": 2.5}, r"TrainConfig\.eval_every must be an integer >= 0, got 2\.5"),
+    ],
+)
+def test_new_fields_are_validated(values, message):
+    with pytest.raises(ConfigError, match=message):
+        core.TrainConfig.from_dict(values)
+
+
+def test_precision_auto_is_fp32_on_cpu_and_bf16_on_a_gpu_that_has_it():
+    cfg = core.TrainConfig()
+    assert (cfg.resolved_precision(False, False), cfg.resolved_precision(True, True), cfg.resolved_precision(True, False)) == ("fp32", "bf16", "fp32")
+    assert core.TrainConfig(precision="fp32").resolved_precision(True, True) == "fp32"
+
+
+def _train(base_model, split, tokenizer, **fields):
+    cfg = core.TrainConfig(batch_size=8, warmup_steps=1, **{"max_steps": 3, **fields})
+    lines = []
+    result = core.train(base_model, split.train, split.validation, cfg, pad_id=tokenizer.pad_token_id, log=lines.append)
+    return result, lines
+
+
+def test_gradient_checkpointing_gives_the_same_losses(base_model, small_split, tokenizer):
+    plain, _ = _train(base_model, small_split, tokenizer)
+    checkpointed, lines = _train(base_model, small_split, tokenizer, gradient_checkpointing=True)
+    assert checkpointed.losses == pytest.approx(plain.losses, abs=1e-5)
+    assert "gradient checkpointing" in lines[0]
+
+
+def test_bf16_autocast_trains_close_to_fp32(base_model, small_split, tokenizer):
+    fp32, _ = _train(base_model, small_split, tokenizer, precision="fp32")
+    bf16, lines = _train(base_model, small_split, tokenizer, precision="bf16")
+    assert "bf16" in lines[0]
+    assert bf16.losses == pytest.approx(fp32.losses, abs=0.05) and bf16.losses != fp32.losses
+
+
+def test_early_stopping_keeps_the_best_evaluated_weights(base_model, small_split, tokenizer):
+    # a learning rate far too high: validation loss gets worse after the first steps
+    result, lines = _train(base_model, small_split, tokenizer, max_steps=30, learning_rate=0.3, eval_every=2,
+                           early_stopping_patience=2)
+    values = [v for _, v in result.evaluations]
+    assert len(result.losses) < 30 and any(line.startswith("early stopping at step") for line in lines)
+    assert result.validation_loss == pytest.approx(min(values), abs=1e-5)  # the best weights were restored
+
+
+def test_max_seq_length_cuts_examples(base_model, small_split, tokenizer):
+    result, _ = _train(base_model, small_split, tokenizer, max_steps=1, max_seq_length=12, pack_length=0)
+    assert result.real_tokens == 8 * 12  # every demo example is longer than 12 tokens
