@@ -26,6 +26,11 @@ class ClusterSettings:
     # the token of the least-privilege ServiceAccount in manifests/rollout-rbac.yaml
     rollout_secret: str = "kfp-llmops-rollout-token"
     rollout_mount_path: str = "/var/run/secrets/kfp-llmops/rollout"
+    # training (manifests/training.yaml): the shared volume and the TrainJob ServiceAccount's token
+    shared_pvc: str = "kfp-llmops-shared"
+    shared_mount_path: str = "/mnt/shared"
+    trainer_secret: str = "kfp-llmops-trainer-token"
+    trainer_mount_path: str = "/var/run/secrets/kfp-llmops/trainer"
 
 
 DEFAULT_SETTINGS = ClusterSettings()
@@ -72,5 +77,18 @@ def rollout_credentials(task, target: str, settings: ClusterSettings = DEFAULT_S
         from kfp import kubernetes
 
         kubernetes.use_secret_as_volume(task, secret_name=settings.rollout_secret, mount_path=settings.rollout_mount_path,
+                                        optional=True)
+    return task
+
+
+def training_volumes(task, target: str, settings: ClusterSettings = DEFAULT_SETTINGS):
+    """On Kubeflow, the training step mounts the shared volume (checkpoints to resume from; a TrainJob's data and
+    results) and the token of the ServiceAccount that may create TrainJobs (manifests/training.yaml)."""
+    check_target(target)
+    if target == "kfp":
+        from kfp import kubernetes
+
+        kubernetes.mount_pvc(task, pvc_name=settings.shared_pvc, mount_path=settings.shared_mount_path)
+        kubernetes.use_secret_as_volume(task, secret_name=settings.trainer_secret, mount_path=settings.trainer_mount_path,
                                         optional=True)
     return task

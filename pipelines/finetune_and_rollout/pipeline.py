@@ -20,7 +20,7 @@ from kfp_llmops.components.evaluation.regression_gate.component import regressio
 from kfp_llmops.components.registry.register_model.component import register_model
 from kfp_llmops.components.training.train_lora.component import train_lora
 from kfp_llmops.components.training.train_lora.core import TrainConfig
-from kfp_llmops.pipelines.platform import gpu_task, registry_credentials, rollout_credentials
+from kfp_llmops.pipelines.platform import gpu_task, registry_credentials, rollout_credentials, training_volumes
 
 NAME = "finetune-and-rollout"
 
@@ -39,6 +39,7 @@ def build(target: str = "vertex"):
         screening: dict = {},
         train_config: dict = default_train_config,
         train_processes: int = 1,
+        trainer_job: dict = {},
         baseline_models: dict = {},
         eval_config: dict = {},
         gate_config: dict = {},
@@ -81,8 +82,10 @@ def build(target: str = "vertex"):
                     base_model=base_model,
                     train_config=train_config,
                     nproc_per_node=train_processes,
+                    trainer_job=trainer_job,
                 )
                 gpu_task(trained, target)
+                training_volumes(trained, target)
                 # a retried task resumes from train_config.checkpoint_dir (a PVC path on Kubeflow, /gcs/... on Vertex)
                 trained.set_retry(num_retries=2, backoff_duration="60s", backoff_factor=2)
                 evaluated = evaluate_model(

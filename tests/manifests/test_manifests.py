@@ -21,7 +21,7 @@ def docs(name: str) -> list[dict]:
 
 
 def test_there_are_manifests():
-    assert {p.name for p in MANIFESTS} == {"inferenceservice.yaml", "servingruntime.yaml", "rollout-rbac.yaml"}
+    assert {p.name for p in MANIFESTS} == {"inferenceservice.yaml", "servingruntime.yaml", "rollout-rbac.yaml", "training.yaml"}
 
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
@@ -67,3 +67,18 @@ def test_runtime_image_and_name_match_the_code():
                                                annotations=isvc["metadata"]["annotations"])
     assert rendered == isvc
     assert isvc["spec"]["predictor"]["model"]["runtime"] == runtime["metadata"]["name"]
+
+
+def test_trainer_role_may_only_create_and_watch_trainjobs():
+    [role] = [d for d in docs("training.yaml") if d["kind"] in ("Role", "ClusterRole")]
+    assert role["kind"] == "Role"
+    assert role["rules"] == [{"apiGroups": ["trainer.kubeflow.org"], "resources": ["trainjobs"],
+                              "verbs": ["create", "get", "list", "watch"]}]
+
+
+def test_training_volume_and_token_match_what_the_pipeline_mounts():
+    pvc, sa, _, binding, secret = docs("training.yaml")
+    assert pvc["metadata"]["name"] == DEFAULT_SETTINGS.shared_pvc and pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert secret["metadata"]["name"] == DEFAULT_SETTINGS.trainer_secret
+    assert secret["metadata"]["annotations"]["kubernetes.io/service-account.name"] == sa["metadata"]["name"]
+    assert binding["subjects"][0]["name"] == sa["metadata"]["name"]

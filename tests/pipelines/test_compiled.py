@@ -59,8 +59,11 @@ def test_finetune_spec_has_the_kubernetes_settings():
     for step in ("exec-rollout-model", "exec-restore-stable"):  # the least-privilege ServiceAccount's token
         [volume] = configs[step].secret_as_volume
         assert (volume.secret_name, volume.mount_path) == ("kfp-llmops-rollout-token", "/var/run/secrets/kfp-llmops/rollout")
+    [volume] = train.secret_as_volume  # may create TrainJobs (multi-node training)
+    assert (volume.secret_name, volume.mount_path) == ("kfp-llmops-trainer-token", "/var/run/secrets/kfp-llmops/trainer")
+    assert [(p.constant, p.mount_path) for p in train.pvc_mount] == [("kfp-llmops-shared", "/mnt/shared")]
     with_secrets = {name for name, c in configs.items() if c.secret_as_env or c.secret_as_volume}
-    assert with_secrets == {"exec-register-model", "exec-rollout-model", "exec-restore-stable"}
+    assert with_secrets == {"exec-train-lora", "exec-register-model", "exec-rollout-model", "exec-restore-stable"}
 
 
 @pytest.mark.parametrize("path", KFP_SPECS + VERTEX_SPECS, ids=lambda p: f"{p.parent.name}/{p.name}")

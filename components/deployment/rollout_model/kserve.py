@@ -143,30 +143,11 @@ class KServeTarget:
 ROLLOUT_TOKEN_DIR = "/var/run/secrets/kfp-llmops/rollout"  # pipelines/platform.py mounts the token Secret here
 
 
-def kubernetes_api(kubeconfig: str = "", token_dir: str = ROLLOUT_TOKEN_DIR):
-    """CustomObjectsApi as the rollout ServiceAccount (its token Secret mounted at ``token_dir``), else the pod's own
-    ServiceAccount, else a kubeconfig."""
-    import os
-    from pathlib import Path
+def kubernetes_api(kubeconfig: str = ""):
+    """CustomObjectsApi as the rollout ServiceAccount (its token Secret mounted at ``ROLLOUT_TOKEN_DIR``)."""
+    from kfp_llmops.k8s import custom_objects
 
-    from kubernetes import client, config
-
-    token = Path(token_dir) / "token"
-    if not kubeconfig and token.is_file() and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        conf = client.Configuration()
-        conf.host = f"https://{os.environ['KUBERNETES_SERVICE_HOST']}:{os.environ.get('KUBERNETES_SERVICE_PORT', '443')}"
-        conf.api_key = {"authorization": token.read_text().strip()}
-        conf.api_key_prefix = {"authorization": "Bearer"}
-        conf.ssl_ca_cert = str(Path(token_dir) / "ca.crt")
-        return client.CustomObjectsApi(client.ApiClient(conf))
-    if kubeconfig:
-        config.load_kube_config(kubeconfig)
-    else:
-        try:
-            config.load_incluster_config()
-        except config.ConfigException:
-            config.load_kube_config()
-    return client.CustomObjectsApi()
+    return custom_objects(ROLLOUT_TOKEN_DIR, kubeconfig)
 
 
 def restore_stable(api, name: str, namespace: str) -> str:

@@ -15,9 +15,12 @@ def train_lora(
     metrics: Output[Metrics],
     loss_curve: Output[HTML],
     nproc_per_node: int = 1,
+    trainer_job: dict = {},
 ):
     """Trains LoRA on ``base_model`` (hub id or path); ``train_config`` holds the TrainConfig fields to override.
-    ``nproc_per_node`` > 1 runs data-parallel under torchrun inside this task (one process per GPU, or CPU/gloo)."""
+    ``nproc_per_node`` > 1 runs data-parallel under torchrun inside this task (one process per GPU, or CPU/gloo).
+    ``trainer_job`` with ``num_nodes`` > 1 (TrainerJobSpec fields: namespace, num_nodes, shared_dir, ...) runs it as a
+    Kubeflow Trainer TrainJob across nodes instead, and waits for it."""
     import json
     from pathlib import Path
 
@@ -30,7 +33,17 @@ def train_lora(
 
     with user_errors():
         cfg = core.TrainConfig.from_dict(train_config)
-        if nproc_per_node > 1:
+        if trainer_job.get("num_nodes", 1) > 1:
+            from kfp_llmops.components.training.train_lora import trainer_job as tj
+            from kfp_llmops.config import from_dict
+            from kfp_llmops.k8s import custom_objects
+
+            spec = from_dict(tj.TrainerJobSpec, trainer_job)
+            with atomic_dir(adapter.path) as tmp:
+                values = tj.train_on_trainer(custom_objects(tj.TRAINER_TOKEN_DIR), spec, prepared_dir=prepared.path,
+                                             prepared_sha256=prepared.metadata.get("sha256", ""), base_model=base_model,
+                                             config=cfg.to_dict(), out_dir=str(tmp))
+        elif nproc_per_node > 1:
             from kfp_llmops.components.training.train_lora.distributed import launch
 
             with atomic_dir(adapter.path) as tmp:

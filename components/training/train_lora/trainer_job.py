@@ -1,0 +1,139 @@
+"""Multi-node training on Kubeflow Trainer: the component renders a ``TrainJob`` (trainer.kubeflow.org/v1alpha1),
+creates it and waits for it; never imports kfp.
+
+The TrainJob runs our runtime image on ``num_nodes`` nodes under the cluster's torch runtime (default the
+``torch-distributed`` ClusterTrainingRuntime, which sets torchrun's ``PET_*`` rendezvous environment), with the same
+entry point as in-task data parallelism (``train_lora.distributed``). Data and results travel through ``shared_dir``,
+a volume (a ReadWriteMany PVC) that both the KFP step and the runtime's pods mount; checkpoints go there too, so a
+retried step resumes. The job name is derived from the inputs, so a retried step finds its TrainJob instead of
+starting a second one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+
+from kfp_llmops.errors import ConfigError, UserInputError
+
+GROUP, VERSION, PLURAL = "trainer.kubeflow.org", "v1alpha1", "trainjobs"
+TRAINER_TOKEN_DIR = "/var/run/secrets/kfp-llmops/trainer"  # pipelines/platform.py mounts the token Secret here
+
+
+@dataclass(frozen=True)
+class TrainerJobSpec:
+    namespace: str
+    num_nodes: int
+    shared_dir: str
+    procs_per_node: int = 1
+    gpus_per_node: int = 1
+    cpu: str = "8"
+    memory: str = "32Gi"
+    runtime: str = "torch-distributed"
+    runtime_kind: str = "ClusterTrainingRuntime"
+    image: str = ""
+    timeout_s: float = 24 * 3600
+    poll_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.num_nodes < 1 or self.procs_per_node < 1 or self.gpus_per_node < 0:
+            raise ConfigError("TrainerJobSpec: num_nodes and procs_per_node must be >= 1, gpus_per_node >= 0")
+        if not self.shared_dir.startswith("/"):
+            raise ConfigError(f"TrainerJobSpec.shared_dir must be an absolute path on a volume every node mounts "
+                              f"(a ReadWriteMany PVC), got {self.shared_dir!r}")
+        if self.runtime_kind not in ("ClusterTrainingRuntime", "TrainingRuntime"):
+            raise ConfigError(f"TrainerJobSpec.runtime_kind must be ClusterTrainingRuntime or TrainingRuntime, got {self.runtime_kind!r}")
+
+
+def job_name(prepared_sha256: str, base_model: str, config: dict, spec: TrainerJobSpec) -> str:
+    """A DNS-1123 name that is the same for the same inputs (a retried step reattaches to its job)."""
+    key = json.dumps([prepared_sha256, base_model, config, spec.num_nodes, spec.procs_per_node], sort_keys=True)
+    return "lora-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def render_train_job(name: str, spec: TrainerJobSpec, *, base_model: str, config: dict, prepared_dir: str,
+                     out_dir: str) -> dict:
+    from kfp_llmops.images import RUNTIME_IMAGE
+
+    resources = {"requests": {"cpu": spec.cpu, "memory": spec.memory}, "limits": {"memory": spec.memory}}
+    if spec.gpus_per_node:
+        resources["limits"]["nvidia.com/gpu"] = str(spec.gpus_per_node)
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "TrainJob",
+        "metadata": {"name": name, "namespace": spec.namespace, "labels": {"app.kubernetes.io/managed-by": "kfp-llmops"}},
+        "spec": {
+            "runtimeRef": {"apiGroup": GROUP, "kind": spec.runtime_kind, "name": spec.runtime},
+            "trainer": {
+                "image": spec.image or RUNTIME_IMAGE,
+                "command": ["torchrun", "-m", "kfp_llmops.components.training.train_lora.distributed"],
+                "args": ["--prepared", prepared_dir, "--base-model", base_model, "--config", json.dumps(config, sort_keys=True),
+                         "--out", out_dir],
+                "numNodes": spec.num_nodes,
+                "numProcPerNode": spec.procs_per_node,
+                "resourcesPerNode": resources,
+                "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}],
+            },
+        },
+    }
+
+
+def condition(job: dict, kind: str) -> dict | None:
+    for c in (job.get("status") or {}).get("conditions", []):
+        if c.get("type") == kind and c.get("status") == "True":
+            return c
+    return None
+
+
+def run_train_job(api, manifest: dict, spec: TrainerJobSpec, *, log=print, sleep=time.sleep, clock=time.monotonic) -> dict:
+    """Creates the TrainJob (or finds the one a previous attempt created) and waits until it completes."""
+    from kubernetes.client.exceptions import ApiException
+
+    name, ns = manifest["metadata"]["name"], manifest["metadata"]["namespace"]
+    try:
+        api.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, manifest)
+        log(f"created TrainJob {ns}/{name}: {spec.num_nodes} nodes x {spec.procs_per_node} processes")
+    except ApiException as exc:
+        if exc.status != 409:
+            raise UserInputError(f"creating TrainJob {ns}/{name} failed: {exc.status} {exc.reason}") from None
+        log(f"TrainJob {ns}/{name} exists (a retried step): waiting for it")
+    deadline = clock() + spec.timeout_s
+    while True:
+        job = api.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)
+        if condition(job, "Complete"):
+            log(f"TrainJob {ns}/{name} completed")
+            return job
+        failed = condition(job, "Failed")
+        if failed:
+            raise UserInputError(f"TrainJob {ns}/{name} failed: {failed.get('reason', '')}: {failed.get('message', '')}; "
+                                 f"see `kubectl logs -n {ns} -l jobset.sigs.k8s.io/jobset-name={name}`")
+        if clock() >= deadline:
+            raise UserInputError(f"TrainJob {ns}/{name} did not complete within {spec.timeout_s:.0f} s")
+        sleep(spec.poll_s)
+
+
+def train_on_trainer(api, spec: TrainerJobSpec, *, prepared_dir: str, prepared_sha256: str, base_model: str,
+                     config: dict, out_dir: str, log=print, sleep=time.sleep) -> dict:
+    """Stages the prepared dataset in ``shared_dir``, runs the TrainJob, copies the adapter to ``out_dir`` and
+    returns rank 0's metrics. Checkpoints default to ``shared_dir/<job>/checkpoints``."""
+    import shutil
+    from pathlib import Path
+
+    name = job_name(prepared_sha256, base_model, config, spec)
+    work = Path(spec.shared_dir) / name
+    staged = work / "prepared"
+    if not staged.exists():
+        shutil.copytree(prepared_dir, work / ".prepared.tmp", dirs_exist_ok=True)
+        (work / ".prepared.tmp").rename(staged)
+    config = {**config, "checkpoint_dir": config.get("checkpoint_dir") or str(work / "checkpoints")}
+    manifest = render_train_job(name, spec, base_model=base_model, config=config, prepared_dir=str(staged),
+                                out_dir=str(work / "adapter"))
+    run_train_job(api, manifest, spec, log=log, sleep=sleep)
+    result = work / "adapter" / "result.json"
+    if not result.is_file():
+        raise UserInputError(f"TrainJob {name} completed but wrote no {result}: is {spec.shared_dir} the same volume "
+                             "in the training pods?")
+    shutil.copytree(work / "adapter", out_dir, dirs_exist_ok=True)
+    return json.loads(result.read_text(encoding="utf-8"))
