@@ -236,6 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None)
     p.set_defaults(func=cmd_compile)
 
+    p = sub.add_parser("registry", help="show a model's aliases, or roll production back to the previous version")
+    p.add_argument("action", choices=["aliases", "rollback"])
+    p.add_argument("--model", required=True)
+    p.add_argument("--registry-uri", default="", help="as in the pipelines: sqlite:///..., http(s)://..., vertex://...")
+    p.set_defaults(func=cmd_registry)
+
     p = sub.add_parser("run", help="run a pipeline (kfp.local by default)")
     p.add_argument("--pipeline", default="finetune-and-rollout")
     p.add_argument("--backend", choices=("local", "kfp", "vertex"), default="local")
@@ -250,6 +256,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--location")
     p.set_defaults(func=cmd_run)
     return parser
+
+
+def cmd_registry(args) -> int:
+    from kfp_llmops.registry import open_registry, rollback
+
+    registry = open_registry(args.registry_uri)
+    if args.action == "rollback":
+        was, now = rollback(registry, args.model)
+        print(f"{args.model}: production moved back from version {was} to version {now}")
+    print(json.dumps({"registry_uri": registry.uri, "model": args.model, "aliases": registry.aliases(args.model)}, indent=2))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

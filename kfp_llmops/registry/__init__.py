@@ -8,7 +8,8 @@
 - ``vertex://projects/P/locations/L``: Vertex AI Model Registry (one Model, a version per registration).
 
 Every backend is idempotent (a version is found by its content digest before one is created) and keeps the production
-pointer as the alias ``production``; promotion and rollback move it. ``canary`` marks a version while it rolls out.
+pointer as the alias ``production``; promotion and rollback move it. ``canary`` marks a version while it rolls out;
+``previous`` keeps the production version a promotion replaced, which :func:`promote` and :func:`rollback` maintain.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from kfp_llmops.errors import ConfigError
 
 PRODUCTION = "production"
 CANARY = "canary"
+PREVIOUS = "previous"  # the production version before the last promotion: what a rollback returns to
 DIGEST_TAG = "kfp_llmops.sha256"
 
 
@@ -71,3 +73,25 @@ def open_registry(uri: str = "") -> Registry:
         f"registry_uri {uri!r} is not supported: use sqlite:///PATH or http(s)://HOST (MLflow), "
         "or vertex://projects/PROJECT/locations/LOCATION (Vertex AI Model Registry)"
     )
+
+
+def promote(registry: Registry, name: str, version: str) -> str | None:
+    """Moves ``production`` to ``version``; the version it replaces becomes ``previous``. Returns that version."""
+    current = registry.get_alias(name, PRODUCTION)
+    if current is not None and current.version == str(version):
+        return None
+    if current is not None:
+        registry.set_alias(name, PREVIOUS, current.version)
+    registry.set_alias(name, PRODUCTION, str(version))
+    return current.version if current else None
+
+
+def rollback(registry: Registry, name: str) -> tuple[str, str]:
+    """Moves ``production`` back to ``previous`` (and ``previous`` to what production was). Returns (from, to)."""
+    current, previous = registry.get_alias(name, PRODUCTION), registry.get_alias(name, PREVIOUS)
+    if current is None or previous is None:
+        raise ConfigError(f"{name}: nothing to roll back to (production: {current and current.version}, "
+                          f"previous: {previous and previous.version})")
+    registry.set_alias(name, PRODUCTION, previous.version)
+    registry.set_alias(name, PREVIOUS, current.version)
+    return current.version, previous.version

@@ -235,7 +235,7 @@ def execute(target: Target, cfg: RolloutConfig, registry, model_name: str, versi
             log: Callable[[str], None] = print) -> RolloutResult:
     """A rollout with the registry: ``canary`` names the version while it rolls out; promotion moves ``production``
     to it; a rollback (or any failure) leaves ``production`` where it was. ``canary`` is always removed."""
-    from kfp_llmops.registry import CANARY, PRODUCTION
+    from kfp_llmops.registry import CANARY, PRODUCTION, promote
 
     registry.set_alias(model_name, CANARY, version)
     try:
@@ -243,8 +243,9 @@ def execute(target: Target, cfg: RolloutConfig, registry, model_name: str, versi
     finally:
         registry.delete_alias(model_name, CANARY)
     if result.decision == "promoted":
-        registry.set_alias(model_name, PRODUCTION, version)
-        log(f"registry: {model_name} version {version} is now '{PRODUCTION}'")
+        replaced = promote(registry, model_name, version)
+        log(f"registry: {model_name} version {version} is now '{PRODUCTION}'"
+            + (f" (version {replaced} is 'previous')" if replaced else ""))
     return result
 
 

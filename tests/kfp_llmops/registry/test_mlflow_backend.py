@@ -47,3 +47,20 @@ def test_default_registry_lives_under_kfp_llmops_home(monkeypatch, tmp_path):
 def test_unknown_registry_uri_is_named():
     with pytest.raises(ConfigError, match=r"registry_uri 's3://bucket/x' is not supported"):
         open_registry("s3://bucket/x")
+
+
+def test_promotion_keeps_previous_and_rollback_swaps_back(registry, tmp_path, capsys):
+    from kfp_llmops.cli import main
+    from kfp_llmops.registry import PREVIOUS, promote
+
+    for d in "abc":
+        registry.register("llm", f"/m/{d}", d * 64, {})
+    assert promote(registry, "llm", "1") is None
+    assert promote(registry, "llm", "2") == "1"
+    assert promote(registry, "llm", "2") is None  # already production: nothing moves
+    assert registry.aliases("llm") == {PRODUCTION: "2", PREVIOUS: "1"}
+    assert main(["registry", "rollback", "--model", "llm", "--registry-uri", registry.uri]) == 0
+    assert registry.aliases("llm") == {PRODUCTION: "1", PREVIOUS: "2"}
+    assert "production moved back from version 2 to version 1" in capsys.readouterr().out
+    assert main(["registry", "rollback", "--model", "other", "--registry-uri", registry.uri]) == 2
+    assert "other: nothing to roll back to (production: None, previous: None)" in capsys.readouterr().err

@@ -14,7 +14,7 @@ import pytest
 from kfp_llmops.components.deployment.rollout_model import core
 from kfp_llmops.components.deployment.rollout_model.local import LocalTarget
 from kfp_llmops.components.deployment.rollout_model.targets import replay_requests
-from kfp_llmops.registry import PRODUCTION, open_registry
+from kfp_llmops.registry import PREVIOUS, PRODUCTION, open_registry
 
 
 def children() -> set[int]:
@@ -62,7 +62,7 @@ def test_three_rollouts_promote_then_roll_back_and_leave_nothing_behind(onnx_rep
             result = core.execute(target, cfg, registry, "reverser", version, log=lines.append)
             urls = dict(target.urls)
         assert result.decision == decision, "\n".join(lines)
-        assert registry.aliases("reverser") == {PRODUCTION: production}
+        assert registry.aliases("reverser") == {PRODUCTION: production, PREVIOUS: "1"}  # no canary left
         assert target.failed["stable"] == 0 and target.sent["stable"] > 0
         assert children() == before and all(port_closed(u) for u in urls.values())
         if decision == "promoted":
