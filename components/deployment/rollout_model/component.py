@@ -40,32 +40,35 @@ def rollout_model(
     def terminated(signum, frame):  # KFP stops a pod with SIGTERM: unwind, which rolls the canary back
         raise SystemExit(f"terminated by signal {signum}")
 
-    signal.signal(signal.SIGTERM, terminated)
-    with user_errors():
-        cfg = core.RolloutConfig.from_dict(rollout_config)
-        core.check_target(target)
-        meta = dict(registered.metadata)
-        version = meta["version"]  # kfp.local hands integers back as floats
-        name, version = meta["registered_model"], str(int(version) if isinstance(version, float) else version)
-        registry = open_registry(meta["registry_uri"])
-        stable = registry.get_alias(name, PRODUCTION)
-        if stable is not None and stable.version == version:
-            print(f"{name} version {version} is already '{PRODUCTION}': nothing to roll out")
-            result = core.RolloutResult("unchanged", [], [], False)
-            rendered = {}
-        else:
-            with targets.build(target, cfg, onnx_model=onnx_model, eval_dataset=eval_dataset, stable=stable,
-                               model_name=name, version=version, resource=meta.get("resource", ""), namespace=namespace,
-                               inference_service=inference_service or name, storage_uri=storage_uri or onnx_model.uri,
-                               prometheus_url=prometheus_url, vertex_endpoint=vertex_endpoint,
-                               work_dir=report.path + ".work") as (tgt, rendered):
-                result = core.execute(tgt, cfg, registry, name, version)
-        text = core.report_markdown(result, target=target, model_name=name, version=version,
-                                    stable=stable.version if stable else None)
-        print(text)
-        if result.decision == "rolled_back":
-            raise core.RolloutFailed(f"{name} version {version} was rolled back: " + "; ".join(
-                r for r in result.reasons if r.endswith("FAIL") or r.startswith("inconclusive")))
+    previous_handler = signal.signal(signal.SIGTERM, terminated)
+    try:
+        with user_errors():
+            cfg = core.RolloutConfig.from_dict(rollout_config)
+            core.check_target(target)
+            meta = dict(registered.metadata)
+            version = meta["version"]  # kfp.local hands integers back as floats
+            name, version = meta["registered_model"], str(int(version) if isinstance(version, float) else version)
+            registry = open_registry(meta["registry_uri"])
+            stable = registry.get_alias(name, PRODUCTION)
+            if stable is not None and stable.version == version:
+                print(f"{name} version {version} is already '{PRODUCTION}': nothing to roll out")
+                result = core.RolloutResult("unchanged", [], [], False)
+                rendered = {}
+            else:
+                with targets.build(target, cfg, onnx_model=onnx_model, eval_dataset=eval_dataset, stable=stable,
+                                   model_name=name, version=version, resource=meta.get("resource", ""), namespace=namespace,
+                                   inference_service=inference_service or name, storage_uri=storage_uri or onnx_model.uri,
+                                   prometheus_url=prometheus_url, vertex_endpoint=vertex_endpoint,
+                                   work_dir=report.path + ".work") as (tgt, rendered):
+                    result = core.execute(tgt, cfg, registry, name, version)
+            text = core.report_markdown(result, target=target, model_name=name, version=version,
+                                        stable=stable.version if stable else None)
+            print(text)
+            if result.decision == "rolled_back":
+                raise core.RolloutFailed(f"{name} version {version} was rolled back: " + "; ".join(
+                    r for r in result.reasons if r.endswith("FAIL") or r.startswith("inconclusive")))
+    finally:  # the handler is the step's only while it rolls out
+        signal.signal(signal.SIGTERM, previous_handler)
     with atomic_file(report.path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     with atomic_file(manifest.path) as tmp:
