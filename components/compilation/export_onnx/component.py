@@ -28,6 +28,7 @@ def export_onnx(
     from kfp_llmops.components.compilation.export_onnx import core
     from kfp_llmops.components.compilation.export_onnx.variants import VariantConfig
     from kfp_llmops.datasets import instruction_pairs, read_jsonl
+    from kfp_llmops.artifacts import OnnxModelMetadata
     from kfp_llmops.errors import user_errors
     from kfp_llmops.lineage import atomic_dir, lineage
     from kfp_llmops.modeling import load_tokenizer
@@ -41,15 +42,25 @@ def export_onnx(
                                          VariantConfig(max_perplexity_increase=max_perplexity_increase),
                                          variant_dirs={"ort-optimized": opt, "int8-dynamic": q8})
     flat = {k: v for k, v in info.items() if not isinstance(v, dict)}
+    chosen = info["variants"][info["promoted_variant"]]
+    typed = OnnxModelMetadata(format="triton-onnx-repository", opset=info["opset"],
+                              precision="int8" if info["promoted_variant"].startswith("int8") else "fp32",
+                              size_bytes=chosen["size_bytes"], max_abs_logit_diff=info["max_abs_logit_diff"],
+                              greedy_identical=info["greedy_identical"], greedy_prompts=info["greedy_prompts"],
+                              latency_ms=chosen["latency_ms"], variant=info["promoted_variant"], kv_cache=info["kv_cache"])
     onnx_model.metadata.update(
-        lineage(path=onnx_model.path, parents={"adapter": adapter.uri}, base_model=base_model, format="triton-onnx-repository",
-                adapter_sha256=adapter.metadata.get("sha256"), **flat)
+        lineage(path=onnx_model.path, parents={"adapter": adapter.uri}, base_model=base_model,
+                adapter_sha256=adapter.metadata.get("sha256"), **{**flat, **typed.to_metadata()})
     )
     for name, measured in info["variants"].items():
         for key, value in measured.items():
             variants.log_metric(f"{name}.{key}", float(value))
     for artifact, name in ((optimized_model, "ort-optimized"), (int8_model, "int8-dynamic")):
+        measured = info["variants"][name]
+        typed = OnnxModelMetadata(format="onnx", opset=info["opset"], precision="int8" if name.startswith("int8") else "fp32",
+                                  size_bytes=measured["size_bytes"], max_abs_logit_diff=info["max_abs_logit_diff"],
+                                  greedy_identical=info["greedy_identical"], greedy_prompts=info["greedy_prompts"],
+                                  latency_ms=measured["latency_ms"], variant=name, kv_cache=info["kv_cache"])
         artifact.metadata.update(lineage(path=artifact.path, parents={"adapter": adapter.uri}, base_model=base_model,
-                                         format="onnx", variant=name, promoted=name == info["promoted_variant"],
-                                         **info["variants"][name]))
+                                         promoted=name == info["promoted_variant"], **{**measured, **typed.to_metadata()}))
     print({k: v for k, v in flat.items()})

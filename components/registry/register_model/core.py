@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from kfp_llmops.errors import UserInputError
 
 
-INTEGER_FIELDS = ("rows", "steps", "trainable_parameters", "opset", "size_bytes", "examples")
+INTEGER_FIELDS = ("rows", "steps", "trainable_parameters", "opset", "size_bytes", "examples", "greedy_identical",
+                  "greedy_prompts", "schema_version")
 
 
 def whole_numbers(values: dict) -> dict:
@@ -57,7 +58,8 @@ def build_lineage(
         "training": {k: adapter.metadata.get(k) for k in ("trainable_parameters", "train_loss_final", "validation_loss", "steps")},
         "evaluation": dict(sorted(whole_numbers(evaluation).items())),
         "gate": list(gate_reasons),
-        "export": {k: onnx_model.metadata.get(k) for k in ("opset", "precision", "max_abs_logit_diff", "size_bytes")},
+        "export": {k: onnx_model.metadata.get(k) for k in ("schema", "opset", "precision", "variant", "max_abs_logit_diff",
+                                                           "greedy_identical", "greedy_prompts", "latency_ms", "size_bytes")},
     }
 
 

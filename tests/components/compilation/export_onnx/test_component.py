@@ -1,6 +1,7 @@
 import pytest
 from kfp.dsl import Dataset, Metrics, Model
 
+from kfp_llmops.artifacts import OnnxModelMetadata
 from kfp_llmops.components.compilation.export_onnx.component import export_onnx
 from kfp_llmops.components.training.train_lora.core import TrainConfig, attach_lora
 from kfp_llmops.modeling import load_causal_lm
@@ -15,12 +16,16 @@ def adapter_dir(base_model, tmp_path_factory):
 
 def test_writes_a_triton_repository_with_lineage(base_model, adapter_dir, demo_assets, tmp_path):
     onnx_model = Model(uri=str(tmp_path / "repo"))
+    int8_model = Model(uri=str(tmp_path / "q8"))
     adapter = Model(uri=str(adapter_dir), metadata={"sha256": "feed"})
     export_onnx.python_func(base_model=base_model, adapter=adapter, eval_dataset=Dataset(uri=str(demo_assets / "eval.jsonl")),
                             onnx_model=onnx_model, optimized_model=Model(uri=str(tmp_path / "opt")),
-                            int8_model=Model(uri=str(tmp_path / "q8")), variants=Metrics(uri=str(tmp_path / "variants")),
+                            int8_model=int8_model, variants=Metrics(uri=str(tmp_path / "variants")),
                             model_name="rev")
     meta = onnx_model.metadata
+    typed = OnnxModelMetadata.from_metadata(meta)  # the kfp_llmops.OnnxModel contract
+    assert typed.variant == meta["promoted_variant"] and typed.latency_ms > 0 and typed.greedy_identical == typed.greedy_prompts
+    assert OnnxModelMetadata.from_metadata(int8_model.metadata).precision == "int8"
     assert meta["format"] == "triton-onnx-repository" and meta["opset"] == 18 and meta["max_abs_logit_diff"] < 1e-4
     assert meta["promoted_variant"] in ("fp32", "ort-optimized", "int8-dynamic")
     assert meta["adapter_sha256"] == "feed" and meta["parents"] == {"adapter": adapter.uri}

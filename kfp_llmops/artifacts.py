@@ -1,0 +1,80 @@
+"""Typed artifacts' metadata contracts.
+
+KFP 2.17 accepts only ``system.*`` and ``google.*`` schema titles (``TypeError: Artifact schema_title must belong to
+`system` or `google` namespace``), and a lightweight component's annotations cannot name a project class (the
+executor runs the function's source without our imports). So a compiled model travels as ``system.Model`` (the
+Kubeflow and Vertex AI UIs show it as a model) and its type is a metadata contract: ``schema: kfp_llmops.OnnxModel``
+with the fields below, checked where it is written and where it is read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from kfp_llmops.errors import UserInputError
+
+ONNX_MODEL = "kfp_llmops.OnnxModel"
+FORMATS = ("triton-onnx-repository", "onnx")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+
+
+@dataclass(frozen=True)
+class OnnxModelMetadata:
+    """What every compiled model carries: format, opset, precision, size, parity figures and latency."""
+
+    format: str
+    opset: int
+    precision: str
+    size_bytes: int
+    max_abs_logit_diff: float
+    greedy_identical: int
+    greedy_prompts: int
+    latency_ms: float
+    variant: str
+    kv_cache: bool = True
+    schema: str = ONNX_MODEL
+    schema_version: int = 1
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.schema != ONNX_MODEL:
+            problems.append(f"schema is {self.schema!r}, not {ONNX_MODEL!r}")
+        if self.format not in FORMATS:
+            problems.append(f"format {self.format!r} is not one of {FORMATS}")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision {self.precision!r} is not one of {PRECISIONS}")
+        if not isinstance(self.opset, int) or self.opset < 13:
+            problems.append(f"opset must be an integer >= 13, got {self.opset!r}")
+        if not isinstance(self.size_bytes, int) or self.size_bytes <= 0:
+            problems.append(f"size_bytes must be a positive integer, got {self.size_bytes!r}")
+        if self.max_abs_logit_diff < 0 or self.latency_ms <= 0:
+            problems.append("max_abs_logit_diff must be >= 0 and latency_ms > 0")
+        if not 0 <= self.greedy_identical <= self.greedy_prompts:
+            problems.append(f"greedy_identical ({self.greedy_identical}) must be within 0..greedy_prompts ({self.greedy_prompts})")
+        if problems:
+            raise UserInputError(f"{ONNX_MODEL} metadata: " + "; ".join(problems))
+
+    def to_metadata(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_metadata(cls, metadata: dict, *, where: str = "the model artifact") -> "OnnxModelMetadata":
+        """Reads the contract back (KFP hands integers back as floats); names what is missing."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        required = [n for n, f in fields.items() if f.default is dataclasses.MISSING]
+        missing = [n for n in required if n not in metadata]
+        if missing or metadata.get("schema") != ONNX_MODEL:
+            raise UserInputError(f"{where} is not a compiled model ({ONNX_MODEL}): metadata lacks {missing or ['schema']}; "
+                                 "pass an export_onnx output")
+        values = {}
+        for name, f in fields.items():
+            if name not in metadata:
+                continue
+            value = metadata[name]
+            if f.type in ("int",) and isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if f.type == "bool":
+                value = bool(value)
+            values[name] = value
+        return cls(**values)
