@@ -1,6 +1,7 @@
 """Benchmark: serving speed of our ONNX export against torch, same weights, side by side in one run.
 
-1. forward latency at batch 1, sequence 32: onnxruntime (the promoted ort-optimized graph) vs torch eager (goal >= 3x);
+1. forward latency at batch 1, sequence 32: onnxruntime vs torch eager (goal >= 3x), for the fp32 export and for its
+   dynamic int8 variant (export_onnx's other candidate), with the GFLOP/s each reaches (2 x parameters x tokens);
 2. generating 64 new tokens at batch 1 and batch 8: our ONNX decoder with KV cache vs ``transformers`` ``generate``
    (goal >= 1.5x). On the demo model and on a larger config of about 50M parameters (random weights: speed only).
 """
@@ -53,9 +54,23 @@ def bench_model(label: str, model, tokenizer, repeats: int, new_tokens: int) -> 
         torch_forward()
         ours = best_of(lambda: sess.run(None, feeds), repeats * 10)
         theirs = best_of(torch_forward, repeats * 10)
-        results.append(write_result(f"serve-forward-{label}", metric="forward latency b1 s32", unit="ms", ours=ours * 1000,
+        flop = 2 * params * ids.size
+        results.append(write_result(f"serve-forward-{label}", metric="forward latency b1 s32, fp32", unit="ms", ours=ours * 1000,
                                     baseline=theirs * 1000, baseline_name="torch eager", higher_is_better=False,
-                                    goal="ratio >= 3", details={"parameters": params, "threads": torch.get_num_threads()}))
+                                    goal="ratio >= 3", details={"parameters": params, "threads": torch.get_num_threads(),
+                                                                "gflops_ours": flop / ours / 1e9, "gflops_baseline": flop / theirs / 1e9}))
+        from pathlib import Path
+
+        from kfp_llmops.components.compilation.export_onnx import variants
+
+        int8 = variants.make_variants(path, Path(tmp) / "variants")["int8-dynamic"]
+        q_sess = ort.InferenceSession(str(int8), options, providers=["CPUExecutionProvider"])
+        q_sess.run(["logits"], feeds)
+        q_ours = best_of(lambda: q_sess.run(["logits"], feeds), repeats * 10)
+        results.append(write_result(f"serve-forward-int8-{label}", metric="forward latency b1 s32, int8 dynamic", unit="ms",
+                                    ours=q_ours * 1000, baseline=theirs * 1000, baseline_name="torch eager (fp32)",
+                                    higher_is_better=False, goal="ratio >= 3",
+                                    details={"parameters": params, "size_bytes": Path(int8).stat().st_size}))
         prompts = ["reverse: apple bird cake", "sort: pen dog map", "copy: sun moon", "rotate: fox cup star",
                    "reverse: owl pear rose", "sort: zoo ink", "copy: kite lamp", "reverse: egg goat hat"]
         for batch in (1, 8):

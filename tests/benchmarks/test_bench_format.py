@@ -41,7 +41,7 @@ def test_eval_benchmark(tmp_path, monkeypatch, demo_assets):
 def test_serve_benchmark(tmp_path, monkeypatch, demo_assets):
     argv = ["--assets", str(demo_assets), "--repeats", "1", "--new-tokens", "4", "--skip-large"]
     results = run_bench("serve", argv, tmp_path, monkeypatch)
-    assert sorted(results) == ["serve-forward-demo", "serve-generate-b1-demo", "serve-generate-b8-demo"]
+    assert sorted(results) == ["serve-forward-demo", "serve-forward-int8-demo", "serve-generate-b1-demo", "serve-generate-b8-demo"]
 
 
 def test_train_benchmark(tmp_path, monkeypatch):
