@@ -80,6 +80,21 @@ def merge_adapter(base_model: str, adapter_dir: str):
         raise UserInputError(f"cannot apply the adapter in {adapter_dir} to {base_model}: {str(exc).splitlines()[0]}") from None
 
 
+def weights_sha256(model) -> str:
+    """Content digest of a model's weights (names, dtypes, shapes and bytes, in name order): the merged weights'
+    identity in the lineage, independent of how they are serialized."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def decoder_module(model):
     """Wraps a causal LM so that the traced graph takes and returns the KV cache as flat tensors."""
     import torch
@@ -249,7 +264,8 @@ def build_repository(model, tokenizer, pairs, repo: str | Path, model_name: str,
             Path(target).mkdir(parents=True, exist_ok=True)
             (Path(target) / MODEL_FILE).write_bytes(Path(paths[name]).read_bytes())
             tokenizer.save_pretrained(target)
-    summary = {**info, "model_name": model_name, "promoted_variant": chosen, "variants": measured}
+    summary = {**info, "model_name": model_name, "promoted_variant": chosen, "variants": measured,
+               "merged_weights_sha256": weights_sha256(model)}
     (repo / "export.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
 

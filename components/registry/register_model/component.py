@@ -41,6 +41,7 @@ def register_model(
         gate_reasons=list(gate_decision.metadata.get("reasons", [])),
         source_commit=source_commit,
         run_id=run_id,
+        training_config=core.read_training_config(adapter.path),
     )
     with user_errors():
         record["registry"] = core.register(open_registry(registry_uri), record)

@@ -39,6 +39,7 @@ def build_lineage(
     gate_reasons: list[str],
     source_commit: str,
     run_id: str,
+    training_config: dict | None = None,
 ) -> dict:
     return {
         "model_name": model_name,
@@ -53,9 +54,12 @@ def build_lineage(
                 "source": dataset.metadata.get("parents", {}).get("dataset"),
             },
             "adapter": {"uri": adapter.uri, "sha256": adapter.metadata.get("sha256")},
+            "merged_weights": {"uri": onnx_model.uri, "sha256": onnx_model.metadata.get("merged_weights_sha256")},
             "onnx_model": {"uri": onnx_model.uri, "sha256": onnx_model.metadata.get("sha256")},
         },
-        "training": {k: adapter.metadata.get(k) for k in ("trainable_parameters", "train_loss_final", "validation_loss", "steps")},
+        "training": {**{k: adapter.metadata.get(k) for k in ("trainable_parameters", "train_loss_final", "validation_loss",
+                                                                 "steps", "tokens_seen")},
+                     "config": dict(training_config or {})},
         "evaluation": dict(sorted(whole_numbers(evaluation).items())),
         "gate": list(gate_reasons),
         "export": {k: onnx_model.metadata.get(k) for k in ("schema", "opset", "precision", "variant", "max_abs_logit_diff",
@@ -77,7 +81,8 @@ def model_card(lineage: dict) -> str:
         f"- training dataset: `{art['dataset']['uri']}` ({art['dataset']['rows']} rows, sha256 `{art['dataset']['sha256']}`)",
         "",
         "## Training",
-        *(f"- {k}: {v}" for k, v in lineage["training"].items()),
+        *(f"- {k}: {v}" for k, v in lineage["training"].items() if k != "config"),
+        *([f"- config: `{json.dumps(lineage['training']['config'], sort_keys=True)}`"] if lineage["training"].get("config") else []),
         f"- adapter: `{art['adapter']['uri']}` (sha256 `{art['adapter']['sha256']}`)",
         "",
         "## Evaluation",
@@ -94,6 +99,7 @@ def model_card(lineage: dict) -> str:
         "",
         "## Serving artifact",
         f"- ONNX: `{art['onnx_model']['uri']}` (sha256 `{art['onnx_model']['sha256']}`)",
+        f"- merged weights (base + adapter) sha256: `{art['merged_weights']['sha256']}`",
         *(f"- {k}: {v}" for k, v in lineage["export"].items()),
         "",
         "## Limits",
@@ -128,6 +134,7 @@ def register(registry, lineage: dict) -> dict:
         "source_commit": lineage["source_commit"],
         "dataset_sha256": art["dataset"]["sha256"] or "",
         "adapter_sha256": art["adapter"]["sha256"],
+        "merged_weights_sha256": art["merged_weights"]["sha256"] or "",
         "gate": "passed",
         **{f"eval.{k}": v for k, v in lineage["evaluation"].items() if isinstance(v, (int, float))},
     }
@@ -145,3 +152,11 @@ def register(registry, lineage: dict) -> dict:
         "adapter_model": adapter.name,
         "adapter_version": adapter.version,
     }
+
+
+def read_training_config(adapter_dir: str) -> dict:
+    """The TrainConfig that train_lora saved beside the adapter (empty for an adapter from elsewhere)."""
+    from pathlib import Path
+
+    path = Path(adapter_dir) / "training_config.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}

@@ -105,3 +105,16 @@ def test_a_truncated_weights_file_is_named(base_model, tmp_path):
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     with pytest.raises(UserInputError, match=r"cannot load the model .*SafetensorError"):
         load_causal_lm(str(tmp_path / "m"))
+
+
+def test_merged_weights_digest_follows_the_weights(base_model):
+    import torch
+
+    from kfp_llmops.components.compilation.export_onnx.core import weights_sha256
+
+    model = load_causal_lm(base_model)
+    first = weights_sha256(model)
+    assert first == weights_sha256(load_causal_lm(base_model)) and len(first) == 64
+    with torch.no_grad():
+        next(model.parameters())[0, 0] += 1e-3
+    assert weights_sha256(model) != first

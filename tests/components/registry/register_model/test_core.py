@@ -7,11 +7,13 @@ def _lineage():
         base_model="org/base",
         dataset=core.ArtifactRef("gs://r/validated", {"sha256": "d" * 64, "rows": 2000.0, "parents": {"dataset": "gs://in/train.jsonl"}}),
         adapter=core.ArtifactRef("gs://r/adapter", {"sha256": "a" * 64, "steps": 300.0, "train_loss_final": 0.09}),
-        onnx_model=core.ArtifactRef("gs://r/onnx", {"sha256": "o" * 64, "opset": 18.0, "precision": "fp32"}),
+        onnx_model=core.ArtifactRef("gs://r/onnx", {"sha256": "o" * 64, "opset": 18.0, "precision": "fp32",
+                                                    "merged_weights_sha256": "m" * 64}),
         evaluation={"candidate_exact_match": 0.57, "baseline_exact_match": 0.0, "examples": 100.0},
         gate_reasons=["exact_match ok: ...", "perplexity ok: ..."],
         source_commit="abc123",
         run_id="run-1",
+        training_config={"r": 16, "learning_rate": 0.003},
     )
 
 
@@ -22,6 +24,8 @@ def test_lineage_holds_digests_parents_and_restores_integers():
     assert record["training"]["steps"] == 300 and isinstance(record["training"]["steps"], int)
     assert record["evaluation"]["examples"] == 100 and record["export"]["opset"] == 18
     assert (record["base_model"], record["run_id"], record["source_commit"]) == ("org/base", "run-1", "abc123")
+    assert record["artifacts"]["merged_weights"]["sha256"] == "m" * 64
+    assert record["training"]["config"] == {"r": 16, "learning_rate": 0.003}
 
 
 def test_model_card_has_every_section():
@@ -45,6 +49,7 @@ def test_register_is_idempotent_and_records_the_adapter(tmp_path):
     version = registry.register("llm", "gs://r/onnx", "o" * 64, {})
     assert version.tags["base_model"] == "org/base" and version.tags["eval.candidate_exact_match"] == "0.57"
     assert version.tags["dataset_sha256"] == "d" * 64 and version.tags["source_commit"] == "abc123"
+    assert version.tags["merged_weights_sha256"] == "m" * 64
 
 
 def test_model_card_has_safety_limits_and_registry():
