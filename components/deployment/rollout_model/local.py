@@ -18,6 +18,7 @@ from kfp_llmops.errors import UserInputError
 from kfp_llmops.serving.local import infer_logits, local_server
 
 REVISIONS = ("stable", "candidate")
+WARMUP_REQUESTS = 5
 
 
 class LocalTarget(contextlib.AbstractContextManager):
@@ -54,6 +55,10 @@ class LocalTarget(contextlib.AbstractContextManager):
             self.urls[rev] = self._stack.enter_context(local_server(
                 self.model_name, self.repos[rev], timeout_s=self.startup_timeout_s, log_path=log,
                 extra_args=self.server_args.get(rev, ())))
+        for rev in self.urls:  # a cold server's first answers are slow: warm both up outside any analysis window
+            for i in range(WARMUP_REQUESTS):
+                with contextlib.suppress(Exception):  # errors count only inside the windows
+                    infer_logits(self.urls[rev], self.model_name, *self.requests[i % len(self.requests)])
         self.percent = percent
 
     def set_traffic(self, percent: int) -> None:
