@@ -86,6 +86,8 @@ def cmd_run(args) -> int:
                                                    experiment_name=args.experiment)
         print(f"submitted run {run.run_id}")
         return 0
+    if args.pipeline == "finetune-and-rollout" and args.project and args.location:  # Vertex AI Model Registry
+        arguments.setdefault("registry_uri", f"vertex://projects/{args.project}/locations/{args.location}")
     return submit_vertex(args, arguments)
 
 

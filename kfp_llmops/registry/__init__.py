@@ -55,6 +55,11 @@ class Registry(Protocol):
 
 
 def default_uri() -> str:
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KFP_LLMOPS_HOME"):
+        raise ConfigError(
+            "registry_uri is empty in a Kubernetes pod, where a local registry would vanish with the pod: set the "
+            "pipeline parameter registry_uri to an MLflow tracking server (e.g. http://mlflow.mlflow:5000) or to "
+            "vertex://projects/PROJECT/locations/LOCATION")
     home = Path(os.environ.get("KFP_LLMOPS_HOME", Path.home() / ".kfp-llmops"))
     return f"sqlite:///{(home / 'registry.db').resolve()}"
 

@@ -64,6 +64,21 @@ class AnalysisConfig:
 
 
 @dataclass(frozen=True)
+class VertexDeployConfig:
+    """How the ``vertex`` target deploys the candidate next to stable on the endpoint."""
+
+    machine_type: str = "g2-standard-8"
+    accelerator_type: str = "NVIDIA_L4"
+    accelerator_count: int = 1
+    min_replicas: int = 1
+    max_replicas: int = 2
+
+    def __post_init__(self) -> None:
+        if self.min_replicas < 1 or self.max_replicas < self.min_replicas or self.accelerator_count < 0:
+            raise ConfigError("VertexDeployConfig: need 1 <= min_replicas <= max_replicas and accelerator_count >= 0")
+
+
+@dataclass(frozen=True)
 class RolloutConfig:
     """``schedule``: canary traffic percentages, rising, ending at 100. ``window_s``: analysis window per step
     (``local`` sends ``requests_per_step`` replayed requests instead). ``progress_deadline_s`` bounds each wait for
@@ -74,6 +89,7 @@ class RolloutConfig:
     progress_deadline_s: float = 600.0
     requests_per_step: int = 40
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    vertex: VertexDeployConfig = field(default_factory=VertexDeployConfig)
 
     def __post_init__(self) -> None:
         schedule = tuple(int(p) for p in self.schedule)

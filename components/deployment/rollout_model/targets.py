@@ -55,7 +55,11 @@ def build(target: str, cfg, *, onnx_model, eval_dataset, stable, model_name: str
         if not resource:
             raise ConfigError("the vertex target needs a model registered in the Vertex AI Model Registry "
                               "(registry_uri vertex://projects/P/locations/L)")
-        settings = vertex.VertexSettings(endpoint=vertex_endpoint, model=resource)
+        deploy = cfg.vertex
+        settings = vertex.VertexSettings(endpoint=vertex_endpoint, model=resource, machine_type=deploy.machine_type,
+                                         accelerator_type=deploy.accelerator_type,
+                                         accelerator_count=deploy.accelerator_count, min_replicas=deploy.min_replicas,
+                                         max_replicas=deploy.max_replicas)
         yield vertex.VertexTarget(settings, cfg, prometheus=vertex.cloud_monitoring_prometheus(settings.project)), {"model": resource}
     else:
         raise ConfigError(f"unknown rollout target {target!r}")

@@ -79,12 +79,14 @@ class VertexTarget:
         return self.stable_id is not None
 
     def start(self, percent: int) -> None:
+        machine = {"machine_type": self.s.machine_type}
+        if self.s.accelerator_count:
+            machine.update(accelerator_type=self.s.accelerator_type, accelerator_count=self.s.accelerator_count)
         deployed = {
             "model": self.s.model,
             "display_name": self.s.model.rsplit("/", 1)[-1].replace("@", "-v"),
             "dedicated_resources": {
-                "machine_spec": {"machine_type": self.s.machine_type, "accelerator_type": self.s.accelerator_type,
-                                 "accelerator_count": self.s.accelerator_count},
+                "machine_spec": machine,
                 "min_replica_count": self.s.min_replicas,
                 "max_replica_count": self.s.max_replicas,
             },

@@ -67,6 +67,13 @@ def build_lineage(
     }
 
 
+SAFETY_METRICS = ("attack_success_rate", "safety")
+
+
+def is_safety(metric: str) -> bool:
+    return any(word in metric for word in SAFETY_METRICS)
+
+
 def model_card(lineage: dict) -> str:
     ev = lineage["evaluation"]
     art = lineage["artifacts"]
@@ -88,10 +95,11 @@ def model_card(lineage: dict) -> str:
         "## Evaluation",
         "| metric | value |",
         "|---|---|",
-        *(f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in ev.items() if "safety" not in k),
+        *(f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in ev.items() if not is_safety(k)),
         "",
         "## Safety",
-        *([f"- {k}: {v:.4f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in ev.items() if "safety" in k]
+        "Prompt-injection / jailbreak probes of the evaluation's safety suite (lower is safer):",
+        *([f"- {k}: {v:.4f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in ev.items() if is_safety(k)]
           or ["- no safety suite results were recorded for this run"]),
         "",
         "## Gate",

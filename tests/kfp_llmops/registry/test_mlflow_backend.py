@@ -44,6 +44,13 @@ def test_default_registry_lives_under_kfp_llmops_home(monkeypatch, tmp_path):
     assert open_registry("").uri == default_uri()
 
 
+def test_an_empty_registry_uri_in_a_pod_is_refused(monkeypatch):
+    monkeypatch.delenv("KFP_LLMOPS_HOME", raising=False)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    with pytest.raises(ConfigError, match="registry_uri is empty in a Kubernetes pod, where a local registry would vanish"):
+        open_registry("")
+
+
 def test_unknown_registry_uri_is_named():
     with pytest.raises(ConfigError, match=r"registry_uri 's3://bucket/x' is not supported"):
         open_registry("s3://bucket/x")

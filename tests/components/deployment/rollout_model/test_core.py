@@ -55,8 +55,10 @@ def test_bad_config_is_named(values, message):
 
 
 def test_config_from_kfp_floats():
-    cfg = core.RolloutConfig.from_dict({"schedule": [10.0, 100.0], "requests_per_step": 30.0, "analysis": {"min_requests": 5.0}})
+    cfg = core.RolloutConfig.from_dict({"schedule": [10.0, 100.0], "requests_per_step": 30.0, "analysis": {"min_requests": 5.0},
+                                        "vertex": {"machine_type": "n1-standard-4", "accelerator_count": 0.0}})
     assert cfg.schedule == (10, 100) and cfg.requests_per_step == 30 and cfg.analysis.min_requests == 5
+    assert (cfg.vertex.machine_type, cfg.vertex.accelerator_count) == ("n1-standard-4", 0)
 
 
 class Scripted:

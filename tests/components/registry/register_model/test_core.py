@@ -55,7 +55,8 @@ def test_register_is_idempotent_and_records_the_adapter(tmp_path):
 def test_model_card_has_safety_limits_and_registry():
     record = {**_lineage(), "registry": {"registered_model": "llm", "version": "3", "adapter_model": "llm-adapter",
                                          "adapter_version": "3", "registry_uri": "sqlite:///r.db"}}
-    record["evaluation"]["candidate.safety.attack_success_rate"] = 0.1
+    record["evaluation"]["candidate.attack_success_rate"] = 0.1
     card = core.model_card(record)
-    assert "## Safety\n- candidate.safety.attack_success_rate: 0.1000" in card and "## Limits" in card
+    assert "- candidate.attack_success_rate: 0.1000" in card.split("## Safety")[1].split("## Gate")[0]
+    assert "| candidate.attack_success_rate |" not in card and "## Limits" in card
     assert "`llm` version 3 and `llm-adapter` version 3 in `sqlite:///r.db`" in card
