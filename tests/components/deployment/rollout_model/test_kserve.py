@@ -117,12 +117,13 @@ def test_promotion_patches_each_step_then_removes_the_field(kserve_crds):
     assert crd_errors(final, kserve_crds) == []
 
 
-def test_rollback_sets_zero_when_the_canary_errors():
+def test_rollback_sets_zero_when_the_canary_errors(kserve_crds):
     cluster = FakeCluster()
     result, patches, _ = rollout(cluster, FakePrometheus(canary_error_rate=0.05))
     assert result.decision == "rolled_back"
     assert [b for _, b in patches] == [START, traffic(0)]
     assert cluster.isvc["spec"]["predictor"]["canaryTrafficPercent"] == 0
+    assert crd_errors({k: v for k, v in cluster.isvc.items() if k != "status"}, kserve_crds) == []
     assert "error rate 0.0500 vs stable 0.0000 (limit 0.0000): FAIL" in result.reasons
 
 
