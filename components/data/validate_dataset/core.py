@@ -8,6 +8,7 @@ last role, empty contents), so plain GX expectations apply to them too.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 
@@ -254,11 +255,27 @@ def _run_gx(frame, suite_json: dict, cfg: ValidationConfig):
     suite = ctx.suites.add(gx.ExpectationSuite(name=suite_json.get("name") or "user-suite", expectations=expectations))
     batch = ctx.data_sources.add_pandas("kfp-llmops").add_dataframe_asset("records").add_batch_definition_whole_dataframe("all")
     vd = ctx.validation_definitions.add(gx.ValidationDefinition(name="validate", data=batch, suite=suite))
-    run = vd.run(
-        batch_parameters={"dataframe": frame},
-        result_format={"result_format": "SUMMARY", "partial_unexpected_count": cfg.max_examples},
-    )
+    with _without_gx_fingerprint():
+        run = vd.run(
+            batch_parameters={"dataframe": frame},
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": cfg.max_examples},
+        )
     return run.results, run.to_json_dict()
+
+
+@contextlib.contextmanager
+def _without_gx_fingerprint():
+    """GX md5-hashes every in-memory batch below ``HASH_THRESHOLD`` bytes (shallow size, so any frame of strings) only
+    to put a ``pandas_data_fingerprint`` in the batch markers; our dataset artifact already carries the file's sha256.
+    Skipping it takes a quarter off validating a million rows (7.5 s -> 5.7 s) and changes no result."""
+    from great_expectations.execution_engine import pandas_execution_engine as engine
+
+    saved = engine.HASH_THRESHOLD
+    engine.HASH_THRESHOLD = 0
+    try:
+        yield
+    finally:
+        engine.HASH_THRESHOLD = saved
 
 
 def _severity(config) -> str:
