@@ -143,3 +143,21 @@ kfp_llmops_request_seconds_bucket{model_name="m",le="+Inf"} 12.0
     delta = Scrape.parse(text, "m").since(before)
     assert (delta.requests, delta.errors) == (8.0, 2.0)
     assert delta.p95_ms == pytest.approx(1.0 + 1.0 * (7.6 - 4) / 4)
+
+
+def test_vertex_target_needs_an_endpoint_and_a_vertex_registered_model(tmp_path):
+    from kfp.dsl import Dataset, Model
+
+    from kfp_llmops.components.deployment.rollout_model import targets
+
+    common = dict(onnx_model=Model(uri=str(tmp_path)), eval_dataset=Dataset(uri=str(tmp_path)), stable=None,
+                  model_name="llm", version="2", namespace="ns", inference_service="llm", storage_uri="gs://b/m",
+                  prometheus_url="http://p", work_dir=str(tmp_path / "w"))
+    with pytest.raises(ConfigError, match="vertex_endpoint must be projects/P/locations/L/endpoints/E, got 'my-endpoint'"):
+        with targets.build("vertex", core.RolloutConfig(), resource="projects/p/locations/l/models/1@2",
+                           vertex_endpoint="my-endpoint", **common):
+            pass
+    with pytest.raises(ConfigError, match="the vertex target needs a model registered in the Vertex AI Model Registry"):
+        with targets.build("vertex", core.RolloutConfig(), resource="",
+                           vertex_endpoint="projects/p/locations/l/endpoints/7", **common):
+            pass
