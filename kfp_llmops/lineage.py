@@ -12,8 +12,9 @@ from pathlib import Path
 _CHUNK = 1 << 20
 
 
-def sha256_path(path: str | os.PathLike) -> str:
-    """sha256 of a file, or of a directory (its files' relative paths and contents, in sorted order)."""
+def sha256_path(path: str | os.PathLike, *, exclude: tuple[str, ...] = ()) -> str:
+    """sha256 of a file, or of a directory (its files' relative paths and contents, in sorted order; files whose
+    relative path is in ``exclude`` are left out)."""
     p = Path(path)
     digest = hashlib.sha256()
     if p.is_file():
@@ -21,7 +22,7 @@ def sha256_path(path: str | os.PathLike) -> str:
         return digest.hexdigest()
     if not p.is_dir():
         raise FileNotFoundError(f"no file or directory at {p}")
-    for f in sorted(x for x in p.rglob("*") if x.is_file()):
+    for f in sorted(x for x in p.rglob("*") if x.is_file() and x.relative_to(p).as_posix() not in exclude):
         digest.update(f.relative_to(p).as_posix().encode() + b"\0")
         _update_file(digest, f)
     return digest.hexdigest()

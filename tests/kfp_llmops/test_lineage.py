@@ -47,3 +47,13 @@ def test_atomic_dir_and_file_replace_on_success(tmp_path):
         tmp.write_text("ok")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g", "out"]
     assert (tmp_path / "out" / "f").read_text() == "ok"
+
+
+def test_digest_can_leave_out_files(tmp_path):
+    from kfp_llmops.lineage import sha256_path
+
+    (tmp_path / "model.onnx").write_bytes(b"weights")
+    (tmp_path / "export.json").write_text('{"latency_ms": 1.0}')
+    before = sha256_path(tmp_path, exclude=("export.json",))
+    (tmp_path / "export.json").write_text('{"latency_ms": 2.0}')
+    assert sha256_path(tmp_path, exclude=("export.json",)) == before != sha256_path(tmp_path)

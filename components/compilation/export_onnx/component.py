@@ -30,7 +30,7 @@ def export_onnx(
     from kfp_llmops.datasets import instruction_pairs, read_jsonl
     from kfp_llmops.artifacts import OnnxModelMetadata
     from kfp_llmops.errors import user_errors
-    from kfp_llmops.lineage import atomic_dir, lineage
+    from kfp_llmops.lineage import atomic_dir, lineage, sha256_path
     from kfp_llmops.modeling import load_tokenizer
 
     with user_errors():
@@ -50,7 +50,9 @@ def export_onnx(
                               latency_ms=chosen["latency_ms"], variant=info["promoted_variant"], kv_cache=info["kv_cache"])
     onnx_model.metadata.update(
         lineage(path=onnx_model.path, parents={"adapter": adapter.uri}, base_model=base_model,
-                adapter_sha256=adapter.metadata.get("sha256"), **{**flat, **typed.to_metadata()})
+                adapter_sha256=adapter.metadata.get("sha256"), **{**flat, **typed.to_metadata()},
+                # what is served, without export.json's measurements: the same weights give the same digest
+                model_sha256=sha256_path(onnx_model.path, exclude=("export.json",)))
     )
     for name, measured in info["variants"].items():
         for key, value in measured.items():

@@ -55,7 +55,8 @@ def build_lineage(
             },
             "adapter": {"uri": adapter.uri, "sha256": adapter.metadata.get("sha256")},
             "merged_weights": {"uri": onnx_model.uri, "sha256": onnx_model.metadata.get("merged_weights_sha256")},
-            "onnx_model": {"uri": onnx_model.uri, "sha256": onnx_model.metadata.get("sha256")},
+            "onnx_model": {"uri": onnx_model.uri, "sha256": onnx_model.metadata.get("sha256"),
+                           "model_sha256": onnx_model.metadata.get("model_sha256")},
         },
         "training": {**{k: adapter.metadata.get(k) for k in ("trainable_parameters", "train_loss_final", "validation_loss",
                                                                  "steps", "tokens_seen")},
@@ -148,7 +149,9 @@ def register(registry, lineage: dict) -> dict:
     }
     name = lineage["model_name"]
     description = f"LoRA fine-tune of {lineage['base_model']} (run {lineage['run_id'] or 'local'})"
-    model = registry.register(name, art["onnx_model"]["uri"], art["onnx_model"]["sha256"], tags, description)
+    # the registry identity is what is served (measurement files left out), so the same inputs give one version
+    identity = art["onnx_model"].get("model_sha256") or art["onnx_model"]["sha256"]
+    model = registry.register(name, art["onnx_model"]["uri"], identity, tags, description)
     adapter = registry.register(f"{name}-adapter", art["adapter"]["uri"], art["adapter"]["sha256"],
                                 {"base_model": lineage["base_model"], "compiled_model_version": model.version}, description)
     return {

@@ -249,5 +249,10 @@ def save_adapter(result: TrainResult, cfg: TrainConfig, out_dir: str | Path) -> 
     """Saves the adapter as safetensors with the training config and loss history beside it."""
     out = Path(out_dir)
     result.model.save_pretrained(out, safe_serialization=True)
+    config = out / "adapter_config.json"  # peft writes target_modules from a set: sort it, so the bytes are reproducible
+    values = json.loads(config.read_text(encoding="utf-8"))
+    if isinstance(values.get("target_modules"), list):
+        values["target_modules"] = sorted(values["target_modules"])
+    config.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     (out / "training_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n", encoding="utf-8")
     (out / "losses.json").write_text(json.dumps(result.losses) + "\n", encoding="utf-8")

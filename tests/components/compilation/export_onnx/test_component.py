@@ -26,6 +26,15 @@ def test_writes_a_triton_repository_with_lineage(base_model, adapter_dir, demo_a
     typed = OnnxModelMetadata.from_metadata(meta)  # the kfp_llmops.OnnxModel contract
     assert typed.variant == meta["promoted_variant"] and typed.latency_ms > 0 and typed.greedy_identical == typed.greedy_prompts
     assert OnnxModelMetadata.from_metadata(int8_model.metadata).precision == "int8"
+
+    again = Model(uri=str(tmp_path / "repo2"))  # the same inputs again: export.json's timings differ, the model does not
+    export_onnx.python_func(base_model=base_model, adapter=adapter, eval_dataset=Dataset(uri=str(demo_assets / "eval.jsonl")),
+                            onnx_model=again, optimized_model=Model(uri=str(tmp_path / "opt2")),
+                            int8_model=Model(uri=str(tmp_path / "q82")), variants=Metrics(uri=str(tmp_path / "variants2")),
+                            model_name="rev")
+    if again.metadata["promoted_variant"] == meta["promoted_variant"]:
+        assert again.metadata["model_sha256"] == meta["model_sha256"]
+    assert again.metadata["merged_weights_sha256"] == meta["merged_weights_sha256"]
     assert meta["format"] == "triton-onnx-repository" and meta["opset"] == 18 and meta["max_abs_logit_diff"] < 1e-4
     assert meta["promoted_variant"] in ("fp32", "ort-optimized", "int8-dynamic")
     assert meta["adapter_sha256"] == "feed" and meta["parents"] == {"adapter": adapter.uri}

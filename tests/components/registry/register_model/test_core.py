@@ -60,3 +60,13 @@ def test_model_card_has_safety_limits_and_registry():
     assert "- candidate.attack_success_rate: 0.1000" in card.split("## Safety")[1].split("## Gate")[0]
     assert "| candidate.attack_success_rate |" not in card and "## Limits" in card
     assert "`llm` version 3 and `llm-adapter` version 3 in `sqlite:///r.db`" in card
+
+
+def test_the_served_model_digest_is_the_registry_identity(tmp_path):
+    from kfp_llmops.registry import open_registry
+
+    registry = open_registry(f"sqlite:///{tmp_path / 'registry.db'}")
+    first, second = _lineage(), _lineage()
+    for record, measured in ((first, "1" * 64), (second, "2" * 64)):  # export.json timings differ between runs
+        record["artifacts"]["onnx_model"].update(sha256=measured, model_sha256="s" * 64)
+    assert core.register(registry, first)["version"] == core.register(registry, second)["version"] == "1"

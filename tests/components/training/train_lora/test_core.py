@@ -47,6 +47,8 @@ def test_exact_losses_on_the_demo_model(base_model, small_split, tokenizer, tmp_
     core.save_adapter(result, cfg, tmp_path)
     assert (tmp_path / "adapter_model.safetensors").exists()
     assert not list(tmp_path.glob("*.bin"))
+    modules = json.loads((tmp_path / "adapter_config.json").read_text())["target_modules"]
+    assert modules == sorted(modules)  # peft writes a set; sorted, the adapter's digest is reproducible
     assert json.loads((tmp_path / "training_config.json").read_text()) == cfg.to_dict()
     assert json.loads((tmp_path / "losses.json").read_text()) == result.losses
 
