@@ -54,7 +54,7 @@ class VertexRegistry:
                 request={"name": parent.name, "filter": f'labels.{DIGEST_LABEL}="{label}"'}))
             if found:
                 return self._version(min(found, key=lambda m: int(m.version_id)))
-        labels = {_label_key(k): _label_value(v) for k, v in tags.items()}
+        labels = {_label(k): _label(v) for k, v in tags.items()}
         labels[DIGEST_LABEL] = label
         request = {
             "parent": self.parent,
@@ -113,9 +113,6 @@ class VertexRegistry:
         return out
 
 
-def _label_key(key: str) -> str:
-    return re.sub(r"[^a-z0-9_-]", "-", key.lower())[:63]
-
-
-def _label_value(value) -> str:
-    return re.sub(r"[^a-z0-9_-]", "-", str(value).lower())[:63]
+def _label(text) -> str:
+    """A Vertex AI label key or value: lowercase letters, digits, '_' and '-', at most 63 characters."""
+    return re.sub(r"[^a-z0-9_-]", "-", str(text).lower())[:63]

@@ -29,13 +29,14 @@ def rollout_model(
     from ``eval_dataset``. ``kserve``: patches ``canaryTrafficPercent`` on the existing InferenceService
     ``inference_service`` (default: the registered model name) and reads Prometheus. ``vertex``: the traffic split of
     ``vertex_endpoint``, read from Cloud Monitoring."""
+    import functools
     import json
     import signal
 
     from kfp_llmops.components.deployment.rollout_model import core, targets
     from kfp_llmops.errors import user_errors
     from kfp_llmops.lineage import atomic_file
-    from kfp_llmops.registry import PRODUCTION, open_registry
+    from kfp_llmops.registry import open_registry
 
     def terminated(signum, frame):  # KFP stops a pod with SIGTERM: unwind, which rolls the canary back
         raise SystemExit(f"terminated by signal {signum}")
@@ -48,25 +49,17 @@ def rollout_model(
             meta = dict(registered.metadata)
             version = meta["version"]  # kfp.local hands integers back as floats
             name, version = meta["registered_model"], str(int(version) if isinstance(version, float) else version)
-            registry = open_registry(meta["registry_uri"])
-            stable = registry.get_alias(name, PRODUCTION)
-            if stable is not None and stable.version == version:
-                print(f"{name} version {version} is already '{PRODUCTION}': nothing to roll out")
-                result = core.RolloutResult("unchanged", [], [], False)
-                rendered = {}
-            else:
-                with targets.build(target, cfg, onnx_model=onnx_model, eval_dataset=eval_dataset, stable=stable,
-                                   model_name=name, version=version, resource=meta.get("resource", ""), namespace=namespace,
-                                   inference_service=inference_service or name, storage_uri=storage_uri or onnx_model.uri,
-                                   prometheus_url=prometheus_url, vertex_endpoint=vertex_endpoint,
-                                   work_dir=report.path + ".work") as (tgt, rendered):
-                    result = core.execute(tgt, cfg, registry, name, version)
+            open_target = functools.partial(
+                targets.build, target, cfg, onnx_model=onnx_model, eval_dataset=eval_dataset, model_name=name,
+                version=version, resource=meta.get("resource", ""), namespace=namespace,
+                inference_service=inference_service or name, storage_uri=storage_uri or onnx_model.uri,
+                prometheus_url=prometheus_url, vertex_endpoint=vertex_endpoint, work_dir=report.path + ".work")
+            result, stable, rendered = core.rollout_version(open_registry(meta["registry_uri"]), name, version, cfg,
+                                                            open_target)
             text = core.report_markdown(result, target=target, model_name=name, version=version,
                                         stable=stable.version if stable else None)
             print(text)
-            if result.decision == "rolled_back":
-                raise core.RolloutFailed(f"{name} version {version} was rolled back: " + "; ".join(
-                    r for r in result.reasons if r.endswith("FAIL") or r.startswith("inconclusive")))
+            core.raise_if_rolled_back(result, name, version)
     finally:  # the handler is the step's only while it rolls out
         signal.signal(signal.SIGTERM, previous_handler)
     with atomic_file(report.path) as tmp:

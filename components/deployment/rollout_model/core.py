@@ -265,6 +265,28 @@ def execute(target: Target, cfg: RolloutConfig, registry, model_name: str, versi
     return result
 
 
+def rollout_version(registry, model_name: str, version: str, cfg: RolloutConfig, open_target, *,
+                    log: Callable[[str], None] = print):
+    """Rolls ``version`` out unless it already is ``production``. ``open_target(stable=...)`` is a context manager
+    yielding ``(target, rendered)``; it is entered only when there is something to roll out.
+    Returns ``(result, stable version or None, rendered)``."""
+    from kfp_llmops.registry import PRODUCTION
+
+    stable = registry.get_alias(model_name, PRODUCTION)
+    if stable is not None and stable.version == version:
+        log(f"{model_name} version {version} is already '{PRODUCTION}': nothing to roll out")
+        return RolloutResult("unchanged", [], [], False), stable, {}
+    with open_target(stable=stable) as (target, rendered):
+        result = execute(target, cfg, registry, model_name, version, log=log)
+    return result, stable, rendered
+
+
+def raise_if_rolled_back(result: RolloutResult, model_name: str, version: str) -> None:
+    if result.decision == "rolled_back":
+        raise RolloutFailed(f"{model_name} version {version} was rolled back: " + "; ".join(
+            r for r in result.reasons if r.endswith("FAIL") or r.startswith("inconclusive")))
+
+
 def report_markdown(result: RolloutResult, *, target: str, model_name: str, version: str, stable: str | None) -> str:
     lines = [
         f"# Rollout of {model_name} version {version}: {result.decision.replace('_', ' ')}",
