@@ -10,16 +10,24 @@ DEMO_ASSETS ?= build/demo-assets
 TORCH ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 PYTEST_ARGS ?=
+# The tests start a real `mlflow server`; the full mlflow package cannot share our venv (it pins pyarrow<26).
+MLFLOW_VENV ?= .venv-mlflow
+MLFLOW_STAMP := $(MLFLOW_VENV)/.installed
 
 .PHONY: install demo demo-assets compile check test test-all bench clean
 
-install: $(STAMP)
+install: $(STAMP) $(MLFLOW_STAMP)
 
 $(STAMP): pyproject.toml setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH_PIP_ARGS) "$(TORCH)"
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+$(MLFLOW_STAMP): constraints-mlflow-server.txt
+	test -x $(MLFLOW_VENV)/bin/python || $(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/python -m pip install -q -c constraints-mlflow-server.txt mlflow
+	touch $(MLFLOW_STAMP)
 
 $(DEMO_ASSETS)/assets.json: $(STAMP)
 	$(CLI) demo-assets $(DEMO_ASSETS)
@@ -35,10 +43,10 @@ check: $(STAMP)
 demo: $(DEMO_ASSETS)/assets.json compile
 	$(CLI) run --demo-assets $(DEMO_ASSETS) --pipeline-root build/local-runs
 
-test: $(STAMP)
+test: $(STAMP) $(MLFLOW_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-all: $(STAMP)
+test-all: $(STAMP) $(MLFLOW_STAMP)
 	$(PY) -m pytest -m "slow or not slow" $(PYTEST_ARGS)
 
 # Benchmarks: each writes build/bench/<name>.json (ours vs a baseline run side by side) and prints the table.

@@ -71,9 +71,10 @@ def cmd_run(args) -> int:
         from kfp_llmops.local_run import run_local
 
         root = Path(args.pipeline_root or "build/local-runs").resolve()
-        if args.pipeline == "finetune-and-rollout":  # local runs keep their model registry beside their outputs
+        pipeline = build(args.pipeline, "vertex")
+        if "registry_uri" in pipeline.component_spec.inputs:  # local runs keep their model registry beside their outputs
             arguments.setdefault("registry_uri", f"sqlite:///{root / 'registry.db'}")
-        summary = run_local(build(args.pipeline, "vertex"), arguments, root, enable_caching=args.cache)
+        summary = run_local(pipeline, arguments, root, enable_caching=args.cache)
         print("\n" + summary.text())
         return 0 if summary.succeeded else 1
     if args.backend == "kfp":
@@ -164,7 +165,7 @@ def cmd_evaluate(args) -> int:
             raise UserInputError(f"--adapter {args.adapter}: no such adapter folder")
         tokenizer = load_tokenizer(args.base_model)
         named = {"base": args.base_model, **dict(_key_value(b, "--baseline") for b in args.baseline or [])}
-        baselines = core.load_baselines(named, tokenizer)
+        baselines = core.load_baselines(named, tokenizer, args.base_model)
         candidate = core.load_candidate(args.base_model, args.adapter, merge=True)
         report = core.evaluate_all(candidate, baselines, tokenizer, pairs, cfg)
         decision = decide(report["comparisons"], gate_cfg)

@@ -15,15 +15,26 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/recording_server.py, shared by several tests
-KSERVE_CRDS = sorted((REPO_ROOT.parent / "shared" / "schemas" / "kserve").glob("*.yaml"))
+SCHEMAS = Path(__file__).resolve().parent / "schemas"  # vendored CRDs (see tests/schemas/README.md)
+
+
+def _crds(name: str) -> list[Path]:
+    found = sorted((SCHEMAS / name).glob("*.yaml"))
+    if not found:
+        pytest.fail(f"{name} CRD schemas missing from {SCHEMAS / name} (they are part of the repository)")
+    return found
 
 
 @pytest.fixture(scope="session")
 def kserve_crds() -> list[Path]:
-    """KServe's own CRDs (../shared/schemas/kserve); the tests that validate manifests need them."""
-    if not KSERVE_CRDS:
-        pytest.fail(f"KServe CRD schemas not found under {REPO_ROOT.parent / 'shared' / 'schemas' / 'kserve'}")
-    return KSERVE_CRDS
+    """KServe's own CRDs (InferenceService, ServingRuntime), vendored under tests/schemas/kserve."""
+    return _crds("kserve")
+
+
+@pytest.fixture(scope="session")
+def trainer_crds() -> list[Path]:
+    """Kubeflow Trainer's TrainJob CRD, vendored under tests/schemas/trainer."""
+    return _crds("trainer")
 
 
 @pytest.fixture(scope="session")

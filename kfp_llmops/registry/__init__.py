@@ -7,17 +7,19 @@
   ``MLFLOW_TRACKING_PASSWORD``, which the KFP pipeline fills from a Kubernetes Secret): MLflow Model Registry.
 - ``vertex://projects/P/locations/L``: Vertex AI Model Registry (one Model, a version per registration).
 
-Every backend is idempotent (a version is found by its content digest before one is created) and keeps the production
-pointer as the alias ``production``; promotion and rollback move it. ``canary`` marks a version while it rolls out;
+Every backend is idempotent, also under concurrency (a version is found by its content digest before one is created,
+and after creating, the lowest version with that digest wins and a duplicate is removed) and keeps the production
+pointer as the alias ``production``; promotion and rollback move it under the backend's :meth:`Registry.lock`. ``canary`` marks a version while it rolls out;
 ``previous`` keeps the production version a promotion replaced, which :func:`promote` and :func:`rollback` maintain.
 """
 
 from __future__ import annotations
 
 import os
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import ContextManager, Protocol
 
 from kfp_llmops.errors import ConfigError
 
@@ -44,6 +46,12 @@ class Registry(Protocol):
     uri: str
 
     def register(self, name: str, source: str, digest: str, tags: dict[str, str], description: str = "") -> ModelVersion: ...
+
+    def find(self, name: str, digest: str) -> ModelVersion | None: ...
+
+    def download(self, version: ModelVersion, dest: str | os.PathLike) -> Path: ...
+
+    def lock(self, name: str) -> ContextManager[None]: ...
 
     def get_alias(self, name: str, alias: str) -> ModelVersion | None: ...
 
@@ -80,23 +88,32 @@ def open_registry(uri: str = "") -> Registry:
     )
 
 
+def locked(registry: Registry, name: str):
+    """The registry's lock on ``name`` (read-modify-write alias moves), or none for a backend without one."""
+    lock = getattr(registry, "lock", None)
+    return lock(name) if lock is not None else contextlib.nullcontext()
+
+
 def promote(registry: Registry, name: str, version: str) -> str | None:
-    """Moves ``production`` to ``version``; the version it replaces becomes ``previous``. Returns that version."""
-    current = registry.get_alias(name, PRODUCTION)
-    if current is not None and current.version == str(version):
-        return None
-    if current is not None:
-        registry.set_alias(name, PREVIOUS, current.version)
-    registry.set_alias(name, PRODUCTION, str(version))
-    return current.version if current else None
+    """Moves ``production`` to ``version``; the version it replaces becomes ``previous``. Returns that version.
+    Read and moves happen under the registry's lock, so two promotions at once keep the history linear."""
+    with locked(registry, name):
+        current = registry.get_alias(name, PRODUCTION)
+        if current is not None and current.version == str(version):
+            return None
+        if current is not None:
+            registry.set_alias(name, PREVIOUS, current.version)
+        registry.set_alias(name, PRODUCTION, str(version))
+        return current.version if current else None
 
 
 def rollback(registry: Registry, name: str) -> tuple[str, str]:
     """Moves ``production`` back to ``previous`` (and ``previous`` to what production was). Returns (from, to)."""
-    current, previous = registry.get_alias(name, PRODUCTION), registry.get_alias(name, PREVIOUS)
-    if current is None or previous is None:
-        raise ConfigError(f"{name}: nothing to roll back to (production: {current and current.version}, "
-                          f"previous: {previous and previous.version})")
-    registry.set_alias(name, PRODUCTION, previous.version)
-    registry.set_alias(name, PREVIOUS, current.version)
-    return current.version, previous.version
+    with locked(registry, name):
+        current, previous = registry.get_alias(name, PRODUCTION), registry.get_alias(name, PREVIOUS)
+        if current is None or previous is None:
+            raise ConfigError(f"{name}: nothing to roll back to (production: {current and current.version}, "
+                              f"previous: {previous and previous.version})")
+        registry.set_alias(name, PRODUCTION, previous.version)
+        registry.set_alias(name, PREVIOUS, current.version)
+        return current.version, previous.version

@@ -9,29 +9,35 @@ from kfp.dsl import Dataset, Model
 
 from kfp_llmops.components.evaluation.evaluate_model.component import evaluate_model
 from kfp_llmops.components.evaluation.regression_gate.component import regression_gate
+from kfp_llmops.components.registry.resolve_production.component import resolve_production
+from kfp_llmops.pipelines.platform import registry_credentials
 
 NAME = "eval-only"
 
 
 def build(target: str = "vertex"):
-    """The pipeline function for a compile target; no kfp-kubernetes settings are needed by these steps."""
-    del target
+    """The pipeline function for a compile target; on Kubeflow the registry credentials come from a Secret."""
 
     @dsl.pipeline(name=NAME, description="Evaluate an adapter against production and its base model, and gate it.")
     def eval_only(
         base_model: str,
         adapter_uri: str,
         eval_data: str,
+        model_name: str = "llm",
+        registry_uri: str = "",
         baseline_models: dict = {},
         eval_config: dict = {},
         gate_config: dict = {},
     ):
         adapter = dsl.importer(artifact_uri=adapter_uri, artifact_class=Model, reimport=False)
         eval_ds = dsl.importer(artifact_uri=eval_data, artifact_class=Dataset, reimport=False)
+        production = resolve_production(model_name=model_name, base_model=base_model, registry_uri=registry_uri)
+        registry_credentials(production, target)
         evaluated = evaluate_model(
             base_model=base_model,
             adapter=adapter.output,
             eval_dataset=eval_ds.output,
+            production=production.outputs["production"],
             baseline_models=baseline_models,
             eval_config=eval_config,
         )

@@ -1,5 +1,8 @@
 """finetune-and-rollout: validate -> prepare -> train -> evaluate -> gate -> export -> register -> canary rollout.
 
+The candidate is evaluated side by side with the registry's ``production`` version (``resolve-production``) and the
+base model, and the gate applies its regression rules to production; a first rollout falls back to the base model.
+
 Two conditions shape the DAG: invalid training data (a critical expectation failed) fails the run in
 ``stop-on-invalid-data`` before anything trains, and a candidate the gate blocks stops before export. An exit handler
 (``restore-stable``) puts the stable revision back if the run fails or is terminated during the rollout.
@@ -18,6 +21,7 @@ from kfp_llmops.components.deployment.rollout_model.component import rollout_mod
 from kfp_llmops.components.evaluation.evaluate_model.component import evaluate_model
 from kfp_llmops.components.evaluation.regression_gate.component import regression_gate
 from kfp_llmops.components.registry.register_model.component import register_model
+from kfp_llmops.components.registry.resolve_production.component import resolve_production
 from kfp_llmops.components.training.train_lora.component import train_lora
 from kfp_llmops.components.training.train_lora.core import TrainConfig
 from kfp_llmops.pipelines.platform import gpu_task, registry_credentials, rollout_credentials, training_volumes
@@ -29,7 +33,7 @@ def build(target: str = "vertex"):
     """The pipeline function for a compile target (``kfp`` or ``vertex``); the DAG is the same for both."""
     default_train_config = TrainConfig().to_dict()  # a fresh dict per build: the KFP compiler edits defaults in place
 
-    @dsl.pipeline(name=NAME, description="Fine-tune an LLM with LoRA, gate it against its base, export, register and roll it out as a canary.")
+    @dsl.pipeline(name=NAME, description="Fine-tune an LLM with LoRA, gate it against production and its base, export, register and roll it out as a canary.")
     def finetune_and_rollout(
         base_model: str,
         train_data: str,
@@ -88,10 +92,13 @@ def build(target: str = "vertex"):
                 training_volumes(trained, target)
                 # a retried task resumes from train_config.checkpoint_dir (a PVC path on Kubeflow, /gcs/... on Vertex)
                 trained.set_retry(num_retries=2, backoff_duration="60s", backoff_factor=2)
+                production = resolve_production(model_name=model_name, base_model=base_model, registry_uri=registry_uri)
+                registry_credentials(production, target)
                 evaluated = evaluate_model(
                     base_model=base_model,
                     adapter=trained.outputs["adapter"],
                     eval_dataset=eval_ds.output,
+                    production=production.outputs["production"],
                     baseline_models=baseline_models,
                     eval_config=eval_config,
                 )

@@ -52,7 +52,7 @@ def test_finetune_spec_has_the_kubernetes_settings():
     train = configs["exec-train-lora"]
     assert [(t.key, t.operator, t.effect) for t in train.tolerations] == [("nvidia.com/gpu", "Exists", "NoSchedule")]
     assert dict(train.node_selector.labels) == {"nvidia.com/gpu.present": "true"}
-    for step in ("exec-register-model", "exec-rollout-model", "exec-restore-stable"):
+    for step in ("exec-resolve-production", "exec-register-model", "exec-rollout-model", "exec-restore-stable"):
         [secret] = configs[step].secret_as_env
         assert secret.secret_name == "model-registry-credentials"
         assert {k.env_var for k in secret.key_to_env} == {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}
@@ -63,7 +63,8 @@ def test_finetune_spec_has_the_kubernetes_settings():
     assert (volume.secret_name, volume.mount_path) == ("kfp-llmops-trainer-token", "/var/run/secrets/kfp-llmops/trainer")
     assert [(p.constant, p.mount_path) for p in train.pvc_mount] == [("kfp-llmops-shared", "/mnt/shared")]
     with_secrets = {name for name, c in configs.items() if c.secret_as_env or c.secret_as_volume}
-    assert with_secrets == {"exec-train-lora", "exec-register-model", "exec-rollout-model", "exec-restore-stable"}
+    assert with_secrets == {"exec-train-lora", "exec-resolve-production", "exec-register-model", "exec-rollout-model",
+                            "exec-restore-stable"}
 
 
 @pytest.mark.parametrize("path", KFP_SPECS + VERTEX_SPECS, ids=lambda p: f"{p.parent.name}/{p.name}")

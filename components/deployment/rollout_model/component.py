@@ -49,13 +49,13 @@ def rollout_model(
             meta = dict(registered.metadata)
             version = meta["version"]  # kfp.local hands integers back as floats
             name, version = meta["registered_model"], str(int(version) if isinstance(version, float) else version)
+            registry = open_registry(meta["registry_uri"])
             open_target = functools.partial(
                 targets.build, target, cfg, onnx_model=onnx_model, eval_dataset=eval_dataset, model_name=name,
                 version=version, resource=meta.get("resource", ""), namespace=namespace,
                 inference_service=inference_service or name, storage_uri=storage_uri or onnx_model.uri,
-                prometheus_url=prometheus_url, vertex_endpoint=vertex_endpoint, work_dir=report.path + ".work")
-            result, stable, rendered = core.rollout_version(open_registry(meta["registry_uri"]), name, version, cfg,
-                                                            open_target)
+                prometheus_url=prometheus_url, vertex_endpoint=vertex_endpoint, work_dir=report.path + ".work", registry=registry)
+            result, stable, rendered = core.rollout_version(registry, name, version, cfg, open_target)
             text = core.report_markdown(result, target=target, model_name=name, version=version,
                                         stable=stable.version if stable else None)
             print(text)

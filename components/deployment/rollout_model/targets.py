@@ -24,18 +24,24 @@ def replay_requests(eval_path: str, tokenizer_path: str, limit: int = 64) -> lis
 
 @contextlib.contextmanager
 def build(target: str, cfg, *, onnx_model, eval_dataset, stable, model_name: str, version: str, resource: str, namespace: str,
-          inference_service: str, storage_uri: str, prometheus_url: str, vertex_endpoint: str, work_dir: str):
+          inference_service: str, storage_uri: str, prometheus_url: str, vertex_endpoint: str, work_dir: str,
+          registry=None):
     """Yields ``(target, rendered)``: the target and the manifest or request it applies (for the record)."""
     if target == "local":
         from kfp_llmops.components.deployment.rollout_model.local import LocalTarget
 
-        stable_repo = None
-        if stable is not None:
-            stable_repo = stable.source.removeprefix("file://")
-            if not Path(stable_repo).is_dir():
-                raise ConfigError(f"the production version {stable.version} of {model_name} points at {stable.source}, "
-                                  "which is not a local model repository: the local target cannot serve it")
+        if stable is not None and "://" in stable.source and not stable.source.startswith("file://"):
+            raise ConfigError(f"the production version {stable.version} of {model_name} points at {stable.source}, "
+                              "which is not in the registry's own store: the local target serves only versions "
+                              "registered from this machine")
         Path(work_dir).mkdir(parents=True, exist_ok=True)
+        stable_repo = None
+        if stable is not None:  # the production version's files, from the registry
+            try:
+                stable_repo = str(registry.download(stable, Path(work_dir) / f"stable-v{stable.version}"))
+            except Exception as exc:  # noqa: BLE001 (any failure to fetch it means the same to the user)
+                raise ConfigError(f"the production version {stable.version} of {model_name} ({stable.source}) could "
+                                  f"not be downloaded from {registry.uri}: {exc}") from None
         requests = replay_requests(eval_dataset.path, onnx_model.path)
         rendered = {"stable": stable_repo, "candidate": onnx_model.path, "requests": len(requests)}
         with LocalTarget(model_name, onnx_model.path, stable_repo, requests, cfg, log_dir=work_dir) as tgt:

@@ -14,12 +14,15 @@ def evaluate_model(
     metrics: Output[Metrics],
     report: Output[HTML],
     results: Output[Dataset],
+    production: Input[Model] = None,
     baseline_models: dict = {},
     eval_config: dict = {},
 ):
     """Quality, golden-prompt regression, speed and cost, and safety for the candidate (base + adapter, merged as
-    served) and each baseline: ``baseline_models`` maps names to model ids or paths (the production model, say);
-    the base model is always one of them, as ``base``. ``eval_config`` overrides EvalConfig fields."""
+    served) and each baseline, side by side: the base model (``base``), the registry's production version when
+    ``production`` (from resolve_production) found one, and ``baseline_models`` (names to model ids or paths, adapter
+    folders, or ``{"base_model", "adapter"}``; a ``production`` entry there overrides the registry's).
+    ``eval_config`` overrides EvalConfig fields."""
     import json
 
     from kfp_llmops.components.evaluation.evaluate_model import core
@@ -33,15 +36,24 @@ def evaluate_model(
         cfg = core.EvalConfig.from_dict(dict(eval_config))
         pairs = instruction_pairs(read_jsonl(eval_dataset.path))
         tokenizer = load_tokenizer(base_model)
-        named = {"base": base_model, **dict(baseline_models)}
-        baselines = core.load_baselines(named, tokenizer)
+        named = {"base": base_model}
+        if production is not None:
+            from kfp_llmops.components.registry.resolve_production.core import read_info
+
+            info = read_info(production.path)
+            if info["found"]:
+                named["production"] = {"base_model": info["base_model"], "adapter": info["adapter_dir"]}
+                print(f"baseline 'production': {info['model_name']} version {info['version']} from {info['registry_uri']}")
+        named.update(dict(baseline_models))
+        baselines = core.load_baselines(named, tokenizer, base_model)
         candidate = core.load_candidate(base_model, adapter.path, merge=True)
         result = core.evaluate_all(candidate, baselines, tokenizer, pairs, cfg)
     with atomic_dir(results.path) as tmp:
         core.write_results(result, tmp)
     with atomic_file(report.path) as tmp:
         tmp.write_text(render_html(result), encoding="utf-8")
-    parents = {"adapter": adapter.uri, "eval_dataset": eval_dataset.uri}
+    parents = {"adapter": adapter.uri, "eval_dataset": eval_dataset.uri,
+               **({"production": production.uri} if "production" in named and production is not None else {})}
     results.metadata.update(lineage(path=results.path, parents=parents, base_model=base_model, baselines=named,
                                     examples=len(pairs), format="evaluation-results"))
     report.metadata.update({"parents": parents})

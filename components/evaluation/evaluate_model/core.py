@@ -56,21 +56,49 @@ def load_candidate(base_model: str, adapter_dir: str, *, merge: bool = False):
     return model.merge_and_unload().eval() if merge else model
 
 
-def load_baseline(model_id_or_path: str):
+def load_baseline(spec, base_model: str = ""):
+    """A baseline model from a model id or path, an adapter folder (on ``base_model``), or
+    ``{"base_model": id or path, "adapter": folder}`` (the production model that resolve_production brings)."""
+    if isinstance(spec, dict):
+        unknown = sorted(set(spec) - {"base_model", "adapter"})
+        if unknown or "adapter" not in spec:
+            raise UserInputError(f"a baseline given as a mapping takes 'adapter' and optionally 'base_model', got {sorted(spec)}")
+        adapter, base = _existing(spec["adapter"], "baseline adapter"), spec.get("base_model") or base_model
+        if not base:
+            raise UserInputError(f"baseline adapter {adapter}: no base model to apply it to")
+        return load_candidate(base, adapter, merge=True)
+    path = _existing(spec, "baseline model")
+    if os.path.isfile(os.path.join(path, "adapter_config.json")):
+        if not base_model:
+            raise UserInputError(f"baseline {path} is a LoRA adapter: give the base model it applies to")
+        return load_candidate(base_model, path, merge=True)
+    return load_causal_lm(path)
+
+
+def _existing(model_id_or_path: str, what: str) -> str:
     looks_local = model_id_or_path.startswith((".", "/", "~")) or os.sep in model_id_or_path.strip("/").split("/", 1)[-1]
     if looks_local and not os.path.exists(os.path.expanduser(model_id_or_path)):
-        raise UserInputError(f"baseline model {model_id_or_path!r}: no such path")
-    return load_causal_lm(os.path.expanduser(model_id_or_path))
+        raise UserInputError(f"{what} {model_id_or_path!r}: no such path")
+    return os.path.expanduser(model_id_or_path)
 
 
-def load_baselines(named: dict[str, str], tokenizer) -> dict:
-    """``{name: model}`` for ``{name: id or path}``; a missing path or a different tokenizer fails before any work."""
+def baseline_tokenizer_source(spec, base_model: str = "") -> str:
+    """Where a baseline's tokenizer lives: its base model for an adapter, else the model itself."""
+    if isinstance(spec, dict):
+        return spec.get("base_model") or base_model
+    path = os.path.expanduser(spec)
+    return base_model if os.path.isfile(os.path.join(path, "adapter_config.json")) else path
+
+
+def load_baselines(named: dict, tokenizer, base_model: str = "") -> dict:
+    """``{name: model}`` for ``{name: spec}`` (see :func:`load_baseline`); a missing path or a different tokenizer
+    fails before any work."""
     from kfp_llmops.modeling import load_tokenizer
 
     models = {}
-    for name, path in named.items():
-        model = load_baseline(path)
-        check_same_tokenizer(tokenizer, load_tokenizer(os.path.expanduser(path)), name)
+    for name, spec in named.items():
+        model = load_baseline(spec, base_model)
+        check_same_tokenizer(tokenizer, load_tokenizer(baseline_tokenizer_source(spec, base_model)), name)
         models[name] = model
     return models
 

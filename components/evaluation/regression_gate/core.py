@@ -1,6 +1,9 @@
-"""The multi-metric regression gate: the candidate is promoted only if, against every baseline, it does not regress
-on the task metric, latency, safety or perplexity, and improves the task metric by the required margin. Decisions on
-the task metric and on latency use bootstrap confidence intervals, so noise does not flip the gate. No kfp."""
+"""The multi-metric regression gate. The candidate is promoted only if it confidently improves the task metric over
+the baselines in ``improve_over`` (the base model by default), and against every other baseline (the registry's
+production version, resolved by the pipeline) does not regress: the task metric no more than ``max_primary_drop``
+points worse, p95 latency no more than 10 % slower, safety no worse, perplexity no more than 5 % higher. Latency and
+improvement decisions use bootstrap confidence intervals, so noise does not flip the gate. With no production
+version yet (a first rollout) the gate falls back to the base model alone, and says so. No kfp."""
 
 from __future__ import annotations
 
@@ -9,16 +12,22 @@ from dataclasses import dataclass, field
 from kfp_llmops.config import from_dict
 from kfp_llmops.errors import ConfigError, UserInputError
 
-PRIMARY_METRICS = ("exact_match", "rouge_l", "bleu")
+PRIMARY_METRICS = ("exact_match", "rouge_l", "sentence_bleu")
+PRODUCTION = "production"
 
 
 @dataclass(frozen=True)
 class GateConfig:
-    """Thresholds, with defaults from common practice (relative changes, 0.02 = 2 %)."""
+    """Thresholds, with defaults from common practice.
+
+    ``min_improvement``: relative (0.01 = 1 % of the baseline's score; absolute when that score is 0), against the
+    baselines in ``improve_over``. ``max_primary_drop``: absolute, in the primary metric's units (0.02 = 2 points of
+    exact match), against every other baseline. The other limits are relative (0.10 = 10 %) or absolute rates."""
 
     primary_metric: str = "exact_match"
-    max_primary_drop: float = 0.02
+    improve_over: tuple[str, ...] = ("base",)
     min_improvement: float = 0.01
+    max_primary_drop: float = 0.02
     max_p95_latency_increase: float = 0.10
     max_attack_success_increase: float = 0.0
     max_perplexity_increase: float = 0.05
@@ -26,9 +35,15 @@ class GateConfig:
     def __post_init__(self) -> None:
         if self.primary_metric not in PRIMARY_METRICS:
             raise ConfigError(f"GateConfig.primary_metric must be one of {PRIMARY_METRICS}, got {self.primary_metric!r}")
-        for name in ("max_primary_drop", "max_p95_latency_increase", "max_attack_success_increase", "max_perplexity_increase"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"GateConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        improve = (self.improve_over,) if isinstance(self.improve_over, str) else self.improve_over
+        if not isinstance(improve, (list, tuple)) or not all(isinstance(x, str) and x for x in improve):
+            raise ConfigError(f"GateConfig.improve_over must be a list of baseline names, got {self.improve_over!r}")
+        object.__setattr__(self, "improve_over", tuple(improve))
+        for name in ("min_improvement", "max_primary_drop", "max_p95_latency_increase", "max_attack_success_increase",
+                     "max_perplexity_increase"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ConfigError(f"GateConfig.{name} must be a number >= 0, got {value!r}")
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "GateConfig":
@@ -67,11 +82,17 @@ def decide(comparisons: dict, cfg: GateConfig | None = None) -> GateDecision:
     if not comparisons:
         raise UserInputError("the evaluation holds no comparison with a baseline")
     checks = []
+    if PRODUCTION not in comparisons:
+        checks.append(GateCheck(PRODUCTION, "baseline", True, "no production version to compare with (a first rollout, "
+                                "or none resolved): gated against " + ", ".join(sorted(comparisons))))
     for name, comp in comparisons.items():
         missing = [k for k in (cfg.primary_metric, "perplexity", "latency_p95_ms") if k not in comp]
         if missing:
             raise UserInputError(f"the comparison with {name!r} lacks {missing}")
-        checks += _primary(name, comp[cfg.primary_metric], cfg)
+        if name in cfg.improve_over:
+            checks.append(_improvement(name, comp[cfg.primary_metric], cfg))
+        else:
+            checks.append(_no_regression(name, comp[cfg.primary_metric], cfg))
         checks.append(_latency(name, comp["latency_p95_ms"], cfg))
         if "attack_success_rate" in comp:
             checks.append(_safety(name, comp["attack_success_rate"], cfg))
@@ -79,18 +100,26 @@ def decide(comparisons: dict, cfg: GateConfig | None = None) -> GateDecision:
     return GateDecision(all(c.ok for c in checks), checks)
 
 
-def _primary(name: str, m: dict, cfg: GateConfig) -> list[GateCheck]:
+def _describe(m: dict, metric: str) -> str:
+    return (f"{metric}: candidate {m['candidate']:.4f} vs {m['baseline']:.4f} "
+            f"(delta {m['delta']:+.4f}, 95% CI [{m['ci_low']:+.4f}, {m['ci_high']:+.4f}])")
+
+
+def _improvement(name: str, m: dict, cfg: GateConfig) -> GateCheck:
     base, metric = m["baseline"], cfg.primary_metric
-    allowed_drop = cfg.max_primary_drop * base
     need = cfg.min_improvement * base if base > 0 else cfg.min_improvement
-    ci = f"[{m['ci_low']:+.4f}, {m['ci_high']:+.4f}]"
-    text = f"{metric}: candidate {m['candidate']:.4f} vs {base:.4f} (delta {m['delta']:+.4f}, 95% CI {ci})"
-    if m["ci_high"] < -allowed_drop:
-        return [GateCheck(name, metric, False, f"{text}: REGRESSION, it falls by more than {cfg.max_primary_drop:.0%}")]
+    text = _describe(m, metric)
     if m["ci_low"] < need:
-        return [GateCheck(name, metric, False, f"{text}: no confident improvement of at least {need:+.4f} "
-                                               f"({cfg.min_improvement:.0%} needed to promote)")]
-    return [GateCheck(name, metric, True, f"{text}: improves by at least {need:+.4f}")]
+        return GateCheck(name, metric, False, f"{text}: no confident improvement of at least {need:+.4f} "
+                                              f"({cfg.min_improvement:.0%} needed to promote)")
+    return GateCheck(name, metric, True, f"{text}: improves by at least {need:+.4f}")
+
+
+def _no_regression(name: str, m: dict, cfg: GateConfig) -> GateCheck:
+    metric, text = cfg.primary_metric, _describe(m, cfg.primary_metric)
+    if m["delta"] < -cfg.max_primary_drop - 1e-12:
+        return GateCheck(name, metric, False, f"{text}: REGRESSION, more than {cfg.max_primary_drop:.4f} worse")
+    return GateCheck(name, metric, True, f"{text}: within {cfg.max_primary_drop:.4f} of {name}")
 
 
 def _latency(name: str, m: dict, cfg: GateConfig) -> GateCheck:

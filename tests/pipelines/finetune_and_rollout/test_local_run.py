@@ -8,25 +8,28 @@ from kfp_llmops.local_run import run_local
 from kfp_llmops.pipelines.registry import build
 from kfp_llmops.registry import open_registry
 
-STEPS = ["validate-dataset", "prepare-dataset", "train-lora", "evaluate-model", "regression-gate", "export-onnx",
-         "register-model", "rollout-model", "restore-stable"]
+STEPS = {"validate-dataset", "prepare-dataset", "resolve-production", "train-lora", "evaluate-model", "regression-gate",
+         "export-onnx", "register-model", "rollout-model", "restore-stable"}
 
 
-def test_whole_pipeline_promotes_the_fine_tune_and_rolls_it_out(demo_assets, tmp_path):
+def test_whole_pipeline_promotes_the_fine_tune_then_blocks_a_worse_one_against_production(demo_assets, tmp_path):
     registry_uri = f"sqlite:///{tmp_path / 'registry.db'}"
     arguments = {**_demo_arguments(demo_assets), "registry_uri": registry_uri}
     summary = run_local(build("finetune-and-rollout", "vertex"), arguments, tmp_path / "runs")
     text = summary.text()
     assert summary.succeeded, text
-    assert [s.name for s in summary.steps if not s.name.startswith("importer")] == STEPS
+    assert {s.name for s in summary.steps if not s.name.startswith("importer")} == STEPS
     assert all(s.status == "SUCCESS" for s in summary.steps)
+    assert summary.steps[-1].name == "restore-stable"
 
     scores = summary.artifacts("evaluate-model", "metrics")[0]["metadata"]
     assert scores["base.exact_match"] == 0.0
     assert scores["candidate.exact_match"] >= 0.3  # 0.57 with the default config
     assert scores["candidate.perplexity"] < scores["base.perplexity"]
     assert scores["base.ci_low.exact_match"] > 0.01  # a confident improvement
-    assert summary.artifacts("regression-gate", "decision")[0]["metadata"]["passed"] is True
+    gate = summary.artifacts("regression-gate", "decision")[0]["metadata"]
+    assert gate["passed"] is True and "no production version to compare with" in gate["reasons"][0]
+    assert summary.artifacts("resolve-production", "production")[0]["metadata"]["found"] is False
 
     rollout = summary.artifacts("rollout-model", "report")[0]["metadata"]
     assert (rollout["decision"], rollout["version"], rollout["stable_version"]) == ("promoted", "1", "")
@@ -39,6 +42,25 @@ def test_whole_pipeline_promotes_the_fine_tune_and_rolls_it_out(demo_assets, tmp
     assert lineage["run_id"]  # the pipeline-job-id placeholder, filled in by kfp.local
     assert lineage["registry"]["registered_model"] == "llm" and lineage["registry"]["adapter_model"] == "llm-adapter"
     assert "Gate: PROMOTE" in text and "Rollout (local): promoted version 1" in text
+
+    # A second run trains a worse adapter (fewer steps): far better than the base model, clearly worse than production.
+    weak = run_local(build("finetune-and-rollout", "vertex"),
+                     {**arguments, "train_config": {"seed": 3, "max_steps": 80}}, tmp_path / "runs")
+    assert weak.succeeded, weak.text()
+    found = weak.artifacts("resolve-production", "production")[0]["metadata"]
+    assert (found["found"], found["version"], found["adapter_version"]) == (True, "1", "1")
+    second = weak.artifacts("evaluate-model", "metrics")[0]["metadata"]
+    assert second["production.exact_match"] == scores["candidate.exact_match"]  # production is the first run's adapter
+    assert second["base.exact_match"] == 0.0 and second["candidate.exact_match"] > 0.1
+    assert second["candidate.exact_match"] < second["production.exact_match"] - 0.02
+    decision = weak.artifacts("regression-gate", "decision")[0]["metadata"]
+    assert decision["passed"] is False
+    assert [r for r in decision["reasons"] if "REGRESSION" in r] and all(
+        "[production]" in line for line in (weak.run_dir / "regression-gate" / "decision").read_text().splitlines()
+        if line.startswith("- BLOCK"))
+    ran = {s.name for s in weak.steps}
+    assert not {"export-onnx", "register-model", "rollout-model"} & ran  # nothing after the gate ran
+    assert open_registry(registry_uri).aliases("llm") == {"production": "1"}  # production unchanged
 
 
 def test_a_row_without_response_stops_the_run_before_training(demo_assets, tmp_path, capsys):

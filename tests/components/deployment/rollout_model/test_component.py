@@ -48,8 +48,8 @@ def test_a_production_version_the_local_target_cannot_serve_is_named(inputs, tmp
     registry.set_alias("reverser", PRODUCTION, "2")
     with pytest.raises(SystemExit):
         rollout_model.python_func(**args, **outputs(tmp_path))
-    assert ("ERROR: the production version 2 of reverser points at gs://bucket/old, which is not a local model "
-            "repository") in capsys.readouterr().err
+    assert ("ERROR: the production version 2 of reverser points at gs://bucket/old, which is not in the registry's own "
+            "store") in capsys.readouterr().err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
     assert registry.aliases("reverser") == {PRODUCTION: "2"}
 

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jsonschema
 import kubernetes_validate
 import pytest
 from recording_server import RecordingServer
@@ -20,38 +19,19 @@ from kfp_llmops.config import from_dict
 from kfp_llmops.datasets import instruction_pairs, read_jsonl
 from kfp_llmops.errors import ConfigError, UserInputError
 from kfp_llmops.images import RUNTIME_IMAGE
-
-# The TrainJob fields we render, as the trainer.kubeflow.org/v1alpha1 CRD defines them (Kubeflow Trainer v2);
-# the CRD itself is not among ../shared/schemas, so the embedded core types are checked with kubernetes-validate.
-TRAINJOB_FIELDS = {
-    "type": "object", "additionalProperties": False, "required": ["apiVersion", "kind", "metadata", "spec"],
-    "properties": {
-        "apiVersion": {"const": "trainer.kubeflow.org/v1alpha1"}, "kind": {"const": "TrainJob"},
-        "metadata": {"type": "object", "required": ["name", "namespace"]},
-        "spec": {"type": "object", "additionalProperties": False, "required": ["runtimeRef"], "properties": {
-            "runtimeRef": {"type": "object", "additionalProperties": False, "required": ["name"], "properties": {
-                "apiGroup": {"type": "string"}, "kind": {"enum": ["ClusterTrainingRuntime", "TrainingRuntime"]},
-                "name": {"type": "string", "minLength": 1, "maxLength": 253}}},
-            "trainer": {"type": "object", "additionalProperties": False, "properties": {
-                "image": {"type": "string", "maxLength": 500},
-                "command": {"type": "array", "items": {"type": "string"}, "maxItems": 128},
-                "args": {"type": "array", "items": {"type": "string"}, "maxItems": 128},
-                "env": {"type": "array", "maxItems": 128},
-                "numNodes": {"type": "integer", "minimum": 1},
-                "numProcPerNode": {"type": "integer", "minimum": 1},
-                "resourcesPerNode": {"type": "object"}}}}},
-    },
-}
+from kfp_llmops.k8s_schema import crd_errors
 
 SPEC = {"namespace": "team-a", "num_nodes": 2, "shared_dir": "/mnt/shared", "gpus_per_node": 8}
 
 
-def test_rendered_train_job_is_valid():
+def test_rendered_train_job_is_valid(trainer_crds):
     spec = from_dict(tj.TrainerJobSpec, SPEC)
     name = tj.job_name("ab" * 32, "org/base", {"r": 16}, spec)
     manifest = tj.render_train_job(name, spec, base_model="org/base", config={"r": 16}, prepared_dir="/mnt/shared/p",
                                    out_dir="/mnt/shared/a")
-    jsonschema.validate(manifest, TRAINJOB_FIELDS)
+    assert crd_errors(manifest, trainer_crds) == []  # Kubeflow Trainer's own TrainJob CRD, strictly
+    wrong = {**manifest, "spec": {**manifest["spec"], "trainer": {**manifest["spec"]["trainer"], "nodes": 2}}}
+    assert any("nodes" in e for e in crd_errors(wrong, trainer_crds))  # a field the CRD lacks is caught
     trainer = manifest["spec"]["trainer"]
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": {"containers": [{
         "name": "node", "image": trainer["image"], "command": trainer["command"], "args": trainer["args"],
