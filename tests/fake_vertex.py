@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import threading
 
 PARENT = "projects/p/locations/us-central1"
 V1 = "type.googleapis.com/google.cloud.aiplatform.v1."
@@ -14,6 +15,8 @@ class FakeVertex:
         self.models: dict[str, list[dict]] = {}  # model resource -> versions
         self.endpoints: dict[str, dict] = {}
         self._ids = itertools.count(100)
+        self._clock = itertools.count(1)  # createTime seconds and etags: strictly increasing
+        self._lock = threading.Lock()  # each API call is atomic, as on the real service
 
     # --- helpers ---------------------------------------------------------------------------------------------
     def add_endpoint(self, endpoint_id: str, deployed: dict[str, str] | None = None, split: dict[str, int] | None = None):
@@ -34,10 +37,15 @@ class FakeVertex:
 
     @staticmethod
     def _op(response_type: str, response: dict) -> dict:
-        return {"name": f"{PARENT}/operations/1", "done": True, "response": {"@type": V1 + response_type, **response}}
+        kind = response_type if "." in response_type else V1 + response_type
+        return {"name": f"{PARENT}/operations/1", "done": True, "response": {"@type": kind, **response}}
 
     # --- the API ---------------------------------------------------------------------------------------------
     def __call__(self, req):
+        with self._lock:
+            return self._call(req)
+
+    def _call(self, req):
         path = req.path.removeprefix("/v1/")
         if req.method == "GET" and path == f"{PARENT}/models":
             match = re.fullmatch(r'display_name="(.*)"', req.query.get("filter", ""))
@@ -55,7 +63,9 @@ class FakeVertex:
             versions = self.models.setdefault(base, [])
             for v in versions:
                 v["versionAliases"] = [a for a in v["versionAliases"] if a != "default"]
-            version = {**model, "name": base, "versionId": str(len(versions) + 1), "versionAliases": ["default"]}
+            created = versions[0]["createTime"] if versions else f"2026-01-01T00:00:{next(self._clock):02d}Z"
+            version = {**model, "name": base, "versionId": str(int(versions[-1]["versionId"]) + 1 if versions else 1),
+                       "versionAliases": ["default"], "createTime": created, "etag": str(next(self._clock))}
             versions.append(version)
             return 200, self._op("UploadModelResponse", {"model": base, "modelVersionId": version["versionId"]})
         if req.method == "POST" and path.endswith(":mergeVersionAliases"):
@@ -66,6 +76,20 @@ class FakeVertex:
                 else:
                     assert not self._find(f"{v['name']}@{alias}"), f"alias {alias} is already on another version"
                     v["versionAliases"].append(alias)
+            return 200, v
+        if req.method == "DELETE" and path.endswith(":deleteVersion"):
+            base, _, ref = path.removesuffix(":deleteVersion").partition("@")
+            self.models[base] = [v for v in self.models[base] if v["versionId"] != ref]
+            return 200, self._op("type.googleapis.com/google.protobuf.Empty", {})
+        if req.method == "DELETE" and "/models/" in path:
+            del self.models[path]
+            return 200, self._op("type.googleapis.com/google.protobuf.Empty", {})
+        if req.method == "PATCH" and "/models/" in path:  # update_model: labels, with an optional etag check
+            v = self._find(path)
+            if req.body.get("etag") and req.body["etag"] != v["etag"]:
+                return 409, {"error": {"code": 409, "message": "etag mismatch", "status": "ABORTED"}}
+            assert req.query.get("updateMask") == "labels", req.query
+            v["labels"], v["etag"] = dict(req.body.get("labels", {})), str(next(self._clock))
             return 200, v
         if req.method == "GET" and "/models/" in path:
             v = self._find(path)

@@ -148,6 +148,21 @@ class MlflowRegistry:
                 shutil.move(str(got), dest / got.name)
         return dest
 
+    def attach(self, name: str, version: str, files: dict[str, str | os.PathLike]) -> None:
+        """Logs ``{file name: path}`` (the model card, the lineage) to the run that holds the version's files, beside
+        them, so that the MLflow UI shows them with the version."""
+        import shutil
+        import tempfile
+
+        source = self._client.get_model_version(name, str(version)).source
+        if not source.startswith("runs:/"):
+            return
+        run_id = source.removeprefix("runs:/").split("/", 1)[0]
+        with tempfile.TemporaryDirectory() as tmp:
+            for file_name, path in files.items():
+                shutil.copyfile(path, Path(tmp) / file_name)
+            self._client.log_artifacts(run_id, tmp)
+
     # --- aliases ----------------------------------------------------------------------------------------------
 
     def get_alias(self, name: str, alias: str) -> ModelVersion | None:

@@ -1,14 +1,27 @@
-"""Vertex AI Model Registry backend: one Model per name, a version per registration (``parent_model``), aliases."""
+"""Vertex AI Model Registry backend: one Model per name, a version per registration (``parent_model``), aliases.
+
+Concurrency: registration is create-then-dedupe (the lowest version with a digest wins, a later duplicate is deleted;
+if two first registrations created two Models of one name, the older Model wins and the other is deleted and its
+version registered again under the winner); alias moves hold :meth:`VertexRegistry.lock`, a label on the Model's
+default version set by compare-and-set on its ``etag``.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import shutil
+import time
+import uuid
+from pathlib import Path
 from urllib.parse import parse_qs
 
 from kfp_llmops.errors import ConfigError
 from kfp_llmops.registry import ModelVersion
 
 DIGEST_LABEL = "kfp-llmops-sha256"  # label values hold at most 63 characters: the first 40 hex digits are kept
+LOCK_LABEL = "kfp-llmops-lock"  # <owner>-<unix time>: who holds the alias lock, since when
 _URI = re.compile(r"^vertex://projects/([^/]+)/locations/([^/?]+)/?$")
 
 
@@ -35,7 +48,9 @@ class VertexRegistry:
         return cls(match.group(1), match.group(2), api_endpoint=endpoint)
 
     def _model(self, name: str):
-        return next(iter(self._client.list_models(request={"parent": self.parent, "filter": f'display_name="{name}"'})), None)
+        """The Model of that display name; if a race created several, the oldest (every process picks the same)."""
+        models = list(self._client.list_models(request={"parent": self.parent, "filter": f'display_name="{name}"'}))
+        return min(models, key=lambda m: (m.create_time.timestamp() if m.create_time else 0, m.name), default=None)
 
     @staticmethod
     def _digest_label(digest: str) -> str:
@@ -46,14 +61,23 @@ class VertexRegistry:
         return ModelVersion(model.display_name, model.version_id, model.artifact_uri,
                             labels.get(DIGEST_LABEL, ""), created, labels, f"{model.name}@{model.version_id}")
 
+    def _with_digest(self, parent_name: str, digest: str) -> list:
+        return sorted(self._client.list_model_versions(
+            request={"name": parent_name, "filter": f'labels.{DIGEST_LABEL}="{self._digest_label(digest)}"'}),
+            key=lambda m: int(m.version_id))
+
+    def find(self, name: str, digest: str) -> ModelVersion | None:
+        parent = self._model(name)
+        found = self._with_digest(parent.name, digest) if parent is not None else []
+        return self._version(found[0]) if found else None
+
     def register(self, name: str, source: str, digest: str, tags: dict[str, str], description: str = "") -> ModelVersion:
         parent = self._model(name)
         label = self._digest_label(digest)
         if parent is not None:
-            found = list(self._client.list_model_versions(
-                request={"name": parent.name, "filter": f'labels.{DIGEST_LABEL}="{label}"'}))
+            found = self._with_digest(parent.name, digest)
             if found:
-                return self._version(min(found, key=lambda m: int(m.version_id)))
+                return self._version(found[0])
         labels = {_label(k): _label(v) for k, v in tags.items()}
         labels[DIGEST_LABEL] = label
         request = {
@@ -70,8 +94,72 @@ class VertexRegistry:
         if parent is not None:
             request["parent_model"] = parent.name
         response = self._client.upload_model(request=request).result(timeout=1800)
+        if parent is None and self._model(name).name != response.model:  # another first registration won
+            self._client.delete_model(request={"name": response.model}).result(timeout=600)
+            return self.register(name, source, digest, tags, description)
+        winner = self._with_digest(response.model, digest)[0]
+        if winner.version_id != response.model_version_id:  # a concurrent registration of the same digest won
+            self._client.delete_model_version(
+                request={"name": f"{response.model}@{response.model_version_id}"}).result(timeout=600)
+            return self._version(winner)
         return ModelVersion(name, response.model_version_id, source, label, True, labels,
                             f"{response.model}@{response.model_version_id}")
+
+    def download(self, version: ModelVersion, dest: str | os.PathLike) -> Path:
+        """The version's files (its ``artifactUri``) in ``dest``: through the Cloud Storage FUSE mount ``/gcs/`` that
+        Vertex AI Pipelines gives every step when present, else with the Cloud Storage client."""
+        dest = Path(dest)
+        if not version.source.startswith("gs://"):
+            raise ConfigError(f"{version.name} version {version.version}: artifact URI {version.source!r} is not gs://")
+        bucket, _, prefix = version.source.removeprefix("gs://").partition("/")
+        mounted = Path("/gcs") / bucket / prefix
+        if mounted.is_dir():
+            shutil.copytree(mounted, dest, dirs_exist_ok=True)
+            return dest
+        from google.cloud import storage
+
+        client = storage.Client(project=self.project)
+        prefix = prefix.rstrip("/") + "/"
+        for blob in client.list_blobs(bucket, prefix=prefix):
+            if blob.name.endswith("/"):
+                continue
+            target = dest / blob.name[len(prefix):]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            blob.download_to_filename(str(target))
+        return dest
+
+    @contextlib.contextmanager
+    def lock(self, name: str, timeout: float = 300.0):
+        """Serialises alias moves on ``name``: a label on the Model's default version, set only if the version's
+        ``etag`` is still the one read (Vertex refuses a stale etag), removed on exit."""
+        from google.api_core.exceptions import Conflict, FailedPrecondition  # ABORTED comes back as HTTP 409
+
+        parent = self._model(name)
+        if parent is None:
+            raise ConfigError(f"no model {name!r} in the Vertex AI Model Registry of {self.parent}")
+        owner = uuid.uuid4().hex[:16]
+        deadline = time.monotonic() + timeout
+        while True:
+            model = self._client.get_model(request={"name": parent.name})
+            held = dict(model.labels).get(LOCK_LABEL, "")
+            if not held or time.time() - float(held.rpartition("-")[2] or 0) > timeout:
+                labels = {**dict(model.labels), LOCK_LABEL: f"{owner}-{int(time.time())}"}
+                try:
+                    self._client.update_model(request={"model": {"name": parent.name, "labels": labels, "etag": model.etag},
+                                                       "update_mask": {"paths": ["labels"]}})
+                    break
+                except (Conflict, FailedPrecondition):  # someone else changed it first: read again
+                    pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name}: another process has held the registry lock for over {timeout:.0f} s")
+            time.sleep(0.5)
+        try:
+            yield
+        finally:
+            model = self._client.get_model(request={"name": parent.name})
+            labels = {k: v for k, v in dict(model.labels).items() if k != LOCK_LABEL}
+            self._client.update_model(request={"model": {"name": parent.name, "labels": labels},
+                                               "update_mask": {"paths": ["labels"]}})
 
     def get_alias(self, name: str, alias: str) -> ModelVersion | None:
         from google.api_core.exceptions import NotFound

@@ -44,12 +44,16 @@ def register_model(
         training_config=core.read_training_config(adapter.path),
     )
     with user_errors():
-        record["registry"] = core.register(open_registry(registry_uri), record)
+        registry = open_registry(registry_uri)
+        record["registry"] = core.register(registry, record)
     print(f"registered {record['registry']}")
     with atomic_file(lineage.path) as tmp:
         tmp.write_text(core.dumps(record), encoding="utf-8")
     with atomic_file(model_card.path) as tmp:
         tmp.write_text(core.model_card(record), encoding="utf-8")
+    if hasattr(registry, "attach"):  # MLflow: the card and lineage beside the version's files in its run
+        registry.attach(record["registry"]["registered_model"], record["registry"]["version"],
+                        {"model_card.md": model_card.path, "lineage.json": lineage.path})
     lineage.metadata.update({"run_id": run_id, "base_model": base_model, "sha256": record["artifacts"]["onnx_model"]["sha256"],
                              "parents": {k: v["uri"] for k, v in record["artifacts"].items()},
                              **record["registry"]})

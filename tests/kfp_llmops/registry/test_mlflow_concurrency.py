@@ -72,6 +72,12 @@ def test_a_version_carries_its_files_and_downloads_whole(registry_uri, tmp_path)
     got = registry.download(registry.find(name, digest), tmp_path / "downloaded")
     assert sha256_path(got) == digest and (got / "sub" / "config.json").is_file()
     assert registry.register(name, str(tmp_path / "elsewhere"), digest, {}).version == version.version  # by digest
+    card = tmp_path / "card"
+    card.write_text("# Model card")
+    registry.attach(name, version.version, {"model_card.md": card})  # beside the files, in the version's run
+    run_id = version.source.split("/")[1]
+    assert {a.path for a in registry._client.list_artifacts(run_id)} == {name, "model_card.md"}
+    assert sha256_path(registry.download(version, tmp_path / "again")) == digest  # the version's files are unchanged
 
 
 def test_concurrent_registrations_of_one_digest_give_one_version(registry_uri, tmp_path):

@@ -51,3 +51,54 @@ def test_production_alias_moves_between_versions(vertex):
 def test_bad_vertex_uri_is_named():
     with pytest.raises(ConfigError, match="expected vertex://projects/PROJECT/locations/LOCATION"):
         open_registry("vertex://my-project")
+
+
+def test_concurrent_registrations_converge_on_one_model_and_one_version_per_digest(vertex):
+    from concurrent.futures import ThreadPoolExecutor
+
+    fake, server, registry = vertex
+    uri = registry.uri + f"?api_endpoint={server.url}"
+
+    def register(i):  # a registry client per worker, as separate pipeline steps would have
+        return open_registry(uri).register("llm", f"gs://b/run{i}/onnx", "ab"[i % 2] * 64, {}).version
+
+    with ThreadPoolExecutor(6) as pool:
+        got = list(pool.map(register, range(6)))
+    [(model, versions)] = fake.models.items()  # a second Model made by the race was deleted
+    by_digest = {v["labels"]["kfp-llmops-sha256"]: v["versionId"] for v in versions}
+    assert len(versions) == 2 and set(got) == set(by_digest.values())
+    assert {got[i] for i in range(0, 6, 2)} == {by_digest["a" * 40]} and {got[i] for i in range(1, 6, 2)} == {by_digest["b" * 40]}
+
+
+def test_concurrent_promotions_under_the_etag_lock_keep_one_history(vertex):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kfp_llmops.registry import PREVIOUS, promote
+
+    fake, server, registry = vertex
+    for d in "xyz":
+        registry.register("llm", f"gs://b/{d}", d * 64, {})
+    uri = registry.uri + f"?api_endpoint={server.url}"
+    with ThreadPoolExecutor(3) as pool:
+        replaced = list(pool.map(lambda v: promote(open_registry(uri), "llm", v), ["1", "2", "3"]))
+    final = registry.aliases("llm")[PRODUCTION]
+    assert replaced.count(None) == 1 and sorted(r for r in replaced if r) == sorted({"1", "2", "3"} - {final})
+    assert registry.aliases("llm")[PREVIOUS] != final
+    assert not any("kfp-llmops-lock" in v["labels"] for vs in fake.models.values() for v in vs)  # released
+    assert [r for r in server.requests if r.method == "PATCH" and r.body.get("etag")]  # taken by compare-and-set
+
+
+def test_download_reads_the_gcs_mount(vertex, tmp_path, monkeypatch):
+    from kfp_llmops.registry import ModelVersion
+    from kfp_llmops.registry import vertex_backend
+
+    fake, server, registry = vertex
+    mounted = tmp_path / "gcs" / "b" / "run1" / "adapter"
+    mounted.mkdir(parents=True)
+    (mounted / "adapter_config.json").write_text("{}")
+    real_path = vertex_backend.Path
+    monkeypatch.setattr(vertex_backend, "Path", lambda p, *rest: real_path(str(tmp_path / "gcs") if p == "/gcs" else p, *rest))
+    got = registry.download(ModelVersion("llm-adapter", "1", "gs://b/run1/adapter", "d"), tmp_path / "out")
+    assert (got / "adapter_config.json").read_text() == "{}"
+    with pytest.raises(ConfigError, match="is not gs://"):
+        registry.download(ModelVersion("llm-adapter", "1", "s3://x/y", "d"), tmp_path / "out2")
