@@ -35,21 +35,48 @@ def cmd_compile(args) -> int:
     return main(argv)
 
 
-def parse_arguments(args) -> dict:
+_JSON_TYPES = {"Dict": dict, "List": list, "Integer": int, "Float": (int, float), "Boolean": bool}
+
+
+def parse_arguments(args, inputs: dict | None = None) -> dict:
+    """The run's arguments from ``--demo-assets``, ``--arguments`` and ``--param``. With ``inputs`` (the pipeline's
+    input specs), unknown names, values of the wrong type (a dict given as broken JSON, say) and missing required
+    parameters are named here, before anything is submitted."""
     arguments: dict = {}
     if args.demo_assets:
         arguments.update(_demo_arguments(Path(args.demo_assets).resolve()))
     if args.arguments:
-        arguments.update(json.loads(Path(args.arguments).read_text()))
+        arguments.update(_json_arg(args.arguments, "--arguments"))
     for item in args.param or []:
         key, sep, value = item.partition("=")
         if not sep:
             raise UserInputError(f"--param takes NAME=JSON_OR_TEXT, got {item!r}")
+        kind = inputs[key].type if inputs and key in inputs else None
         try:
             arguments[key] = json.loads(value)
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as exc:
+            if kind in ("Dict", "List", "Integer", "Float", "Boolean"):
+                raise UserInputError(f"--param {key}: not valid JSON for a {kind.lower()} parameter ({exc.msg} at "
+                                     f"column {exc.colno}): {value!r}") from None
             arguments[key] = value
+        if kind == "String" and not isinstance(arguments[key], str):
+            arguments[key] = value  # a string parameter takes the text as given (e.g. a version "1.10")
+    if inputs is not None:
+        check_parameters(arguments, inputs)
     return arguments
+
+
+def check_parameters(arguments: dict, inputs: dict) -> None:
+    unknown = sorted(set(arguments) - set(inputs))
+    if unknown:
+        raise UserInputError(f"unknown parameter(s) {unknown}; this pipeline takes {sorted(inputs)}")
+    missing = sorted(k for k, spec in inputs.items() if not spec.optional and k not in arguments)
+    if missing:
+        raise UserInputError(f"missing required parameter(s) {missing}: pass --param NAME=VALUE (or --demo-assets DIR)")
+    for key, value in arguments.items():
+        expected = _JSON_TYPES.get(inputs[key].type)
+        if expected and (not isinstance(value, expected) or isinstance(value, bool) and inputs[key].type != "Boolean"):
+            raise UserInputError(f"parameter {key} must be a {inputs[key].type.lower()}, got {value!r}")
 
 
 def add_content_digest(arguments: dict) -> dict:
@@ -64,32 +91,75 @@ def add_content_digest(arguments: dict) -> dict:
 
 
 def cmd_run(args) -> int:
-    from kfp_llmops.pipelines.registry import build
+    from kfp_llmops.pipelines.registry import PIPELINES, build
+    from kfp_llmops.preflight import check_configs, check_remote_inputs
 
-    arguments = add_content_digest(parse_arguments(args))
+    if args.pipeline not in PIPELINES:
+        raise UserInputError(f"unknown pipeline {args.pipeline!r}; known: {sorted(PIPELINES)}")
+    check_backend(args)
+    pipeline = build(args.pipeline, "kfp" if args.backend == "kfp" else "vertex")
+    arguments = parse_arguments(args, pipeline.component_spec.inputs)
+    check_configs(arguments)  # every config mistake named now, for every backend, before anything runs
     if args.backend == "local":
         from kfp_llmops.local_run import run_local
 
+        arguments = add_content_digest(arguments)
         root = Path(args.pipeline_root or "build/local-runs").resolve()
-        pipeline = build(args.pipeline, "vertex")
         if "registry_uri" in pipeline.component_spec.inputs:  # local runs keep their model registry beside their outputs
             arguments.setdefault("registry_uri", f"sqlite:///{root / 'registry.db'}")
         summary = run_local(pipeline, arguments, root, enable_caching=args.cache)
         print("\n" + summary.text())
         return 0 if summary.succeeded else 1
+    check_remote_inputs(arguments, args.backend)
     if args.backend == "kfp":
-        import kfp
-
-        if not args.host:
-            raise UserInputError("--backend kfp needs --host (the Kubeflow Pipelines API URL)")
-        client = kfp.Client(host=args.host)
-        run = client.create_run_from_pipeline_func(build(args.pipeline, "kfp"), arguments=arguments,
-                                                   experiment_name=args.experiment)
-        print(f"submitted run {run.run_id}")
-        return 0
-    if args.pipeline == "finetune-and-rollout" and args.project and args.location:  # Vertex AI Model Registry
+        return submit_kfp(args, pipeline, arguments)
+    if "registry_uri" in pipeline.component_spec.inputs and args.project and args.location:  # Vertex AI Model Registry
         arguments.setdefault("registry_uri", f"vertex://projects/{args.project}/locations/{args.location}")
     return submit_vertex(args, arguments)
+
+
+def check_backend(args) -> None:
+    """The backend's own settings, named before anything else is looked at."""
+    if args.backend == "kfp" and not args.host:
+        raise UserInputError("--backend kfp needs --host (the Kubeflow Pipelines API URL)")
+    if args.backend == "vertex":
+        for flag in ("project", "location", "pipeline_root"):
+            if not getattr(args, flag):
+                raise UserInputError(f"--backend vertex needs --{flag.replace('_', '-')}")
+        if not args.pipeline_root.startswith("gs://"):
+            raise UserInputError(f"--pipeline-root for Vertex AI must be a gs:// URI, got {args.pipeline_root!r}")
+
+
+def submit_kfp(args, pipeline, arguments: dict) -> int:
+    import warnings
+
+    import kfp
+
+    try:
+        with warnings.catch_warnings():  # kfp.Client warns about old servers on every call
+            warnings.simplefilter("ignore", FutureWarning)
+            client = kfp.Client(host=args.host)
+        run = client.create_run_from_pipeline_func(pipeline, arguments=arguments, experiment_name=args.experiment)
+    except Exception as exc:  # noqa: BLE001 (urllib3, kfp_server_api and requests errors all mean the same here)
+        raise UserInputError(remote_error("Kubeflow Pipelines API", args.host, exc)) from None
+    print(f"submitted run {run.run_id}")
+    return 0
+
+
+def remote_error(service: str, where: str, exc: Exception) -> str:
+    """What failed when talking to a remote service, and what to do, in one line instead of a traceback."""
+    text = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+    name = type(exc).__name__
+    if name in ("DefaultCredentialsError", "RefreshError", "TransportError") or "credentials" in text.lower():
+        return (f"{service}: no usable Google Cloud credentials ({text}). Run `gcloud auth application-default login`, "
+                "or set GOOGLE_APPLICATION_CREDENTIALS to a service account key file")
+    if any(word in text for word in ("Connection refused", "Max retries", "Failed to establish", "Name or service not known",
+                                     "timed out", "NewConnectionError")):
+        return (f"cannot reach the {service} at {where} ({text}). Check the address (for Kubeflow, e.g. "
+                "`kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80` and --host http://localhost:8080)")
+    if any(code in text for code in ("401", "403", "Unauthorized", "Forbidden")):
+        return f"the {service} at {where} refused the request ({text}): check your credentials and permissions"
+    return f"the {service} at {where} failed: {text}"
 
 
 def vertex_job(template_path: str, arguments: dict, *, project: str, location: str, pipeline_root: str,
@@ -112,13 +182,16 @@ def vertex_job(template_path: str, arguments: dict, *, project: str, location: s
 def submit_vertex(args, arguments: dict) -> int:
     from kfp_llmops.compiling import DEFAULT_OUT
 
-    for flag in ("project", "location", "pipeline_root"):
-        if not getattr(args, flag):
-            raise UserInputError(f"--backend vertex needs --{flag.replace('_', '-')}")
+    check_backend(args)
     template = DEFAULT_OUT / "vertex" / f"{args.pipeline}.yaml"
-    job = vertex_job(str(template), arguments, project=args.project, location=args.location,
-                     pipeline_root=args.pipeline_root, enable_caching=args.cache)
-    job.submit()
+    try:
+        job = vertex_job(str(template), arguments, project=args.project, location=args.location,
+                         pipeline_root=args.pipeline_root, enable_caching=args.cache)
+        job.submit()
+    except UserInputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 (google.auth and google.api_core errors)
+        raise UserInputError(remote_error("Vertex AI Pipelines API", f"{args.project}/{args.location}", exc)) from None
     print(f"submitted {job.resource_name}")
     return 0
 
@@ -208,11 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo-assets", help="build the tiny demo model, tokenizer and datasets (deterministic)")
-    p.add_argument("out_dir")
+    p.add_argument("out_dir", help="folder to write base-model/, train.jsonl, eval.jsonl and assets.json into")
     p.set_defaults(func=cmd_demo_assets)
 
     p = sub.add_parser("validate", help="validate and screen a dataset: exit 0 passed, 1 critical failure, 2 unreadable")
-    p.add_argument("dataset")
+    p.add_argument("dataset", help="the dataset file (JSONL, CSV or Parquet)")
     p.add_argument("--suite", help="a GX suite (JSON file) instead of the default suite")
     p.add_argument("--screening", help="screening config overrides (JSON or a JSON file)")
     p.add_argument("--eval-set", help="check contamination against this eval set")
@@ -221,11 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="auto", help="jsonl, csv or parquet (default: from the suffix)")
     p.add_argument("--record-format", default="auto", help="instruction or chat (default: from the columns)")
     p.add_argument("--column", action="append", metavar="OURS=THEIRS", help="map a column name, e.g. response=completion")
-    p.add_argument("--max-length", type=int, default=4096)
+    p.add_argument("--max-length", type=int, default=4096, help="longest allowed record, in characters (default 4096)")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("evaluate", help="evaluate an adapter against baselines and gate it: exit 0 promote, 1 blocked, 2 bad input")
-    p.add_argument("--base-model", required=True)
+    p.add_argument("--base-model", required=True, help="the base model: a hub id (org/name) or a local folder")
     p.add_argument("--adapter", required=True, help="the LoRA adapter folder")
     p.add_argument("--eval-data", required=True, help="held-out JSONL")
     p.add_argument("--baseline", action="append", metavar="NAME=MODEL", help="another baseline, e.g. production=/models/prod")
@@ -235,28 +308,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("compile", help="compile every pipeline for Kubeflow and Vertex AI")
-    p.add_argument("--check", action="store_true")
-    p.add_argument("--out", default=None)
+    p.add_argument("--check", action="store_true", help="exit 1 naming any committed spec that is stale; write nothing")
+    p.add_argument("--out", default=None, help="write the specs here instead of pipelines/compiled/")
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("registry", help="show a model's aliases, or roll production back to the previous version")
-    p.add_argument("action", choices=["aliases", "rollback"])
-    p.add_argument("--model", required=True)
+    p.add_argument("action", choices=["aliases", "rollback"], help="aliases: show them; rollback: production back to previous")
+    p.add_argument("--model", required=True, help="the registered model name (the pipelines' model_name)")
     p.add_argument("--registry-uri", default="", help="as in the pipelines: sqlite:///..., http(s)://..., vertex://...")
     p.set_defaults(func=cmd_registry)
 
     p = sub.add_parser("run", help="run a pipeline (kfp.local by default)")
-    p.add_argument("--pipeline", default="finetune-and-rollout")
-    p.add_argument("--backend", choices=("local", "kfp", "vertex"), default="local")
+    p.add_argument("--pipeline", default="finetune-and-rollout",
+                   help="finetune-and-rollout (default), eval-only or lora-sweep")
+    p.add_argument("--backend", choices=("local", "kfp", "vertex"), default="local",
+                   help="local: kfp.local on this machine (default); kfp: a Kubeflow Pipelines API; vertex: Vertex AI Pipelines")
     p.add_argument("--demo-assets", metavar="DIR", help="take base_model, train_data and eval_data from demo assets")
     p.add_argument("--arguments", metavar="FILE", help="a JSON file of pipeline arguments")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="one pipeline argument (JSON or text)")
     p.add_argument("--pipeline-root", help="local: where outputs go (default build/local-runs); vertex: gs:// root")
     p.add_argument("--cache", action="store_true", help="enable caching")
     p.add_argument("--host", help="kfp: the Kubeflow Pipelines API URL")
-    p.add_argument("--experiment", default="kfp-llmops")
-    p.add_argument("--project")
-    p.add_argument("--location")
+    p.add_argument("--experiment", default="kfp-llmops", help="kfp: the experiment the run is filed under (default kfp-llmops)")
+    p.add_argument("--project", help="vertex: the Google Cloud project")
+    p.add_argument("--location", help="vertex: the region, e.g. us-central1")
     p.set_defaults(func=cmd_run)
     return parser
 

@@ -24,4 +24,24 @@ def from_dict(cls, values: dict | None, *, where: str | None = None):
             values[key] = from_dict(hint, value, where=f"{name}.{key}")
         elif hint is int and isinstance(value, float) and value.is_integer():
             values[key] = int(value)
-    return cls(**values)
+        else:
+            _check_type(f"{name}.{key}", hint, value)
+    try:
+        return cls(**values)
+    except TypeError as exc:  # e.g. a required field left out
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+_SIMPLE = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _check_type(where: str, hint, value) -> None:
+    """A value of the wrong JSON type is named here, not left to fail as a TypeError deep inside a step."""
+    if hint in _SIMPLE:
+        ok = (isinstance(value, bool) if hint is bool else
+              isinstance(value, (int, float)) and not isinstance(value, bool) if hint is float else
+              isinstance(value, int) and not isinstance(value, bool) if hint is int else isinstance(value, hint))
+        if not ok:
+            raise ConfigError(f"{where} must be {_SIMPLE[hint]}, got {value!r}")
+    elif typing.get_origin(hint) in (tuple, list) and not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{where} must be a list, got {value!r}")

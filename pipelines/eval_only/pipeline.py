@@ -9,6 +9,7 @@ from kfp.dsl import Dataset, Model
 
 from kfp_llmops.components.evaluation.evaluate_model.component import evaluate_model
 from kfp_llmops.components.evaluation.regression_gate.component import regression_gate
+from kfp_llmops.components.preflight.check_configs.component import check_configs
 from kfp_llmops.components.registry.resolve_production.component import resolve_production
 from kfp_llmops.pipelines.platform import registry_credentials
 
@@ -29,9 +30,10 @@ def build(target: str = "vertex"):
         eval_config: dict = {},
         gate_config: dict = {},
     ):
+        checked = check_configs(eval_config=eval_config, gate_config=gate_config)
         adapter = dsl.importer(artifact_uri=adapter_uri, artifact_class=Model, reimport=False)
         eval_ds = dsl.importer(artifact_uri=eval_data, artifact_class=Dataset, reimport=False)
-        production = resolve_production(model_name=model_name, base_model=base_model, registry_uri=registry_uri)
+        production = resolve_production(model_name=model_name, base_model=base_model, registry_uri=registry_uri).after(checked)
         registry_credentials(production, target)
         evaluated = evaluate_model(
             base_model=base_model,

@@ -17,6 +17,7 @@ from kfp_llmops.components.data.prepare_dataset.component import prepare_dataset
 from kfp_llmops.components.data.stop_on_invalid_data.component import stop_on_invalid_data
 from kfp_llmops.components.data.validate_dataset.component import validate_dataset
 from kfp_llmops.components.deployment.restore_stable.component import restore_stable
+from kfp_llmops.components.preflight.check_configs.component import check_configs
 from kfp_llmops.components.deployment.rollout_model.component import rollout_model
 from kfp_llmops.components.evaluation.evaluate_model.component import evaluate_model
 from kfp_llmops.components.evaluation.regression_gate.component import regression_gate
@@ -70,6 +71,8 @@ def build(target: str = "vertex"):
         registry_credentials(restore, target)
         rollout_credentials(restore, target)
         with dsl.ExitHandler(restore, name="rollout-guard"):
+            checked = check_configs(train_config=train_config, eval_config=eval_config, gate_config=gate_config,
+                                    rollout_config=rollout_config, screening=screening, trainer_job=trainer_job)
             train_ds = dsl.importer(artifact_uri=train_data, artifact_class=Dataset, reimport=False).set_display_name("import-train-data")
             eval_ds = dsl.importer(artifact_uri=eval_data, artifact_class=Dataset, reimport=False).set_display_name("import-eval-data")
             validated = validate_dataset(
@@ -78,7 +81,7 @@ def build(target: str = "vertex"):
                 reference_data=reference_data,
                 expected_sha256=train_data_sha256,
                 screening=screening,
-            )
+            ).after(checked)
             with dsl.If(validated.outputs["Output"] == True, name="data-valid"):  # noqa: E712 (a KFP condition)
                 prepared = prepare_dataset(dataset=validated.outputs["validated"], base_model=base_model)
                 trained = train_lora(

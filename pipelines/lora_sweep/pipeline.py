@@ -6,6 +6,7 @@ from kfp.dsl import Dataset
 
 from kfp_llmops.components.data.prepare_dataset.component import prepare_dataset
 from kfp_llmops.components.data.stop_on_invalid_data.component import stop_on_invalid_data
+from kfp_llmops.components.preflight.check_configs.component import check_configs
 from kfp_llmops.components.data.validate_dataset.component import validate_dataset
 from kfp_llmops.components.training.select_best_adapter.component import select_best_adapter
 from kfp_llmops.components.training.train_lora.component import train_lora
@@ -20,8 +21,9 @@ def build(target: str = "vertex"):
 
     @dsl.pipeline(name=NAME, description="Train a grid of LoRA configs in parallel and keep the best by validation loss.")
     def lora_sweep(base_model: str, train_data: str, configs: list = grid):
+        checked = check_configs(configs=configs)
         train_ds = dsl.importer(artifact_uri=train_data, artifact_class=Dataset, reimport=False)
-        validated = validate_dataset(dataset=train_ds.output)
+        validated = validate_dataset(dataset=train_ds.output).after(checked)
         with dsl.If(validated.outputs["Output"] == True, name="data-valid"):  # noqa: E712 (a KFP condition)
             prepared = prepare_dataset(dataset=validated.outputs["validated"], base_model=base_model)
             with dsl.ParallelFor(configs, parallelism=3) as config:

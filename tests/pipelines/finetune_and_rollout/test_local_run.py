@@ -81,3 +81,16 @@ def test_a_row_without_response_stops_the_run_before_training(demo_assets, tmp_p
     assert not {"prepare-dataset", "train-lora"} & set(statuses)
     report = summary.run_dir / "validate-dataset" / "report"
     assert "FAILED" in report.read_text()  # the HTML report is there for the user
+
+
+def test_a_bad_config_fails_the_first_step_before_any_work(demo_assets, tmp_path, capsys):
+    """A run submitted without the CLI (the Kubeflow UI, Vertex AI) fails in its first step, naming the mistake."""
+    arguments = {**_demo_arguments(demo_assets), "registry_uri": f"sqlite:///{tmp_path / 'r.db'}",
+                 "train_config": {"rank": 8}, "gate_config": {"max_primary_drop": -1}}
+    summary = run_local(build("finetune-and-rollout", "vertex"), arguments, tmp_path / "runs")
+    out = capsys.readouterr().out
+    assert not summary.succeeded
+    statuses = {s.name: s.status for s in summary.steps}
+    assert statuses["check-configs"] == "FAILURE" and statuses["restore-stable"] == "SUCCESS"
+    assert not {"validate-dataset", "prepare-dataset", "train-lora"} & set(statuses)
+    assert "train_config: unknown field(s) ['rank']" in out and "GateConfig.max_primary_drop must be a number >= 0" in out

@@ -1,0 +1,1 @@
+"""Checks that run before any work."""

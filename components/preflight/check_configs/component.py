@@ -1,0 +1,27 @@
+"""KFP component: every config of the run checked in seconds, before anything is validated, prepared or trained."""
+
+from kfp import dsl
+
+from kfp_llmops.images import RUNTIME_IMAGE
+
+
+@dsl.component(base_image=RUNTIME_IMAGE, install_kfp_package=False)
+def check_configs(
+    train_config: dict = {},
+    eval_config: dict = {},
+    gate_config: dict = {},
+    rollout_config: dict = {},
+    screening: dict = {},
+    trainer_job: dict = {},
+    configs: list = [],
+):
+    """Reads each config into its typed class (``configs``: lora-sweep's list of training configs) and fails with
+    every mistake named (unknown field, wrong type, out-of-range value); the steps after it never start."""
+    from kfp_llmops.errors import user_errors
+    from kfp_llmops.preflight import check_configs as check
+
+    values = {"train_config": train_config, "eval_config": eval_config, "gate_config": gate_config,
+              "rollout_config": rollout_config, "screening": screening, "trainer_job": trainer_job, "configs": configs}
+    with user_errors():
+        check(values)
+    print("configs valid")
