@@ -246,7 +246,7 @@ def cmd_evaluate(args) -> int:
         print(f"kfp-llmops evaluate: error: {exc}", file=sys.stderr)
         return 2
     flat = core.flat_metrics(report)
-    for key in ("exact_match", "rouge_l", "bleu", "perplexity", "ece", "latency_p95_ms", "attack_success_rate"):
+    for key in ("exact_match", "rouge_l", "bleu", "sentence_bleu", "perplexity", "ece", "latency_p95_ms", "attack_success_rate"):
         print(f"{key:<20} " + "  ".join(f"{name} {flat[f'{name}.{key}']:.4f}" for name in report["models"] if f"{name}.{key}" in flat))
     print(decision.markdown())
     if args.out:

@@ -189,6 +189,8 @@ def train_loop(
         for _ in range(start * accumulation):  # the data position: the same shuffle, the batches already seen skipped
             next(batches)
         log(f"resumed from the checkpoint at step {start} in {checkpoint_dir}")
+    if stats is not None:  # the learning rate of each step (the steps before a resume from the schedule)
+        stats["learning_rates"] = [learning_rate * schedule(s) for s in range(start)]
     device = next(model.parameters()).device
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     evals: list[tuple[int, float]] = []
@@ -214,6 +216,8 @@ def train_loop(
             step_loss = step_loss + loss.detach()
         loss = step_loss
         torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        if stats is not None:
+            stats["learning_rates"].append(scheduler.get_last_lr()[0])
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -322,10 +326,39 @@ def greedy_answers(model, tokenizer, instructions: Sequence[str], *, max_new_tok
     return answers
 
 
+def split_revision(model_ref: str) -> tuple[str, str | None]:
+    """``org/name@<commit, tag or branch>`` -> (``org/name``, revision); a plain id or a local path -> (it, None).
+    A hub id without a revision takes whatever its main branch holds today: pin one for reproducible runs."""
+    import os
+
+    name, sep, revision = model_ref.rpartition("@")
+    if not sep or not name or "/" in revision or os.path.exists(model_ref):
+        return model_ref, None
+    return name, revision
+
+
+def resolved_revision(model_ref: str) -> str:
+    """What exactly was loaded, for the lineage: the hub commit the files came from (a revision given as a tag or
+    branch resolves to its commit), or ``sha256:<digest>`` of a local model folder's content."""
+    import os
+
+    from kfp_llmops.lineage import sha256_path
+
+    name, revision = split_revision(model_ref)
+    if os.path.isdir(os.path.expanduser(name)):
+        return "sha256:" + sha256_path(os.path.expanduser(name))
+    from transformers.utils.hub import cached_file, extract_commit_hash
+
+    # the snapshot folder the hub client resolved (the download, or the cache when offline) is named by its commit
+    commit = extract_commit_hash(cached_file(name, "config.json", revision=revision), None)
+    return commit or (revision or "unresolved")
+
+
 def load_tokenizer(model_id_or_path: str):
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_id_or_path)
+    name, revision = split_revision(model_id_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(name, revision=revision)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -338,8 +371,9 @@ def load_causal_lm(model_id_or_path: str):
 
     from kfp_llmops.errors import UserInputError
 
+    name, revision = split_revision(model_id_or_path)
     try:
-        return AutoModelForCausalLM.from_pretrained(model_id_or_path, dtype=torch.float32, use_safetensors=True)
+        return AutoModelForCausalLM.from_pretrained(name, revision=revision, dtype=torch.float32, use_safetensors=True)
     except Exception as exc:  # corrupt or truncated weights, a missing file, an unknown architecture...
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
         raise UserInputError(f"cannot load the model {model_id_or_path!r}: {type(exc).__name__}: {first}") from exc

@@ -1,7 +1,7 @@
 """KFP component: canary rollout of a registered model with automated analysis, rollback and promotion."""
 
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Model, Output
 
 from kfp_llmops.images import RUNTIME_IMAGE
 
@@ -14,6 +14,7 @@ def rollout_model(
     report: Output[Markdown],
     metrics: Output[Metrics],
     manifest: Output[Artifact],
+    report_html: Output[HTML],
     target: str = "local",
     rollout_config: dict = {},
     namespace: str = "kfp-llmops",
@@ -64,11 +65,14 @@ def rollout_model(
         signal.signal(signal.SIGTERM, previous_handler)
     with atomic_file(report.path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+    with atomic_file(report_html.path) as tmp:
+        tmp.write_text(core.report_html(result, target=target, model_name=name, version=version,
+                                        stable=stable.version if stable else None), encoding="utf-8")
     with atomic_file(manifest.path) as tmp:
         tmp.write_text(json.dumps({"result": result.to_dict(), "manifest": rendered}, indent=2) + "\n", encoding="utf-8")
     metrics.log_metric("promoted", int(result.decision == "promoted"))
     metrics.log_metric("steps", len(result.steps))
     info = {"target": target, "decision": result.decision, "registered_model": name, "version": version,
             "stable_version": stable.version if stable else "", "parents": {"onnx_model": onnx_model.uri, "registered": registered.uri}}
-    for artifact in (report, manifest):
+    for artifact in (report, manifest, report_html):
         artifact.metadata.update(info)

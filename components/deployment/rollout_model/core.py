@@ -287,6 +287,23 @@ def raise_if_rolled_back(result: RolloutResult, model_name: str, version: str) -
             r for r in result.reasons if r.endswith("FAIL") or r.startswith("inconclusive")))
 
 
+def report_html(result: RolloutResult, *, target: str, model_name: str, version: str, stable: str | None) -> str:
+    """The rollout as a page: canary traffic share and p95 latency of canary vs stable per step, then the report."""
+    from html import escape
+
+    from kfp_llmops.plots import rollout_steps
+
+    steps = [{"percent": s.percent, "passed": s.passed, "canary_p95_ms": s.canary.get("p95_ms"),
+              "stable_p95_ms": (s.stable or {}).get("p95_ms")} for s in result.steps]
+    plot = f'<figure id="rollout-steps">{rollout_steps(steps)}</figure>' if steps else "<p>no traffic steps</p>"
+    text = report_markdown(result, target=target, model_name=model_name, version=version, stable=stable)
+    return (f'<!doctype html><html><head><meta charset="utf-8"><title>Rollout of {escape(model_name)} version '
+            f'{escape(version)}</title><style>figure{{margin:0}} figure svg{{max-width:100%;height:auto}}</style>'
+            f'</head><body style="font-family:system-ui,sans-serif">\n'
+            f"<h1>Rollout of {escape(model_name)} version {escape(version)}: {escape(result.decision.replace('_', ' '))}</h1>\n"
+            f"{plot}\n<pre>{escape(text)}</pre>\n</body></html>\n")
+
+
 def report_markdown(result: RolloutResult, *, target: str, model_name: str, version: str, stable: str | None) -> str:
     lines = [
         f"# Rollout of {model_name} version {version}: {result.decision.replace('_', ' ')}",

@@ -172,7 +172,7 @@ def evaluate_quality(model, tokenizer, pairs, cfg: EvalConfig) -> tuple[dict, li
         rows.append({
             "index": k, "instruction": instruction, "reference": reference, "answer": answer,
             "exact_match": float(answer == reference), "rouge_l": metrics.rouge_l(answer, reference),
-            "bleu": metrics.sentence_bleu(answer, reference), "confidence": conf, "nll": nll, "tokens": count,
+            "sentence_bleu": metrics.sentence_bleu(answer, reference), "confidence": conf, "nll": nll, "tokens": count,
         })
     total_nll, total_tokens = sum(r["nll"] for r in rows), sum(r["tokens"] for r in rows)
     summary = {
@@ -180,7 +180,8 @@ def evaluate_quality(model, tokenizer, pairs, cfg: EvalConfig) -> tuple[dict, li
         "perplexity": math.exp(total_nll / max(1, total_tokens)),
         "exact_match": float(np.mean([r["exact_match"] for r in rows])),
         "rouge_l": float(np.mean([r["rouge_l"] for r in rows])),
-        "bleu": metrics.corpus_bleu([r["answer"] for r in rows], [r["reference"] for r in rows]),
+        "bleu": metrics.corpus_bleu([r["answer"] for r in rows], [r["reference"] for r in rows]),  # corpus BLEU
+        "sentence_bleu": float(np.mean([r["sentence_bleu"] for r in rows])),  # mean of per-example BLEU
         "ece": metrics.expected_calibration_error([r["confidence"] for r in rows], [r["exact_match"] for r in rows]),
     }
     for key in ("exact_match", "rouge_l"):
@@ -252,12 +253,19 @@ def evaluate_models(models: dict, tokenizer, pairs, cfg: EvalConfig) -> dict[str
 def compare(candidate: dict, baseline: dict, cfg: EvalConfig) -> dict:
     """Candidate minus baseline, with paired bootstrap intervals over the same examples, and changed golden answers."""
     out = {}
-    for key in ("exact_match", "rouge_l", "bleu"):
+    for key in ("exact_match", "rouge_l", "sentence_bleu"):
         c = [r[key] for r in candidate["examples"]]
         b = [r[key] for r in baseline["examples"]]
         lo, hi = metrics.paired_delta_ci(c, b, resamples=cfg.bootstrap_resamples, seed=cfg.seed)
         out[key] = {"candidate": float(np.mean(c)), "baseline": float(np.mean(b)), "delta": float(np.mean(c) - np.mean(b)),
                     "ci_low": lo, "ci_high": hi}
+    # corpus BLEU (the number usually reported as BLEU), the same value as each model's quality summary
+    cb, bb = candidate["quality"]["bleu"], baseline["quality"]["bleu"]
+    lo, hi = metrics.corpus_bleu_delta_ci([r["answer"] for r in candidate["examples"]],
+                                          [r["answer"] for r in baseline["examples"]],
+                                          [r["reference"] for r in candidate["examples"]],
+                                          resamples=cfg.bootstrap_resamples, seed=cfg.seed)
+    out["bleu"] = {"candidate": cb, "baseline": bb, "delta": cb - bb, "ci_low": lo, "ci_high": hi}
     cp, bp = candidate["quality"]["perplexity"], baseline["quality"]["perplexity"]
     out["perplexity"] = {"candidate": cp, "baseline": bp, "ratio": cp / bp}
     cl, bl = candidate["speed"]["latency_ms"], baseline["speed"]["latency_ms"]
@@ -298,7 +306,9 @@ def evaluate_all(candidate, baselines: dict, tokenizer, pairs, cfg: EvalConfig |
 
 
 def flat_metrics(report: dict) -> dict[str, float]:
-    """Every scalar, named ``<model>.<metric>`` and ``<baseline>.delta.<metric>``, for a Metrics artifact."""
+    """Every scalar, for a Metrics artifact: ``<model>.<metric>`` (each model's own score), and per baseline
+    ``<baseline>.delta.<metric>`` with its interval ``<baseline>.delta_ci_low/high.<metric>`` (candidate minus
+    baseline), or ``<baseline>.ratio.<metric>`` with ``<baseline>.ratio_ci_low/high.<metric>`` (candidate / baseline)."""
     out: dict[str, float] = {}
     for name, res in report["models"].items():
         for key, value in res["quality"].items():
@@ -311,9 +321,12 @@ def flat_metrics(report: dict) -> dict[str, float]:
     for name, comp in report["comparisons"].items():
         for key, value in comp.items():
             if isinstance(value, dict):
-                for field in ("delta", "ratio", "ci_low", "ci_high"):
-                    if field in value:
-                        out[f"{name}.{field}.{key}"] = value[field]
+                kind = "delta" if "delta" in value else "ratio" if "ratio" in value else None
+                if kind:
+                    out[f"{name}.{kind}.{key}"] = value[kind]
+                    for end in ("ci_low", "ci_high"):
+                        if end in value:
+                            out[f"{name}.{kind}_{end}.{key}"] = value[end]
         out[f"{name}.golden_changed"] = len(comp["golden_changed"])
     return out
 

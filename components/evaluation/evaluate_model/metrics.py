@@ -64,5 +64,23 @@ def paired_delta_ci(candidate, baseline, **kwargs) -> tuple[float, float]:
     return bootstrap_ci(np.asarray(candidate, dtype=float) - np.asarray(baseline, dtype=float), **kwargs)
 
 
+def corpus_bleu_delta_ci(candidate: list[str], baseline: list[str], references: list[str], *, resamples: int = 1000,
+                         seed: int = 0) -> tuple[float, float]:
+    """Paired bootstrap interval of corpus BLEU(candidate) - corpus BLEU(baseline): the same resampled examples for
+    both, each side's BLEU from its resampled n-gram statistics (as sacrebleu's own paired bootstrap test does)."""
+    from sacrebleu.metrics import BLEU
+
+    bleu = BLEU()
+    c = np.asarray(bleu._extract_corpus_statistics(candidate, [references]), dtype=float)
+    b = np.asarray(bleu._extract_corpus_statistics(baseline, [references]), dtype=float)
+    rng = np.random.default_rng(seed)
+    deltas = []
+    for _ in range(resamples):
+        idx = rng.integers(0, len(references), len(references))
+        deltas.append(bleu._compute_score_from_stats(list(c[idx].sum(0))).score
+                      - bleu._compute_score_from_stats(list(b[idx].sum(0))).score)
+    return float(np.quantile(deltas, 0.025)), float(np.quantile(deltas, 0.975))
+
+
 def percentile(values, q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=float), q)) if len(values) else float("nan")

@@ -9,16 +9,18 @@ _TEMPLATE = """<!doctype html>
 <style>
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:14px} td,th{border:1px solid #d0d7de;padding:4px 8px;text-align:left}
+figure{margin:0} figure svg{max-width:100%;height:auto}
 td.num{text-align:right;font-variant-numeric:tabular-nums} .bad{background:#ffebe9} .good{background:#dafbe1}
 </style></head><body>
 <h1>Evaluation: candidate vs {{ comparisons|list|join(', ') }}</h1>
+<figure id="metric-deltas">{{ deltas_svg|safe }}</figure>
 {% if decision %}<h2>Gate: {{ 'PROMOTE' if decision.passed else 'BLOCKED' }}</h2>
 <ul>{% for c in decision.checks %}<li class="{{ 'good' if c.ok else 'bad' }}">[{{ c.baseline }}] {{ c.reason }}</li>{% endfor %}</ul>{% endif %}
 {% for name, comp in comparisons.items() %}
 <h2>Candidate vs {{ name }}</h2>
 <table><tr><th>metric</th><th>candidate</th><th>{{ name }}</th><th>delta / ratio</th><th>95% CI</th></tr>
-{% for key in ['exact_match', 'rouge_l', 'bleu'] %}{% set m = comp[key] %}
-<tr><td>{{ key }}</td><td class="num">{{ '%.4f'|format(m.candidate) }}</td><td class="num">{{ '%.4f'|format(m.baseline) }}</td>
+{% for key in ['exact_match', 'rouge_l', 'bleu', 'sentence_bleu'] if key in comp %}{% set m = comp[key] %}
+<tr><td>{{ labels.get(key, key) }}</td><td class="num">{{ '%.4f'|format(m.candidate) }}</td><td class="num">{{ '%.4f'|format(m.baseline) }}</td>
 <td class="num">{{ '%+.4f'|format(m.delta) }}</td><td class="num">[{{ '%+.4f'|format(m.ci_low) }}, {{ '%+.4f'|format(m.ci_high) }}]</td></tr>{% endfor %}
 <tr><td>perplexity</td><td class="num">{{ '%.4f'|format(comp.perplexity.candidate) }}</td><td class="num">{{ '%.4f'|format(comp.perplexity.baseline) }}</td>
 <td class="num">x{{ '%.3f'|format(comp.perplexity.ratio) }}</td><td></td></tr>
@@ -46,8 +48,14 @@ td.num{text-align:right;font-variant-numeric:tabular-nums} .bad{background:#ffeb
 """
 
 
+LABELS = {"bleu": "bleu (corpus BLEU)", "sentence_bleu": "sentence_bleu (mean per-example BLEU)"}
+
+
 def render_html(report: dict, decision=None) -> str:
+    from kfp_llmops.plots import metric_deltas
+
     batched_key = f"tokens_per_s_batch{report['config']['throughput_batch']}"
     return Environment(autoescape=True).from_string(_TEMPLATE).render(
-        comparisons=report["comparisons"], models=report["models"], decision=decision, batched_key=batched_key
+        comparisons=report["comparisons"], models=report["models"], decision=decision, batched_key=batched_key,
+        labels=LABELS, deltas_svg=metric_deltas(report["comparisons"]),
     )

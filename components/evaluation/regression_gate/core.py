@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from kfp_llmops.config import from_dict
 from kfp_llmops.errors import ConfigError, UserInputError
 
-PRIMARY_METRICS = ("exact_match", "rouge_l", "sentence_bleu")
+PRIMARY_METRICS = ("exact_match", "rouge_l", "bleu", "sentence_bleu")
 PRODUCTION = "production"
 
 

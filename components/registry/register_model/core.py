@@ -44,6 +44,8 @@ def build_lineage(
     return {
         "model_name": model_name,
         "base_model": base_model,
+        # the hub commit (or the local folder's sha256) the adapter was trained on: what base_model meant that day
+        "base_model_revision": adapter.metadata.get("base_model_revision") or "",
         "run_id": run_id,
         "source_commit": source_commit,
         "artifacts": {
@@ -69,6 +71,39 @@ def build_lineage(
 
 
 SAFETY_METRICS = ("attack_success_rate", "safety")
+CARD_METRICS = ("exact_match", "rouge_l", "bleu", "sentence_bleu", "perplexity", "ece", "latency_p50_ms", "latency_p95_ms",
+                "tokens_per_s_batch1", "cost_per_1k_tokens", "attack_success_rate")
+
+
+def evaluation_table(ev: dict) -> list[str]:
+    """metric | candidate | each baseline | candidate vs each baseline (delta, or ratio, with its 95 % interval),
+    from the evaluation's flat metrics: the same figures, under the same names, as the evaluation report."""
+    baselines = sorted({k.split(".", 1)[0] for k in ev if ".delta." in k or ".ratio." in k},
+                       key=lambda b: (b != "production", b != "base", b))
+    head = ["metric", "candidate", *baselines, *(f"vs {b} (95% CI)" for b in baselines)]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for metric in CARD_METRICS:
+        if f"candidate.{metric}" not in ev:
+            continue
+        cells = [metric, _num(ev[f"candidate.{metric}"]), *(_num(ev.get(f"{b}.{metric}")) for b in baselines)]
+        for b in baselines:
+            if f"{b}.delta.{metric}" in ev:
+                cells.append(f"{ev[f'{b}.delta.{metric}']:+.4f}" + _interval(ev, b, "delta", metric, "{:+.4f}"))
+            elif f"{b}.ratio.{metric}" in ev:
+                cells.append(f"x{ev[f'{b}.ratio.{metric}']:.3f}" + _interval(ev, b, "ratio", metric, "{:.3f}"))
+            else:
+                cells.append("")
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+def _num(value) -> str:
+    return "" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _interval(ev: dict, baseline: str, kind: str, metric: str, fmt: str) -> str:
+    lo, hi = ev.get(f"{baseline}.{kind}_ci_low.{metric}"), ev.get(f"{baseline}.{kind}_ci_high.{metric}")
+    return "" if lo is None or hi is None else f" [{fmt.format(lo)}, {fmt.format(hi)}]"
 
 
 def is_safety(metric: str) -> bool:
@@ -82,7 +117,8 @@ def model_card(lineage: dict) -> str:
         f"# Model card: {lineage['model_name']}",
         "",
         "## Intended use",
-        f"A LoRA fine-tune of `{lineage['base_model']}` for the task in its training data; "
+        f"A LoRA fine-tune of `{lineage['base_model']}` (revision `{lineage.get('base_model_revision') or 'unknown'}`) "
+        "for the task in its training data; "
         "evaluate again before any other use.",
         "",
         "## Data",
@@ -94,9 +130,11 @@ def model_card(lineage: dict) -> str:
         f"- adapter: `{art['adapter']['uri']}` (sha256 `{art['adapter']['sha256']}`)",
         "",
         "## Evaluation",
-        "| metric | value |",
-        "|---|---|",
-        *(f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in ev.items() if not is_safety(k)),
+        "Candidate and baselines on the same held-out examples (`bleu`: corpus BLEU; `sentence_bleu`: mean per-example "
+        "BLEU); the last columns are candidate minus baseline (x: candidate / baseline) with paired bootstrap 95 % "
+        "intervals. Every figure is in `lineage.json`.",
+        "",
+        *evaluation_table(ev),
         "",
         "## Safety",
         "Prompt-injection / jailbreak probes of the evaluation's safety suite (lower is safer):",
@@ -139,6 +177,7 @@ def register(registry, lineage: dict) -> dict:
             raise UserInputError(f"register_model: the {key} artifact has no sha256 in its metadata ({art[key]['uri']})")
     tags = {
         "base_model": lineage["base_model"],
+        "base_model_revision": lineage.get("base_model_revision", ""),
         "run_id": lineage["run_id"],
         "source_commit": lineage["source_commit"],
         "dataset_sha256": art["dataset"]["sha256"] or "",

@@ -21,15 +21,13 @@ def train_lora(
     ``nproc_per_node`` > 1 runs data-parallel under torchrun inside this task (one process per GPU, or CPU/gloo).
     ``trainer_job`` with ``num_nodes`` > 1 (TrainerJobSpec fields: namespace, num_nodes, shared_dir, ...) runs it as a
     Kubeflow Trainer TrainJob across nodes instead, and waits for it."""
-    import json
-    from pathlib import Path
 
     from kfp_llmops.components.data.prepare_dataset.core import read_prepared
     from kfp_llmops.components.training.train_lora import core
-    from kfp_llmops.components.training.train_lora.report import loss_curve_html
+    from kfp_llmops.components.training.train_lora.report import loss_curve_html, read_history
     from kfp_llmops.errors import user_errors
     from kfp_llmops.lineage import atomic_dir, atomic_file, lineage
-    from kfp_llmops.modeling import load_tokenizer
+    from kfp_llmops.modeling import load_tokenizer, resolved_revision
 
     with user_errors():
         cfg = core.TrainConfig.from_dict(train_config)
@@ -55,12 +53,12 @@ def train_lora(
             with atomic_dir(adapter.path) as tmp:
                 core.save_adapter(result, cfg, tmp)
             values = result.metrics()
-    losses = json.loads(Path(adapter.path, "losses.json").read_text())
     with atomic_file(loss_curve.path) as tmp:
-        tmp.write_text(loss_curve_html(losses, values["validation_loss"]), encoding="utf-8")
+        tmp.write_text(loss_curve_html(read_history(adapter.path), values["validation_loss"]), encoding="utf-8")
     loss_curve.metadata.update({"parents": {"adapter": adapter.uri}})
     adapter.metadata.update(
         lineage(path=adapter.path, parents={"prepared": prepared.uri}, base_model=base_model, format="peft-lora-safetensors",
+                base_model_revision=resolved_revision(base_model),
                 dataset_sha256=prepared.metadata.get("sha256"), **values)
     )
     for name, value in values.items():

@@ -124,6 +124,7 @@ class TrainResult:
     real_tokens: int = 0
     token_slots: int = 0
     evaluations: list = dataclasses.field(default_factory=list)
+    learning_rates: list = dataclasses.field(default_factory=list)
 
     def metrics(self) -> dict[str, float]:
         tail = self.losses[-10:]
@@ -224,7 +225,8 @@ def train(
     seconds = time.perf_counter() - start
     nll, count = response_nll(model, validation_examples, pad_id=pad_id)
     return TrainResult(model, losses, nll / max(1, count), trainable, seconds,
-                       stats.get("real_tokens", 0), stats.get("token_slots", 0), stats.get("evaluations", []))
+                       stats.get("real_tokens", 0), stats.get("token_slots", 0), stats.get("evaluations", []),
+                       stats.get("learning_rates", []))
 
 
 def _mean_nll(model, examples: list[Example], pad_id: int) -> float:
@@ -256,3 +258,6 @@ def save_adapter(result: TrainResult, cfg: TrainConfig, out_dir: str | Path) -> 
     config.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     (out / "training_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n", encoding="utf-8")
     (out / "losses.json").write_text(json.dumps(result.losses) + "\n", encoding="utf-8")
+    history = {"loss": result.losses, "learning_rate": result.learning_rates,
+               "validation": [list(e) for e in result.evaluations], "final_validation_loss": result.validation_loss}
+    (out / "history.json").write_text(json.dumps(history) + "\n", encoding="utf-8")

@@ -14,7 +14,7 @@ def test_eval_only_evaluates_and_gates_without_training(demo_assets, base_model,
                  "registry_uri": f"sqlite:///{tmp_path / 'registry.db'}"}
     summary = run_local(build("eval-only", "vertex"), arguments, tmp_path / "runs")
     assert summary.succeeded, summary.text()
-    assert [s.name for s in summary.steps if not s.name.startswith("importer")] == ["resolve-production", "evaluate-model",
+    assert [s.name for s in summary.steps if not s.name.startswith("importer")] == ["check-configs", "resolve-production", "evaluate-model",
                                                                                       "regression-gate"]
     decision = summary.artifacts("regression-gate", "decision")[0]["metadata"]
     assert decision["passed"] is False

@@ -8,7 +8,7 @@ from kfp_llmops.local_run import run_local
 from kfp_llmops.pipelines.registry import build
 from kfp_llmops.registry import open_registry
 
-STEPS = {"validate-dataset", "prepare-dataset", "resolve-production", "train-lora", "evaluate-model", "regression-gate",
+STEPS = {"check-configs", "validate-dataset", "prepare-dataset", "resolve-production", "train-lora", "evaluate-model", "regression-gate",
          "export-onnx", "register-model", "rollout-model", "restore-stable"}
 
 
@@ -26,7 +26,7 @@ def test_whole_pipeline_promotes_the_fine_tune_then_blocks_a_worse_one_against_p
     assert scores["base.exact_match"] == 0.0
     assert scores["candidate.exact_match"] >= 0.3  # 0.57 with the default config
     assert scores["candidate.perplexity"] < scores["base.perplexity"]
-    assert scores["base.ci_low.exact_match"] > 0.01  # a confident improvement
+    assert scores["base.delta_ci_low.exact_match"] > 0.01  # a confident improvement
     gate = summary.artifacts("regression-gate", "decision")[0]["metadata"]
     assert gate["passed"] is True and "no production version to compare with" in gate["reasons"][0]
     assert summary.artifacts("resolve-production", "production")[0]["metadata"]["found"] is False
@@ -37,6 +37,9 @@ def test_whole_pipeline_promotes_the_fine_tune_then_blocks_a_worse_one_against_p
 
     lineage = json.loads(Path(summary.artifacts("register-model", "lineage")[0]["uri"]).read_text())
     assert lineage["base_model"] == str(demo_assets / "base-model")
+    assert lineage["base_model_revision"].startswith("sha256:")  # a local base is identified by its content
+    card = Path(summary.artifacts("register-model", "model_card")[0]["uri"]).read_text()
+    assert f"(revision `{lineage['base_model_revision']}`)" in card and "| exact_match | " in card
     assert lineage["artifacts"]["dataset"]["source"] == str(demo_assets / "train.jsonl")
     assert all(len(a["sha256"]) == 64 for a in lineage["artifacts"].values())
     assert lineage["run_id"]  # the pipeline-job-id placeholder, filled in by kfp.local

@@ -1,7 +1,8 @@
 """The rollout_model component on the local target: a first rollout, an idempotent rerun, and a clear error."""
 
 import pytest
-from kfp.dsl import Artifact, Dataset, Markdown, Metrics, Model
+from html_check import check_html
+from kfp.dsl import HTML, Artifact, Dataset, Markdown, Metrics, Model
 
 from kfp_llmops.components.deployment.rollout_model.component import rollout_model
 from kfp_llmops.registry import PRODUCTION, open_registry
@@ -9,7 +10,8 @@ from kfp_llmops.registry import PRODUCTION, open_registry
 
 def outputs(tmp_path):
     return dict(report=Markdown(uri=str(tmp_path / "out" / "report")), metrics=Metrics(uri=str(tmp_path / "out" / "metrics")),
-                manifest=Artifact(uri=str(tmp_path / "out" / "manifest")))
+                manifest=Artifact(uri=str(tmp_path / "out" / "manifest")),
+                report_html=HTML(uri=str(tmp_path / "out" / "report_html")))
 
 
 @pytest.fixture
@@ -34,6 +36,7 @@ def test_first_rollout_promotes_and_a_rerun_changes_nothing(inputs, tmp_path):
     assert open_registry(uri).aliases("reverser") == {PRODUCTION: "1"}
     assert first["report"].metadata["decision"] == "promoted" and first["metrics"].metadata["promoted"] == 1
     assert "stable: none (first rollout)" in (tmp_path / "1" / "out" / "report").read_text()
+    check_html((tmp_path / "1" / "out" / "report_html").read_text(), plots=1)  # traffic and p95 per step
 
     again = outputs(tmp_path / "2")
     rollout_model.python_func(**args, **again)

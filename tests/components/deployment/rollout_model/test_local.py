@@ -10,6 +10,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from html_check import check_html
 
 from kfp_llmops.components.deployment.rollout_model import core
 from kfp_llmops.components.deployment.rollout_model.local import LocalTarget
@@ -68,6 +69,9 @@ def test_three_rollouts_promote_then_roll_back_and_leave_nothing_behind(onnx_rep
         if decision == "promoted":
             assert [s.percent for s in result.steps] == [5, 10, 25, 50, 100]
             assert target.failed["candidate"] == 0
+            page = core.report_html(result, target="local", model_name="reverser", version=version, stable="1")
+            [svg] = check_html(page, plots=1)  # traffic share and p95 of canary and stable, per step
+            assert "canary traffic %" in page and "p95 latency (ms)" in page
         else:
             assert [s.percent for s in result.steps] == [5]  # caught at the first step
             assert any(r.endswith("FAIL") for r in result.reasons)

@@ -9,7 +9,12 @@ def _lineage():
         adapter=core.ArtifactRef("gs://r/adapter", {"sha256": "a" * 64, "steps": 300.0, "train_loss_final": 0.09}),
         onnx_model=core.ArtifactRef("gs://r/onnx", {"sha256": "o" * 64, "opset": 18.0, "precision": "fp32",
                                                     "merged_weights_sha256": "m" * 64}),
-        evaluation={"candidate_exact_match": 0.57, "baseline_exact_match": 0.0, "examples": 100.0},
+        evaluation={"candidate.exact_match": 0.57, "base.exact_match": 0.0, "production.exact_match": 0.55,
+                    "base.delta.exact_match": 0.57, "base.delta_ci_low.exact_match": 0.47, "base.delta_ci_high.exact_match": 0.67,
+                    "production.delta.exact_match": 0.02, "production.delta_ci_low.exact_match": -0.03,
+                    "production.delta_ci_high.exact_match": 0.07, "candidate.latency_p95_ms": 23.0,
+                    "base.latency_p95_ms": 23.2, "base.ratio.latency_p95_ms": 0.991, "base.ratio_ci_low.latency_p95_ms": 0.95,
+                    "base.ratio_ci_high.latency_p95_ms": 1.04, "examples": 100.0},
         gate_reasons=["exact_match ok: ...", "perplexity ok: ..."],
         source_commit="abc123",
         run_id="run-1",
@@ -33,7 +38,11 @@ def test_model_card_has_every_section():
     for heading in ("# Model card: llm", "## Intended use", "## Data", "## Training", "## Evaluation", "## Safety", "## Gate",
                     "## Serving artifact", "## Limits", "## Provenance"):
         assert heading in card
-    assert "| candidate_exact_match | 0.5700 |" in card
+    table = card.split("## Evaluation")[1].split("## Safety")[0]
+    assert "| metric | candidate | production | base | vs production (95% CI) | vs base (95% CI) |" in table
+    assert "| exact_match | 0.5700 | 0.5500 | 0.0000 | +0.0200 [-0.0300, +0.0700] | +0.5700 [+0.4700, +0.6700] |" in table
+    assert "| latency_p95_ms | 23.0000 |  | 23.2000 |  | x0.991 [0.950, 1.040] |" in table
+    assert "ci_low" not in table  # no flat keys: one row per metric
     assert "(2000 rows, sha256 `" + "d" * 64 + "`)" in card
 
 
@@ -47,7 +56,7 @@ def test_register_is_idempotent_and_records_the_adapter(tmp_path):
                      "adapter_model": "llm-adapter", "adapter_version": "1"}
     assert again == {**first, "created": False}
     version = registry.register("llm", "gs://r/onnx", "o" * 64, {})
-    assert version.tags["base_model"] == "org/base" and version.tags["eval.candidate_exact_match"] == "0.57"
+    assert version.tags["base_model"] == "org/base" and version.tags["eval.candidate.exact_match"] == "0.57"
     assert version.tags["dataset_sha256"] == "d" * 64 and version.tags["source_commit"] == "abc123"
     assert version.tags["merged_weights_sha256"] == "m" * 64
 

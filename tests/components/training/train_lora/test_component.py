@@ -1,4 +1,7 @@
+import json
+
 import pytest
+from html_check import check_html
 from kfp.dsl import HTML, Dataset, Metrics, Model
 
 from kfp_llmops.components.data.prepare_dataset.core import prepare, write_prepared
@@ -24,7 +27,10 @@ def test_writes_safetensors_adapter_with_lineage_and_metrics(prepared_dir, base_
     assert meta["parents"] == {"prepared": prepared.uri} and len(meta["sha256"]) == 64
     assert metrics.metadata["steps"] == 2 and metrics.metadata["trainable_parameters"] == 155648
     curve = (tmp_path / "curve").read_text()
-    assert "<svg" in curve and "2 steps" in curve
+    check_html(curve, plots=1)  # well-formed, with the plot
+    assert "2 steps" in curve and "learning rate" in curve and "validation loss" in curve
+    history = json.loads((tmp_path / "adapter" / "history.json").read_text())
+    assert len(history["loss"]) == len(history["learning_rate"]) == 2 and history["learning_rate"][0] > 0
 
 
 def test_bad_config_exits_with_the_field_and_writes_nothing(prepared_dir, base_model, tmp_path, capsys):
