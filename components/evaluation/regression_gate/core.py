@@ -65,7 +65,7 @@ class GateDecision:
 
     @property
     def reasons(self) -> list[str]:
-        return [c.reason for c in self.checks]
+        return [f"vs {c.baseline}: {c.reason}" if c.baseline else c.reason for c in self.checks]
 
     @property
     def blocking(self) -> list[GateCheck]:
@@ -73,7 +73,8 @@ class GateDecision:
 
     def markdown(self) -> str:
         head = "# Gate: PROMOTE" if self.passed else "# Gate: BLOCKED"
-        return "\n".join([head, "", *(f"- {'ok' if c.ok else 'BLOCK'} [{c.baseline}] {c.reason}" for c in self.checks)]) + "\n"
+        return "\n".join([head, "", *(f"- {'ok' if c.ok else 'BLOCK'} " + (f"[{c.baseline}] " if c.baseline else "") + c.reason
+                                     for c in self.checks)]) + "\n"
 
 
 def decide(comparisons: dict, cfg: GateConfig | None = None) -> GateDecision:
@@ -83,7 +84,7 @@ def decide(comparisons: dict, cfg: GateConfig | None = None) -> GateDecision:
         raise UserInputError("the evaluation holds no comparison with a baseline")
     checks = []
     if PRODUCTION not in comparisons:
-        checks.append(GateCheck(PRODUCTION, "baseline", True, "no production version to compare with (a first rollout, "
+        checks.append(GateCheck("", "baseline", True, "no production version to compare with (a first rollout, "
                                 "or none resolved): gated against " + ", ".join(sorted(comparisons))))
     for name, comp in comparisons.items():
         missing = [k for k in (cfg.primary_metric, "perplexity", "latency_p95_ms") if k not in comp]

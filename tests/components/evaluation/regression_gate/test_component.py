@@ -16,5 +16,5 @@ def test_returns_the_decision_and_writes_its_reasons(tmp_path):
     decision = Markdown(uri=str(tmp_path / "decision"))
     assert regression_gate.python_func(evaluation=Dataset(uri=str(tmp_path / "results")), decision=decision) is False
     assert decision.metadata["passed"] is False
-    assert decision.metadata["reasons"][0].startswith("exact_match: candidate 0.3000 vs 0.5000")
+    assert decision.metadata["reasons"][0].startswith("vs production: exact_match: candidate 0.3000 vs 0.5000")
     assert (tmp_path / "decision").read_text().startswith("# Gate: BLOCKED")
