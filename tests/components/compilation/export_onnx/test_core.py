@@ -73,7 +73,7 @@ def test_variants_and_repository(exported, tokenizer, demo_assets, tmp_path):
 
 
 def test_parity_failure_names_the_measured_difference(model, tokenizer, tmp_path):
-    with pytest.raises(UserInputError, match=r"ONNX parity check failed: max \|logits torch - onnxruntime\| = .* \(tolerance 1e-12\)"):
+    with pytest.raises(UserInputError, match=r"ONNX parity check failed for this 'llama' model: max \|logits torch - onnxruntime\| = .* \(tolerance 1e-12\)"):
         core.export_with_parity(model, tokenizer, PROMPTS, tmp_path, core.ExportConfig(parity_tolerance=1e-12))
 
 
@@ -89,7 +89,7 @@ def test_bad_inputs_are_named(base_model, tmp_path):
         core.session(corrupt)
     from transformers import BertConfig, BertForMaskedLM
 
-    with pytest.raises(UserInputError, match=r"supports decoder models of types .* not 'bert'"):
+    with pytest.raises(UserInputError, match=r"exports causal language models; a 'bert' BertForMaskedLM does not generate text"):
         core.decoder_module(BertForMaskedLM(BertConfig(num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=37)))
     with pytest.raises(ConfigError, match="opset"):
         core.ExportConfig(opset=9)
