@@ -1,6 +1,7 @@
-"""export_onnx on any decoder: tiny random configs of 13 ``transformers`` architectures get a LoRA adapter on every
-linear layer, are merged and exported with the KV cache, and pass the parity gate (logits and greedy tokens against
-torch, on a prompt longer than the sliding window where there is one), or are refused by it, naming the model type."""
+"""Any decoder through every stage: tiny random configs of 13 ``transformers`` architectures, saved as safetensors
+folders, go through prepare -> train (LoRA on every linear layer) -> merge -> export with the KV cache -> evaluate, with
+the stages' own code. Export passes the parity gate (logits and greedy tokens against torch, on a prompt longer than
+the sliding window where there is one) or is refused by it, naming the model type."""
 
 import pytest
 import torch
@@ -22,29 +23,34 @@ SHAPES = {  # beyond the common shape: grouped-query attention, explicit head si
 REFUSED = {"gpt2"}  # its exported graph differs from torch under left padding: the gate says so
 
 
-def tiny(model_type: str, tokenizer):
+@pytest.mark.parametrize("model_type", sorted(SHAPES))
+def test_architecture_goes_through_prepare_train_merge_export_evaluate(model_type, tokenizer, demo_assets, tmp_path):
+    from kfp_llmops.components.data.prepare_dataset.core import prepare
+    from kfp_llmops.components.evaluation.evaluate_model.core import EvalConfig, evaluate_quality
+    from kfp_llmops.components.training.train_lora.core import save_adapter, train
+    from kfp_llmops.datasets import instruction_pairs, read_jsonl
+
+    base = tmp_path / "base"
     torch.manual_seed(0)
     config = AutoConfig.for_model(model_type, vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2,
                                   num_attention_heads=4, intermediate_size=128, max_position_embeddings=256,
                                   pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
                                   bos_token_id=tokenizer.bos_token_id, **SHAPES[model_type])
-    model = AutoModelForCausalLM.from_config(config)
-    lora = attach_lora(model, TrainConfig(r=4, alpha=8))
-    with torch.no_grad():  # a non-zero adapter, so that merging changes the weights
-        for name, p in lora.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.02)
-    return lora.merge_and_unload().eval()
-
-
-@pytest.mark.parametrize("model_type", sorted(SHAPES))
-def test_architecture_exports_with_parity_or_is_refused_by_name(model_type, tokenizer, tmp_path):
-    model = tiny(model_type, tokenizer)
+    AutoModelForCausalLM.from_config(config).save_pretrained(base, safe_serialization=True)
+    tokenizer.save_pretrained(base)
+    pairs = instruction_pairs(read_jsonl(demo_assets / "train.jsonl"))[:24]
+    data = prepare(pairs, tokenizer)
+    result = train(str(base), data.train, data.validation, TrainConfig(r=4, alpha=8, max_steps=3, batch_size=8),
+                   pad_id=tokenizer.pad_token_id, log=lambda _: None)
+    assert len(result.losses) == 3 and all(loss == loss for loss in result.losses)  # finite, no NaN
+    save_adapter(result, TrainConfig(r=4, alpha=8, max_steps=3, batch_size=8), tmp_path / "adapter")
+    merged = core.merge_adapter(str(base), str(tmp_path / "adapter"))
     prompts = [format_prompt("reverse: one two three four five six seven eight"), format_prompt("copy: sun")]
-    assert len(tokenizer(prompts[0])["input_ids"]) > 8  # longer than the sliding windows above
     if model_type in REFUSED:
         with pytest.raises(UserInputError, match=rf"ONNX parity check failed for this '{model_type}' model"):
-            core.export_with_parity(model, tokenizer, prompts, tmp_path)
+            core.export_with_parity(merged, tokenizer, prompts, tmp_path / "onnx")
         return
-    info = core.export_with_parity(model, tokenizer, prompts, tmp_path)
+    info = core.export_with_parity(merged, tokenizer, prompts, tmp_path / "onnx")
     assert info["max_abs_logit_diff"] < 1e-4 and info["greedy_identical"] == info["greedy_prompts"] == 2
+    summary, rows = evaluate_quality(merged, tokenizer, pairs[:4], EvalConfig(max_new_tokens=4, bootstrap_resamples=20))
+    assert summary["examples"] == 4 and summary["perplexity"] > 1 and len(rows) == 4
