@@ -52,6 +52,7 @@ class TrainConfig:
     eval_every: int = 0
     early_stopping_patience: int = 0
     use_liger: bool = False
+    memory_check: bool = True  # plan memory from config.json before loading, and fail fast when it will not fit
 
     def __post_init__(self) -> None:
         for name in ("r", "alpha", "max_steps", "batch_size"):
@@ -174,6 +175,10 @@ def train(
     torch.manual_seed(cfg.seed)
     cuda = torch.cuda.is_available()
     precision = cfg.resolved_precision(cuda, cuda and torch.cuda.is_bf16_supported())
+    if cfg.memory_check:
+        from kfp_llmops.components.training.train_lora import memory
+
+        memory.check(base_model, cfg, cuda=cuda, log=log)
     base = load_causal_lm(base_model)
     if cfg.use_liger:
         apply_liger(base)
