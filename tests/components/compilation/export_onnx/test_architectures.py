@@ -8,7 +8,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from kfp_llmops.components.compilation.export_onnx import core
-from kfp_llmops.components.training.train_lora.core import TrainConfig, attach_lora
+from kfp_llmops.components.training.train_lora.core import TrainConfig
 from kfp_llmops.errors import UserInputError
 from kfp_llmops.prompts import format_prompt
 

@@ -1,8 +1,6 @@
 """The memory plan on the shapes users bring (published config.json values), built on the meta device: exact
 parameter counts, and a 24 GB GPU that cannot hold an fp32 8B model is told so, with what would fit, before loading."""
 
-import json
-
 import pytest
 from transformers import AutoConfig
 
