@@ -32,16 +32,19 @@ def from_dict(cls, values: dict | None, *, where: str | None = None):
         raise ConfigError(f"{name}: {exc}") from None
 
 
-_SIMPLE = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+_SIMPLE = {  # JSON type checks: a bool is not a number here, an int is a float
+    int: ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    float: ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
+    str: ("a string", lambda v: isinstance(v, str)),
+    bool: ("true or false", lambda v: isinstance(v, bool)),
+}
 
 
 def _check_type(where: str, hint, value) -> None:
     """A value of the wrong JSON type is named here, not left to fail as a TypeError deep inside a step."""
     if hint in _SIMPLE:
-        ok = (isinstance(value, bool) if hint is bool else
-              isinstance(value, (int, float)) and not isinstance(value, bool) if hint is float else
-              isinstance(value, int) and not isinstance(value, bool) if hint is int else isinstance(value, hint))
-        if not ok:
-            raise ConfigError(f"{where} must be {_SIMPLE[hint]}, got {value!r}")
+        kind, ok = _SIMPLE[hint]
+        if not ok(value):
+            raise ConfigError(f"{where} must be {kind}, got {value!r}")
     elif typing.get_origin(hint) in (tuple, list) and not isinstance(value, (list, tuple)):
         raise ConfigError(f"{where} must be a list, got {value!r}")

@@ -36,15 +36,14 @@ def evaluate_model(
         cfg = core.EvalConfig.from_dict(dict(eval_config))
         pairs = instruction_pairs(read_jsonl(eval_dataset.path))
         tokenizer = load_tokenizer(base_model)
-        named = {"base": base_model}
+        info = None
         if production is not None:
             from kfp_llmops.components.registry.resolve_production.core import read_info
 
             info = read_info(production.path)
             if info["found"]:
-                named["production"] = {"base_model": info["base_model"], "adapter": info["adapter_dir"]}
                 print(f"baseline 'production': {info['model_name']} version {info['version']} from {info['registry_uri']}")
-        named.update(dict(baseline_models))
+        named = core.named_baselines(base_model, info, dict(baseline_models))
         baselines = core.load_baselines(named, tokenizer, base_model)
         candidate = core.load_candidate(base_model, adapter.path, merge=True)
         result = core.evaluate_all(candidate, baselines, tokenizer, pairs, cfg)

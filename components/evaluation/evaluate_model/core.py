@@ -56,9 +56,10 @@ def load_candidate(base_model: str, adapter_dir: str, *, merge: bool = False):
     return model.merge_and_unload().eval() if merge else model
 
 
-def load_baseline(spec, base_model: str = ""):
-    """A baseline model from a model id or path, an adapter folder (on ``base_model``), or
-    ``{"base_model": id or path, "adapter": folder}`` (the production model that resolve_production brings)."""
+def baseline_parts(spec, base_model: str = "") -> tuple[str, str | None]:
+    """``(model, adapter)`` for a baseline given as a model id or path, an adapter folder (on ``base_model``), or
+    ``{"base_model": id or path, "adapter": folder}`` (the production model that resolve_production brings); for an
+    adapter, ``model`` is the base it applies to. Missing paths are named here, before anything loads."""
     if isinstance(spec, dict):
         unknown = sorted(set(spec) - {"base_model", "adapter"})
         if unknown or "adapter" not in spec:
@@ -66,13 +67,19 @@ def load_baseline(spec, base_model: str = ""):
         adapter, base = _existing(spec["adapter"], "baseline adapter"), spec.get("base_model") or base_model
         if not base:
             raise UserInputError(f"baseline adapter {adapter}: no base model to apply it to")
-        return load_candidate(base, adapter, merge=True)
+        return base, adapter
     path = _existing(spec, "baseline model")
     if os.path.isfile(os.path.join(path, "adapter_config.json")):
         if not base_model:
             raise UserInputError(f"baseline {path} is a LoRA adapter: give the base model it applies to")
-        return load_candidate(base_model, path, merge=True)
-    return load_causal_lm(path)
+        return base_model, path
+    return path, None
+
+
+def load_baseline(spec, base_model: str = ""):
+    """The baseline model of :func:`baseline_parts`' spec, an adapter merged into its base."""
+    model, adapter = baseline_parts(spec, base_model)
+    return load_candidate(model, adapter, merge=True) if adapter else load_causal_lm(model)
 
 
 def _existing(model_id_or_path: str, what: str) -> str:
@@ -82,23 +89,25 @@ def _existing(model_id_or_path: str, what: str) -> str:
     return os.path.expanduser(model_id_or_path)
 
 
-def baseline_tokenizer_source(spec, base_model: str = "") -> str:
-    """Where a baseline's tokenizer lives: its base model for an adapter, else the model itself."""
-    if isinstance(spec, dict):
-        return spec.get("base_model") or base_model
-    path = os.path.expanduser(spec)
-    return base_model if os.path.isfile(os.path.join(path, "adapter_config.json")) else path
+def named_baselines(base_model: str, production: dict | None, baseline_models: dict) -> dict:
+    """``{name: spec}``: the base model as ``base``; the registry's production version (resolve_production's info)
+    when one was found; then ``baseline_models``, whose ``production`` entry overrides the registry's."""
+    named: dict = {"base": base_model}
+    if production and production.get("found"):
+        named["production"] = {"base_model": production["base_model"], "adapter": production["adapter_dir"]}
+    named.update(baseline_models)
+    return named
 
 
 def load_baselines(named: dict, tokenizer, base_model: str = "") -> dict:
-    """``{name: model}`` for ``{name: spec}`` (see :func:`load_baseline`); a missing path or a different tokenizer
+    """``{name: model}`` for ``{name: spec}`` (see :func:`baseline_parts`); a missing path or a different tokenizer
     fails before any work."""
     from kfp_llmops.modeling import load_tokenizer
 
     models = {}
     for name, spec in named.items():
         model = load_baseline(spec, base_model)
-        check_same_tokenizer(tokenizer, load_tokenizer(baseline_tokenizer_source(spec, base_model)), name)
+        check_same_tokenizer(tokenizer, load_tokenizer(baseline_parts(spec, base_model)[0]), name)
         models[name] = model
     return models
 

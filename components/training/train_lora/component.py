@@ -21,7 +21,6 @@ def train_lora(
     ``nproc_per_node`` > 1 runs data-parallel under torchrun inside this task (one process per GPU, or CPU/gloo).
     ``trainer_job`` with ``num_nodes`` > 1 (TrainerJobSpec fields: namespace, num_nodes, shared_dir, ...) runs it as a
     Kubeflow Trainer TrainJob across nodes instead, and waits for it."""
-
     from kfp_llmops.components.data.prepare_dataset.core import read_prepared
     from kfp_llmops.components.training.train_lora import core
     from kfp_llmops.components.training.train_lora.report import loss_curve_html, read_history
