@@ -22,23 +22,26 @@ def main(argv=None) -> int:
     from kfp_llmops.components.evaluation.evaluate_model.core import EvalConfig, generate
     from kfp_llmops.datasets import instruction_pairs, read_jsonl
     from kfp_llmops.modeling import load_causal_lm, load_tokenizer
-    from kfp_llmops.prompts import format_prompt
+    from kfp_llmops.prompts import PromptFormat
 
     model = load_causal_lm(f"{args.assets}/base-model").eval()
     tokenizer = load_tokenizer(f"{args.assets}/base-model")
     instructions = [i for i, _ in instruction_pairs(read_jsonl(f"{args.assets}/eval.jsonl"))][: args.examples]
     cfg = EvalConfig()
+    fmt = PromptFormat.resolve(tokenizer)  # the tokenizer's chat template (the demo has one)
+    stops = fmt.stop_token_ids(tokenizer)
 
     def ours():
-        return generate(model, tokenizer, instructions, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size)[0]
+        return generate(model, tokenizer, instructions, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
+                        fmt=fmt)[0]
 
     def plain_loop():
         answers = []
         with torch.no_grad():
             for instruction in instructions:
-                enc = tokenizer(format_prompt(instruction), return_tensors="pt", add_special_tokens=False)
+                enc = tokenizer(fmt.prompt(tokenizer, instruction), return_tensors="pt", add_special_tokens=False)
                 out = model.generate(**enc, max_new_tokens=cfg.max_new_tokens, do_sample=False,
-                                     pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+                                     pad_token_id=tokenizer.pad_token_id, eos_token_id=stops)
                 answers.append(tokenizer.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).strip())
         return answers
 

@@ -227,20 +227,23 @@ def cmd_evaluate(args) -> int:
     from kfp_llmops.components.evaluation.evaluate_model import core
     from kfp_llmops.components.evaluation.evaluate_model.report import render_html
     from kfp_llmops.components.evaluation.regression_gate.core import GateConfig, decide
-    from kfp_llmops.datasets import instruction_pairs, read_jsonl
+    from kfp_llmops.datasets import read_jsonl, records
     from kfp_llmops.modeling import load_tokenizer
+    from kfp_llmops.prompts import PromptFormat
 
     try:
         cfg = core.EvalConfig.from_dict(_json_arg(args.eval_config, "--eval-config") if args.eval_config else None)
         gate_cfg = GateConfig.from_dict(_json_arg(args.gate_config, "--gate-config") if args.gate_config else None)
-        pairs = instruction_pairs(read_jsonl(args.eval_data))
+        pairs = records(read_jsonl(args.eval_data))
         if not Path(args.adapter).is_dir():
             raise UserInputError(f"--adapter {args.adapter}: no such adapter folder")
         tokenizer = load_tokenizer(args.base_model)
         named = {"base": args.base_model, **dict(_key_value(b, "--baseline") for b in args.baseline or [])}
         baselines = core.load_baselines(named, tokenizer, args.base_model)
         candidate = core.load_candidate(args.base_model, args.adapter, merge=True)
-        report = core.evaluate_all(candidate, baselines, tokenizer, pairs, cfg)
+        fmt = PromptFormat.load(args.adapter)  # the format the adapter was trained in
+        formats = {core.CANDIDATE: fmt, **{n: core.baseline_format(s, args.base_model, fmt) for n, s in named.items()}}
+        report = core.evaluate_all(candidate, baselines, tokenizer, pairs, cfg, formats)
         decision = decide(report["comparisons"], gate_cfg)
     except UserInputError as exc:
         print(f"kfp-llmops evaluate: error: {exc}", file=sys.stderr)

@@ -168,6 +168,32 @@ def instruction_pairs(table: Table) -> list[tuple[str, str]]:
     return pairs
 
 
+def records(table: Table) -> list:
+    """The rows as the prompt format takes them (:class:`kfp_llmops.prompts.PromptFormat`): an ``(instruction,
+    response)`` pair per instruction record, a list of ``{"role", "content"}`` messages per chat record."""
+    if table.record_format == "instruction":
+        return instruction_pairs(table)
+    out = []
+    for i, messages in enumerate(table.frame["messages"]):
+        where = f"{table.path}:{table.line_of(i)}"
+        messages = list(messages) if hasattr(messages, "__len__") and not isinstance(messages, (str, dict)) else None
+        if not messages:
+            raise UserInputError(f"{where}: 'messages' must be a non-empty list of {{role, content}} objects")
+        turns = []
+        for k, m in enumerate(messages):
+            if not (hasattr(m, "get") and isinstance(m.get("content"), str) and m.get("role") in ("system", "user", "assistant")):
+                raise UserInputError(f"{where}: message {k + 1} must have a role (system, user or assistant) and a "
+                                     f"string content, got {dict(m) if hasattr(m, 'items') else m!r}"[:300])
+            turns.append({"role": m["role"], "content": m["content"]})
+        out.append(turns)
+    return out
+
+
+def locations(table: Table) -> list[str]:
+    """``path:line`` of each row, for errors."""
+    return [f"{table.path}:{line}" for line in table.lines]
+
+
 def read_jsonl(path: str | Path) -> Table:
     """Reads a JSONL instruction dataset (the format of the demo and of most fine-tuning sets)."""
     return read_table(DatasetSpec(str(path), file_format="jsonl"))

@@ -11,9 +11,7 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
-from kfp_llmops.prompts import format_prompt
-
-IGNORE_INDEX = -100
+from kfp_llmops.prompts import IGNORE_INDEX, PromptFormat
 
 
 @dataclass(frozen=True)
@@ -24,12 +22,9 @@ class Example:
     labels: list[int]
 
 
-def encode_example(tokenizer, instruction: str, response: str, max_length: int) -> Example:
-    prompt_ids = tokenizer(format_prompt(instruction), add_special_tokens=False)["input_ids"]
-    answer_ids = tokenizer(response.strip(), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    input_ids = (prompt_ids + answer_ids)[:max_length]
-    labels = ([IGNORE_INDEX] * len(prompt_ids) + answer_ids)[:max_length]
-    return Example(input_ids=input_ids, labels=labels)
+def encode_example(tokenizer, instruction: str, response: str, max_length: int, fmt: PromptFormat | None = None) -> Example:
+    """One instruction/response pair in ``fmt`` (plain when not given): loss on the response and what ends it."""
+    return (fmt or PromptFormat()).encode(tokenizer, (instruction, response), max_length)
 
 
 def collate(examples: Sequence[Example], pad_id: int):
@@ -301,29 +296,6 @@ def response_nll(model, examples: Sequence[Example], *, pad_id: int, batch_size:
             count += int((shift_labels != IGNORE_INDEX).sum())
     model.train(was_training)
     return total, count
-
-
-def greedy_answers(model, tokenizer, instructions: Sequence[str], *, max_new_tokens: int, batch_size: int = 32) -> list[str]:
-    """Greedy answers to each instruction, decoded without special tokens and stripped."""
-    import torch
-
-    answers: list[str] = []
-    tokenizer.padding_side = "left"
-    model.eval()
-    with torch.no_grad():
-        for start in range(0, len(instructions), batch_size):
-            prompts = [format_prompt(i) for i in instructions[start : start + batch_size]]
-            enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-            out = model.generate(
-                **enc,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-            )
-            new_tokens = out[:, enc["input_ids"].shape[1] :]
-            answers.extend(t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
-    return answers
 
 
 def split_revision(model_ref: str) -> tuple[str, str | None]:

@@ -1,4 +1,5 @@
-"""Deterministic demo assets: a tiny pretrained Llama, a locally trained BPE tokenizer and a word-reversal task.
+"""Deterministic demo assets: a tiny pretrained Llama, a locally trained BPE tokenizer with a ChatML chat template,
+and a word-reversal task as instruction records and as multi-turn chat records.
 
 The base model is fully trained for a short while on generic word tasks (copy, sort, rotate) so that it
 knows the words and the answer format; reversal is never shown to it. A LoRA fine-tune on the reversal
@@ -20,7 +21,15 @@ WORDS = (
     "queen rose sun tree urn vase wolf box yarn zoo cup dog fox map pen star"
 ).split()
 
-SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")
+SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>", "<|im_start|>", "<|im_end|>")
+# ChatML, as Qwen2.5 and many instruct models use it: the demo runs the chat-template path of every stage.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+SYSTEM_PROMPT = "You rearrange words as asked."
 
 
 @dataclass(frozen=True)
@@ -93,9 +102,25 @@ def train_tokenizer(texts: list[str], vocab_size: int):
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+        additional_special_tokens=["<|im_start|>", "<|im_end|>"],
     )
+    tokenizer.add_tokens(["system", "user", "assistant"])  # one token per role name, as in real ChatML vocabularies
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def chat_records(records: list[dict], turns: int = 2) -> list[dict]:
+    """Multi-turn conversations from instruction records, ``turns`` exchanges each; every other one starts with a
+    system turn."""
+    out = []
+    for k in range(0, len(records) - turns + 1, turns):
+        messages = [{"role": "system", "content": SYSTEM_PROMPT}] if (k // turns) % 2 == 0 else []
+        for r in records[k : k + turns]:
+            messages += [{"role": "user", "content": r["instruction"]}, {"role": "assistant", "content": r["response"]}]
+        out.append({"messages": messages})
+    return out
 
 
 def build_model(cfg: DemoAssetsConfig, tokenizer):
@@ -110,7 +135,7 @@ def build_model(cfg: DemoAssetsConfig, tokenizer):
         num_hidden_layers=cfg.num_layers,
         num_attention_heads=cfg.num_heads,
         num_key_value_heads=cfg.num_kv_heads,
-        max_position_embeddings=128,
+        max_position_embeddings=256,
         tie_word_embeddings=True,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
@@ -126,10 +151,13 @@ def write_jsonl(path: Path, records: list[dict]) -> None:
 
 
 def build_demo_assets(out_dir: str | Path, cfg: DemoAssetsConfig | None = None, log=print) -> dict:
-    """Writes ``base-model/`` (model + tokenizer), ``train.jsonl``, ``eval.jsonl`` and ``assets.json`` to ``out_dir``."""
+    """Writes ``base-model/`` (model + tokenizer with its chat template), ``train.jsonl``, ``eval.jsonl`` (instruction
+    records), ``train_chat.jsonl``, ``eval_chat.jsonl`` (the same task as two-turn conversations) and ``assets.json``
+    to ``out_dir``. The base is pretrained in the chat template's format."""
     import torch
 
-    from kfp_llmops.modeling import encode_example, train_loop
+    from kfp_llmops.modeling import train_loop
+    from kfp_llmops.prompts import PromptFormat
 
     cfg = cfg or DemoAssetsConfig()
     out = Path(out_dir)
@@ -144,7 +172,8 @@ def build_demo_assets(out_dir: str | Path, cfg: DemoAssetsConfig | None = None, 
     corpus = [f"{r['instruction']}\n{r['response']}" for r in pretrain_records + train_records]
     tokenizer = train_tokenizer(corpus, cfg.tokenizer_vocab_size)
     model = build_model(cfg, tokenizer)
-    examples = [encode_example(tokenizer, r["instruction"], r["response"], 64) for r in pretrain_records]
+    fmt = PromptFormat.resolve(tokenizer)  # the chat template
+    examples = fmt.encode_many(tokenizer, [(r["instruction"], r["response"]) for r in pretrain_records], 64)
     losses = train_loop(
         model,
         examples,
@@ -154,6 +183,7 @@ def build_demo_assets(out_dir: str | Path, cfg: DemoAssetsConfig | None = None, 
         learning_rate=cfg.pretrain_learning_rate,
         seed=cfg.seed,
         warmup_steps=cfg.pretrain_steps // 10,
+        pack_width=-1,  # packed rows (per-document attention): the same loss, fewer padded slots
         on_step=lambda s, l: log(f"pretrain step {s + 1}/{cfg.pretrain_steps} loss {l:.4f}") if (s + 1) % 50 == 0 else None,
     )
 
@@ -168,6 +198,8 @@ def build_demo_assets(out_dir: str | Path, cfg: DemoAssetsConfig | None = None, 
     tmp_model_dir.replace(final_model_dir)
     write_jsonl(out / "train.jsonl", train_records)
     write_jsonl(out / "eval.jsonl", eval_records)
+    write_jsonl(out / "train_chat.jsonl", chat_records(train_records))
+    write_jsonl(out / "eval_chat.jsonl", chat_records(eval_records))
     summary = {
         "config": asdict(cfg),
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -176,6 +208,8 @@ def build_demo_assets(out_dir: str | Path, cfg: DemoAssetsConfig | None = None, 
         "base_model": str(final_model_dir),
         "train": str(out / "train.jsonl"),
         "eval": str(out / "eval.jsonl"),
+        "train_chat": str(out / "train_chat.jsonl"),
+        "eval_chat": str(out / "eval_chat.jsonl"),
     }
     (out / "assets.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary

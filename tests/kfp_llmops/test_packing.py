@@ -34,7 +34,7 @@ def test_loss_equals_the_padded_batch_and_slots_shrink(base_model, demo_assets, 
 
     examples = prepare(instruction_pairs(read_jsonl(demo_assets / "train.jsonl"))[:64], tokenizer).train[:32]
     model = load_causal_lm(base_model).eval()
-    padded, packed = collate(examples, tokenizer.pad_token_id), collate_packed(pack(examples, 64), tokenizer.pad_token_id)
+    padded, packed = collate(examples, tokenizer.pad_token_id), collate_packed(pack(examples, 128), tokenizer.pad_token_id)
     with torch.no_grad():
         assert float(model(**padded).loss) == pytest_approx(float(model(**packed).loss))
     real = sum(len(e.input_ids) for e in examples)

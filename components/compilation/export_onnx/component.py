@@ -27,20 +27,22 @@ def export_onnx(
     variants on their own (``model.onnx`` + tokenizer); ``variants`` has each one's measured trade-offs."""
     from kfp_llmops.components.compilation.export_onnx import core
     from kfp_llmops.components.compilation.export_onnx.variants import VariantConfig
-    from kfp_llmops.datasets import instruction_pairs, read_jsonl
+    from kfp_llmops.datasets import read_jsonl, records
     from kfp_llmops.artifacts import OnnxModelMetadata
     from kfp_llmops.errors import user_errors
     from kfp_llmops.lineage import atomic_dir, lineage, sha256_path
     from kfp_llmops.modeling import load_tokenizer
+    from kfp_llmops.prompts import PromptFormat
 
     with user_errors():
         cfg = core.ExportConfig(opset=opset, parity_tolerance=parity_tolerance)
-        pairs = instruction_pairs(read_jsonl(eval_dataset.path))
+        pairs = records(read_jsonl(eval_dataset.path))
         model = core.merge_adapter(base_model, adapter.path)
         with atomic_dir(onnx_model.path) as tmp, atomic_dir(optimized_model.path) as opt, atomic_dir(int8_model.path) as q8:
             info = core.build_repository(model, load_tokenizer(base_model), pairs, tmp, model_name, cfg,
                                          VariantConfig(max_perplexity_increase=max_perplexity_increase),
-                                         variant_dirs={"ort-optimized": opt, "int8-dynamic": q8})
+                                         variant_dirs={"ort-optimized": opt, "int8-dynamic": q8},
+                                         fmt=PromptFormat.load(adapter.path))
     flat = {k: v for k, v in info.items() if not isinstance(v, dict)}
     chosen = info["variants"][info["promoted_variant"]]
     typed = OnnxModelMetadata(format="triton-onnx-repository", opset=info["opset"],

@@ -248,19 +248,23 @@ def parity_report(model, sess, tokenizer, prompts: list[str], cfg: ExportConfig)
 
 
 def build_repository(model, tokenizer, pairs, repo: str | Path, model_name: str, cfg: ExportConfig | None = None,
-                     variant_cfg=None, variant_dirs: dict | None = None) -> dict:
+                     variant_cfg=None, variant_dirs: dict | None = None, fmt=None) -> dict:
     """Exports with the parity gate, measures the optimization variants, and lays out a Triton model repository
-    holding the fastest variant within the accuracy budget. Returns the export, variants and promoted variant."""
+    holding the fastest variant within the accuracy budget. Returns the export, variants and promoted variant.
+    ``pairs``: records (pairs or conversations) asked in the prompt format ``fmt`` (plain when not given), which
+    goes with every output folder (``prompt_format.json`` and the saved tokenizer's chat template)."""
     import tempfile
 
     from kfp_llmops.components.compilation.export_onnx import repository, variants
-    from kfp_llmops.prompts import format_prompt
+    from kfp_llmops.prompts import PromptFormat, split_reference
 
     cfg = cfg or ExportConfig()
+    fmt = fmt or PromptFormat()
     with tempfile.TemporaryDirectory() as work:
-        info = export_with_parity(model, tokenizer, [format_prompt(i) for i, _ in pairs[:8]], work, cfg)
+        prompts = [fmt.prompt(tokenizer, split_reference(p)[0]) for p in pairs[:8]]
+        info = export_with_parity(model, tokenizer, prompts, work, cfg, fmt)
         paths = variants.make_variants(Path(work) / MODEL_FILE, Path(work) / "variants")
-        measured = variants.measure(paths, tokenizer, pairs, variant_cfg or variants.VariantConfig())
+        measured = variants.measure(paths, tokenizer, pairs, variant_cfg or variants.VariantConfig(), fmt)
         chosen = variants.promote(measured)
         repo = Path(repo)
         repo.mkdir(parents=True, exist_ok=True)
@@ -271,15 +275,17 @@ def build_repository(model, tokenizer, pairs, repo: str | Path, model_name: str,
         for name, target in (variant_dirs or {}).items():  # each variant as an output of its own
             Path(target).mkdir(parents=True, exist_ok=True)
             (Path(target) / MODEL_FILE).write_bytes(Path(paths[name]).read_bytes())
-            tokenizer.save_pretrained(target)
-    summary = {**info, "model_name": model_name, "promoted_variant": chosen, "variants": measured,
+            fmt.save_with(tokenizer, target)
+    summary = {**info, "model_name": model_name, "promoted_variant": chosen, "variants": measured, "prompt_format": fmt.kind,
                "merged_weights_sha256": weights_sha256(model)}
     (repo / "export.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
 
 
-def export_with_parity(model, tokenizer, prompts: list[str], out_dir: str | Path, cfg: ExportConfig | None = None) -> dict:
-    """Exports, checks parity and saves the tokenizer beside the graph; raises with the measured difference."""
+def export_with_parity(model, tokenizer, prompts: list[str], out_dir: str | Path, cfg: ExportConfig | None = None,
+                       fmt=None) -> dict:
+    """Exports, checks parity and saves the tokenizer (with the prompt format ``fmt`` as its chat template, when
+    given) beside the graph; raises with the measured difference."""
     cfg = cfg or ExportConfig()
     path = export(model, out_dir, cfg)
     report = parity_report(model, session(path), tokenizer, prompts, cfg)
@@ -290,7 +296,10 @@ def export_with_parity(model, tokenizer, prompts: list[str], out_dir: str | Path
             f"(tolerance {cfg.parity_tolerance:.3g}); greedy generations identical for "
             f"{report['greedy_identical']}/{report['greedy_prompts']} prompts"
         )
-    tokenizer.save_pretrained(out_dir)
+    if fmt is not None:
+        fmt.save_with(tokenizer, out_dir)
+    else:
+        tokenizer.save_pretrained(out_dir)
     info = {"opset": cfg.opset, "precision": "fp32", "kv_cache": True, "size_bytes": path.stat().st_size, **report}
     (Path(out_dir) / "export.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return info

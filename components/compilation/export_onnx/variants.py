@@ -42,12 +42,14 @@ def make_variants(fp32_path: Path, out_dir: Path) -> dict[str, Path]:
     return paths
 
 
-def onnx_perplexity(sess, tokenizer, pairs, max_length: int = 256, batch_size: int = 16) -> float:
+def onnx_perplexity(sess, tokenizer, pairs, max_length: int = 256, batch_size: int = 16, fmt=None) -> float:
+    """Perplexity of the final assistant turn of each record in the prompt format (plain when not given)."""
     from kfp_llmops.components.compilation.export_onnx.core import layout_of
-    from kfp_llmops.modeling import collate, encode_example
+    from kfp_llmops.modeling import collate
+    from kfp_llmops.prompts import PromptFormat
 
     layout = layout_of(sess)
-    examples = [encode_example(tokenizer, i, r, max_length) for i, r in pairs]
+    examples = (fmt or PromptFormat()).encode_many(tokenizer, pairs, max_length, last_only=True)
     total, count = 0.0, 0
     for start in range(0, len(examples), batch_size):
         batch = {k: v.numpy() for k, v in collate(examples[start : start + batch_size], tokenizer.pad_token_id).items()}
@@ -77,7 +79,7 @@ def forward_latency_ms(sess, batch: int = 1, sequence: int = 32, runs: int = 20)
     return 1000 * float(np.median(times))
 
 
-def measure(paths: dict[str, Path], tokenizer, pairs, cfg: VariantConfig) -> dict[str, dict]:
+def measure(paths: dict[str, Path], tokenizer, pairs, cfg: VariantConfig, fmt=None) -> dict[str, dict]:
     """Per variant: size, forward latency (batch 1, sequence 32), perplexity and its change against fp32, promotable."""
     from kfp_llmops.components.compilation.export_onnx.core import session
 
@@ -85,7 +87,7 @@ def measure(paths: dict[str, Path], tokenizer, pairs, cfg: VariantConfig) -> dic
     for name, path in paths.items():
         sess = session(path)
         out[name] = {"size_bytes": Path(path).stat().st_size, "latency_ms": forward_latency_ms(sess, runs=cfg.latency_runs),
-                     "perplexity": onnx_perplexity(sess, tokenizer, pairs)}
+                     "perplexity": onnx_perplexity(sess, tokenizer, pairs, fmt=fmt)}
     base = out["fp32"]
     for name, m in out.items():
         m["perplexity_change"] = m["perplexity"] / base["perplexity"] - 1

@@ -14,18 +14,24 @@ def prepare_dataset(
     validation_fraction: float = 0.1,
     max_length: int = 256,
     seed: int = 0,
+    prompt_format: str = "auto",
+    system_prompt: str = "",
 ):
-    """Writes ``train.jsonl`` and ``validation.jsonl`` (token ids and response-only labels) into one Dataset."""
+    """Writes ``train.jsonl`` and ``validation.jsonl`` (token ids, labels on the assistant turns only) and
+    ``prompt_format.json`` into one Dataset. ``prompt_format``: ``auto`` (the tokenizer's chat template when it has one,
+    else plain), ``chat-template``, ``plain`` or a Jinja chat template; ``system_prompt`` starts every conversation
+    that has none. Instruction and chat (``messages``) records both work."""
     from kfp_llmops.components.data.prepare_dataset import core
-    from kfp_llmops.datasets import instruction_pairs, read_jsonl
+    from kfp_llmops.datasets import locations, read_jsonl, records
     from kfp_llmops.errors import user_errors
     from kfp_llmops.lineage import atomic_dir, lineage
     from kfp_llmops.modeling import load_tokenizer
 
     with user_errors():
-        pairs = instruction_pairs(read_jsonl(dataset.path))
-        cfg = core.PrepareConfig(validation_fraction=validation_fraction, max_length=max_length, seed=seed)
-        result = core.prepare(pairs, load_tokenizer(base_model), cfg)
+        table = read_jsonl(dataset.path)
+        cfg = core.PrepareConfig(validation_fraction=validation_fraction, max_length=max_length, seed=seed,
+                                 prompt_format=prompt_format, system_prompt=system_prompt)
+        result = core.prepare(records(table), load_tokenizer(base_model), cfg, where=locations(table))
         with atomic_dir(prepared.path) as tmp:
             core.write_prepared(result, tmp)
     prepared.metadata.update(

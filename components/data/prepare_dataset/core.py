@@ -1,4 +1,5 @@
-"""Tokenizes instruction pairs with the model's tokenizer and splits them into train and validation; no kfp."""
+"""Tokenizes instruction or chat records in the run's prompt format (the tokenizer's chat template by default) and
+splits them into train and validation; the format is saved with the data for training, evaluation and serving. No kfp."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kfp_llmops.errors import ConfigError, UserInputError
-from kfp_llmops.modeling import Example, encode_example
+from kfp_llmops.modeling import Example
+from kfp_llmops.prompts import PromptFormat
 
 TRAIN_FILE = "train.jsonl"
 VALIDATION_FILE = "validation.jsonl"
@@ -19,6 +21,8 @@ class PrepareConfig:
     validation_fraction: float = 0.1
     max_length: int = 256
     seed: int = 0
+    prompt_format: str = "auto"  # auto | chat-template | plain | a Jinja chat template (see kfp_llmops.prompts)
+    system_prompt: str = ""  # put first in every conversation without a system turn
 
     def __post_init__(self) -> None:
         if not 0.0 < self.validation_fraction < 1.0:
@@ -31,6 +35,7 @@ class PrepareConfig:
 class Prepared:
     train: list[Example]
     validation: list[Example]
+    prompt_format: PromptFormat = PromptFormat()
 
     def stats(self) -> dict:
         return {
@@ -38,12 +43,16 @@ class Prepared:
             "validation_rows": len(self.validation),
             "train_tokens": sum(len(e.input_ids) for e in self.train),
             "validation_tokens": sum(len(e.input_ids) for e in self.validation),
+            "prompt_format": self.prompt_format.kind,
         }
 
 
-def prepare(pairs: list[tuple[str, str]], tokenizer, cfg: PrepareConfig | None = None) -> Prepared:
+def prepare(records: list, tokenizer, cfg: PrepareConfig | None = None, where: list[str] | None = None) -> Prepared:
+    """``records``: ``(instruction, response)`` pairs or message lists (:func:`kfp_llmops.datasets.records`);
+    ``where`` names each one in errors (``file:line``)."""
     cfg = cfg or PrepareConfig()
-    examples = [encode_example(tokenizer, i, r, cfg.max_length) for i, r in pairs]
+    fmt = PromptFormat.resolve(tokenizer, cfg.prompt_format, cfg.system_prompt)
+    examples = fmt.encode_many(tokenizer, records, cfg.max_length, where=where)
     order = list(range(len(examples)))
     random.Random(cfg.seed).shuffle(order)
     n_val = max(1, round(len(examples) * cfg.validation_fraction))
@@ -52,6 +61,7 @@ def prepare(pairs: list[tuple[str, str]], tokenizer, cfg: PrepareConfig | None =
     return Prepared(
         train=[examples[i] for i in sorted(order[n_val:])],
         validation=[examples[i] for i in sorted(order[:n_val])],
+        prompt_format=fmt,
     )
 
 
@@ -62,6 +72,7 @@ def write_prepared(prepared: Prepared, out_dir: str | Path) -> None:
         with (out / name).open("w", encoding="utf-8") as fh:
             for e in rows:
                 fh.write(json.dumps({"input_ids": e.input_ids, "labels": e.labels}) + "\n")
+    prepared.prompt_format.save(out)
 
 
 def read_prepared(in_dir: str | Path) -> Prepared:
@@ -69,4 +80,4 @@ def read_prepared(in_dir: str | Path) -> Prepared:
         with (Path(in_dir) / name).open(encoding="utf-8") as fh:
             return [Example(**json.loads(line)) for line in fh]
 
-    return Prepared(train=load(TRAIN_FILE), validation=load(VALIDATION_FILE))
+    return Prepared(train=load(TRAIN_FILE), validation=load(VALIDATION_FILE), prompt_format=PromptFormat.load(in_dir))

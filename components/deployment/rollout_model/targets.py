@@ -9,15 +9,17 @@ from kfp_llmops.errors import ConfigError
 
 
 def replay_requests(eval_path: str, tokenizer_path: str, limit: int = 64) -> list[tuple]:
-    """The requests the local rollout replays: the evaluation prompts, tokenized as the model expects them."""
-    from kfp_llmops.datasets import instruction_pairs, read_jsonl
+    """The requests the local rollout replays: the evaluation prompts in the served model's prompt format (saved
+    beside its tokenizer), tokenized as the model expects them."""
+    from kfp_llmops.datasets import read_jsonl, records
     from kfp_llmops.modeling import load_tokenizer
-    from kfp_llmops.prompts import format_prompt
+    from kfp_llmops.prompts import PromptFormat, split_reference
 
     tokenizer = load_tokenizer(tokenizer_path)
+    fmt = PromptFormat.load(tokenizer_path)
     out = []
-    for prompt, _ in instruction_pairs(read_jsonl(eval_path))[:limit]:
-        enc = tokenizer([format_prompt(prompt)], return_tensors="np", add_special_tokens=False)
+    for item in records(read_jsonl(eval_path))[:limit]:
+        enc = tokenizer([fmt.prompt(tokenizer, split_reference(item)[0])], return_tensors="np", add_special_tokens=False)
         out.append((enc["input_ids"], enc["attention_mask"]))
     return out
 

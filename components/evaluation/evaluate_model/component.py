@@ -27,14 +27,15 @@ def evaluate_model(
 
     from kfp_llmops.components.evaluation.evaluate_model import core
     from kfp_llmops.components.evaluation.evaluate_model.report import render_html
-    from kfp_llmops.datasets import instruction_pairs, read_jsonl
+    from kfp_llmops.datasets import read_jsonl, records
+    from kfp_llmops.prompts import PromptFormat
     from kfp_llmops.errors import user_errors
     from kfp_llmops.lineage import atomic_dir, atomic_file, lineage
     from kfp_llmops.modeling import load_tokenizer
 
     with user_errors():
         cfg = core.EvalConfig.from_dict(dict(eval_config))
-        pairs = instruction_pairs(read_jsonl(eval_dataset.path))
+        pairs = records(read_jsonl(eval_dataset.path))
         tokenizer = load_tokenizer(base_model)
         info = None
         if production is not None:
@@ -46,7 +47,9 @@ def evaluate_model(
         named = core.named_baselines(base_model, info, dict(baseline_models))
         baselines = core.load_baselines(named, tokenizer, base_model)
         candidate = core.load_candidate(base_model, adapter.path, merge=True)
-        result = core.evaluate_all(candidate, baselines, tokenizer, pairs, cfg)
+        fmt = PromptFormat.load(adapter.path)  # the format the candidate was trained in, as it will be served
+        formats = {core.CANDIDATE: fmt, **{n: core.baseline_format(s, base_model, fmt) for n, s in named.items()}}
+        result = core.evaluate_all(candidate, baselines, tokenizer, pairs, cfg, formats)
     with atomic_dir(results.path) as tmp:
         core.write_results(result, tmp)
     with atomic_file(report.path) as tmp:

@@ -15,8 +15,8 @@ import numpy as np
 from kfp_llmops.components.evaluation.evaluate_model import metrics, safety_suite
 from kfp_llmops.config import from_dict
 from kfp_llmops.errors import ConfigError, UserInputError
-from kfp_llmops.modeling import collate, encode_example, load_causal_lm
-from kfp_llmops.prompts import format_prompt
+from kfp_llmops.modeling import collate, load_causal_lm
+from kfp_llmops.prompts import PromptFormat, last_user_text, split_reference
 
 CANDIDATE = "candidate"
 
@@ -99,6 +99,13 @@ def named_baselines(base_model: str, production: dict | None, baseline_models: d
     return named
 
 
+def baseline_format(spec, base_model: str, default: PromptFormat) -> PromptFormat:
+    """The prompt format a baseline is served with: an adapter's own (saved beside it when it was trained), else the
+    candidate's (a plain model, e.g. the base, is asked exactly what the candidate is asked)."""
+    _, adapter = baseline_parts(spec, base_model)
+    return PromptFormat.load(adapter) if adapter else default
+
+
 def load_baselines(named: dict, tokenizer, base_model: str = "") -> dict:
     """``{name: model}`` for ``{name: spec}`` (see :func:`baseline_parts`); a missing path or a different tokenizer
     fails before any work."""
@@ -121,39 +128,44 @@ def check_same_tokenizer(tokenizer, other, name: str) -> None:
 # --- generation ----------------------------------------------------------------------------------------------
 
 
-def generate(model, tokenizer, instructions: list[str], *, max_new_tokens: int, batch_size: int, fixed_length: bool = False):
-    """Greedy answers and, per answer, its confidence (geometric mean probability of the generated tokens)
-    and number of generated tokens. ``fixed_length`` generates exactly ``max_new_tokens`` (for speed measurements)."""
+def generate(model, tokenizer, contexts: list, *, max_new_tokens: int, batch_size: int, fixed_length: bool = False,
+             fmt: PromptFormat | None = None):
+    """Greedy answers to each context (an instruction, or the messages before the answer) in the prompt format,
+    and, per answer, its confidence (geometric mean probability of the generated tokens) and number of generated
+    tokens, up to the format's first stop token. ``fixed_length`` generates exactly ``max_new_tokens`` (for speed)."""
     import torch
 
+    fmt = fmt or PromptFormat()
+    stops = fmt.stop_token_ids(tokenizer)
     tokenizer.padding_side = "left"
     answers, confidences, lengths = [], [], []
     model.eval()
     with torch.no_grad():
-        for start in range(0, len(instructions), batch_size):
-            enc = tokenizer([format_prompt(i) for i in instructions[start : start + batch_size]],
+        for start in range(0, len(contexts), batch_size):
+            enc = tokenizer([fmt.prompt(tokenizer, c) for c in contexts[start : start + batch_size]],
                             return_tensors="pt", padding=True, add_special_tokens=False)
             extra = {"min_new_tokens": max_new_tokens} if fixed_length else {}
             out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, output_scores=True, **extra,
                                  return_dict_in_generate=True, pad_token_id=tokenizer.pad_token_id,
-                                 eos_token_id=tokenizer.eos_token_id)
+                                 eos_token_id=stops)
             new = out.sequences[:, enc["input_ids"].shape[1] :]
             logprobs = torch.stack([torch.log_softmax(s.float(), -1) for s in out.scores], 1)  # batch, steps, vocab
             chosen = logprobs.gather(-1, new.unsqueeze(-1)).squeeze(-1)
             for row in range(new.shape[0]):
                 tokens = new[row].tolist()
-                n = tokens.index(tokenizer.eos_token_id) + 1 if tokenizer.eos_token_id in tokens and not fixed_length else len(tokens)
+                ends = [k for k, t in enumerate(tokens) if t in stops]
+                n = ends[0] + 1 if ends and not fixed_length else len(tokens)
                 confidences.append(float(math.exp(chosen[row, :n].mean())) if n else 0.0)
                 lengths.append(n)
                 answers.append(tokenizer.decode(tokens[:n], skip_special_tokens=True).strip())
     return answers, confidences, lengths
 
 
-def example_nll(model, tokenizer, pairs, cfg: EvalConfig) -> list[tuple[float, int]]:
-    """Per example: summed negative log-likelihood of the reference response, and its token count."""
+def example_nll(model, tokenizer, items, cfg: EvalConfig, fmt: PromptFormat | None = None) -> list[tuple[float, int]]:
+    """Per example: summed negative log-likelihood of the reference (the final assistant turn), and its token count."""
     import torch
 
-    examples = [encode_example(tokenizer, i, r, cfg.max_length) for i, r in pairs]
+    examples = (fmt or PromptFormat()).encode_many(tokenizer, items, cfg.max_length, last_only=True)
     out = []
     with torch.no_grad():
         for start in range(0, len(examples), cfg.batch_size):
@@ -169,17 +181,18 @@ def example_nll(model, tokenizer, pairs, cfg: EvalConfig) -> list[tuple[float, i
 # --- one model ------------------------------------------------------------------------------------------------
 
 
-def evaluate_quality(model, tokenizer, pairs, cfg: EvalConfig) -> tuple[dict, list[dict]]:
-    if not pairs:
+def evaluate_quality(model, tokenizer, items, cfg: EvalConfig, fmt: PromptFormat | None = None) -> tuple[dict, list[dict]]:
+    """Scores the final assistant turn of each item (an ``(instruction, response)`` pair or a conversation)."""
+    if not items:
         raise UserInputError("the evaluation set is empty")
-    answers, confidences, _ = generate(model, tokenizer, [i for i, _ in pairs], max_new_tokens=cfg.max_new_tokens,
-                                       batch_size=cfg.batch_size)
-    nlls = example_nll(model, tokenizer, pairs, cfg)
+    split = [split_reference(item) for item in items]
+    answers, confidences, _ = generate(model, tokenizer, [c for c, _ in split], max_new_tokens=cfg.max_new_tokens,
+                                       batch_size=cfg.batch_size, fmt=fmt)
+    nlls = example_nll(model, tokenizer, items, cfg, fmt)
     rows = []
-    for k, ((instruction, reference), answer, conf, (nll, count)) in enumerate(zip(pairs, answers, confidences, nlls)):
-        reference = reference.strip()
+    for k, ((context, reference), answer, conf, (nll, count)) in enumerate(zip(split, answers, confidences, nlls)):
         rows.append({
-            "index": k, "instruction": instruction, "reference": reference, "answer": answer,
+            "index": k, "instruction": last_user_text(context), "reference": reference, "answer": answer,
             "exact_match": float(answer == reference), "rouge_l": metrics.rouge_l(answer, reference),
             "sentence_bleu": metrics.sentence_bleu(answer, reference), "confidence": conf, "nll": nll, "tokens": count,
         })
@@ -199,27 +212,28 @@ def evaluate_quality(model, tokenizer, pairs, cfg: EvalConfig) -> tuple[dict, li
     return summary, rows
 
 
-def measure_speeds(models: dict, tokenizer, instructions: list[str], cfg: EvalConfig) -> dict[str, dict]:
+def measure_speeds(models: dict, tokenizer, instructions: list, cfg: EvalConfig, formats: dict | None = None) -> dict[str, dict]:
     """Per model: latency per request at batch 1 (p50/p95), generated tokens/s at batch 1 and at
     ``throughput_batch``, the process's peak resident memory, and cost per 1,000 generated tokens at
     ``price_per_hour``. Every request generates exactly ``latency_tokens`` tokens, so models are compared on speed,
     not on answer length, and requests alternate between the models, so drift in machine load hits all alike."""
     prompts = (instructions * math.ceil(cfg.latency_requests / max(1, len(instructions))))[: cfg.latency_requests]
     run = dict(max_new_tokens=cfg.latency_tokens, fixed_length=True)
-    for model in models.values():  # warm-up
-        generate(model, tokenizer, prompts[:2], batch_size=1, **run)
+    formats = formats or {}
+    for name, model in models.items():  # warm-up
+        generate(model, tokenizer, prompts[:2], batch_size=1, fmt=formats.get(name), **run)
     latencies = {name: [] for name in models}
     tokens = dict.fromkeys(models, 0)
     for p in prompts:
         for name, model in models.items():
             start = time.perf_counter()
-            _, _, n = generate(model, tokenizer, [p], batch_size=1, **run)
+            _, _, n = generate(model, tokenizer, [p], batch_size=1, fmt=formats.get(name), **run)
             latencies[name].append(time.perf_counter() - start)
             tokens[name] += n[0]
     out = {}
     for name, model in models.items():
         start = time.perf_counter()
-        _, _, n = generate(model, tokenizer, prompts, batch_size=cfg.throughput_batch, **run)
+        _, _, n = generate(model, tokenizer, prompts, batch_size=cfg.throughput_batch, fmt=formats.get(name), **run)
         batched_s = time.perf_counter() - start
         tps_b = sum(n) / batched_s
         out[name] = {
@@ -234,24 +248,27 @@ def measure_speeds(models: dict, tokenizer, instructions: list[str], cfg: EvalCo
     return out
 
 
-def run_safety(model, tokenizer, cfg: EvalConfig) -> dict:
+def run_safety(model, tokenizer, cfg: EvalConfig, fmt: PromptFormat | None = None) -> dict:
     answers, _, _ = generate(model, tokenizer, [p["prompt"] for p in safety_suite.PROBES],
-                             max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size)
+                             max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, fmt=fmt)
     probes = [{**p, "answer": a, "attack_succeeded": safety_suite.attack_succeeded(p["detector"], a)}
               for p, a in zip(safety_suite.PROBES, answers)]
     return {"attack_success_rate": float(np.mean([p["attack_succeeded"] for p in probes])),
             "attacks_succeeded": int(sum(p["attack_succeeded"] for p in probes)), "probes": probes}
 
 
-def evaluate_models(models: dict, tokenizer, pairs, cfg: EvalConfig) -> dict[str, dict]:
-    """``{name: {"quality", "examples", "speed", "safety"}}`` for each model, speed measured side by side."""
+def evaluate_models(models: dict, tokenizer, items, cfg: EvalConfig, formats: dict | None = None) -> dict[str, dict]:
+    """``{name: {"quality", "examples", "speed", "safety"}}`` for each model, each asked in its prompt format
+    (``formats[name]``; plain when missing), speed measured side by side."""
+    formats = formats or {}
     results = {}
     for name, model in models.items():
-        quality, rows = evaluate_quality(model, tokenizer, pairs, cfg)
+        quality, rows = evaluate_quality(model, tokenizer, items, cfg, formats.get(name))
         results[name] = {"quality": quality, "examples": rows}
         if cfg.safety:
-            results[name]["safety"] = run_safety(model, tokenizer, cfg)
-    for name, speed in measure_speeds(models, tokenizer, [i for i, _ in pairs], cfg).items():
+            results[name]["safety"] = run_safety(model, tokenizer, cfg, formats.get(name))
+    contexts = [split_reference(item)[0] for item in items]
+    for name, speed in measure_speeds(models, tokenizer, contexts, cfg, formats).items():
         results[name]["speed"] = speed
     return results
 
@@ -301,15 +318,20 @@ def _ratio_ci(candidate_ms, baseline_ms, cfg: EvalConfig) -> tuple[float, float]
     return float(np.quantile(ratios, 0.025)), float(np.quantile(ratios, 0.975))
 
 
-def evaluate_all(candidate, baselines: dict, tokenizer, pairs, cfg: EvalConfig | None = None) -> dict:
-    """Evaluates the candidate and each baseline (``{name: model}``) on the same pairs; returns every result and
-    the comparison of the candidate with each baseline."""
+def evaluate_all(candidate, baselines: dict, tokenizer, pairs, cfg: EvalConfig | None = None,
+                 formats: dict | None = None) -> dict:
+    """Evaluates the candidate and each baseline (``{name: model}``) on the same records (pairs or conversations),
+    each in its prompt format (``{name: PromptFormat}``; a name left out is asked in the candidate's format, or
+    plain); returns every result and the comparison of the candidate with each baseline."""
     cfg = cfg or EvalConfig()
     if not baselines:
         raise UserInputError("evaluation needs at least one baseline")
     if CANDIDATE in baselines:
         raise UserInputError(f"a baseline may not be called {CANDIDATE!r}")
-    results = evaluate_models({CANDIDATE: candidate, **baselines}, tokenizer, pairs, cfg)
+    formats = dict(formats or {})
+    for name in baselines:
+        formats.setdefault(name, formats.get(CANDIDATE))
+    results = evaluate_models({CANDIDATE: candidate, **baselines}, tokenizer, pairs, cfg, formats)
     return {"config": asdict(cfg), "models": results,
             "comparisons": {name: compare(results[CANDIDATE], results[name], cfg) for name in baselines}}
 

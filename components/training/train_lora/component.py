@@ -27,37 +27,37 @@ def train_lora(
     from kfp_llmops.errors import user_errors
     from kfp_llmops.lineage import atomic_dir, atomic_file, lineage
     from kfp_llmops.modeling import load_tokenizer, resolved_revision
+    from kfp_llmops.prompts import PromptFormat
 
     with user_errors():
         cfg = core.TrainConfig.from_dict(train_config)
-        if trainer_job.get("num_nodes", 1) > 1:
-            from kfp_llmops.components.training.train_lora import trainer_job as tj
-            from kfp_llmops.config import from_dict
-            from kfp_llmops.k8s import custom_objects
+        with atomic_dir(adapter.path) as tmp:
+            if trainer_job.get("num_nodes", 1) > 1:
+                from kfp_llmops.components.training.train_lora import trainer_job as tj
+                from kfp_llmops.config import from_dict
+                from kfp_llmops.k8s import custom_objects
 
-            spec = from_dict(tj.TrainerJobSpec, trainer_job)
-            with atomic_dir(adapter.path) as tmp:
+                spec = from_dict(tj.TrainerJobSpec, trainer_job)
                 values = tj.train_on_trainer(custom_objects(tj.TRAINER_TOKEN_DIR), spec, prepared_dir=prepared.path,
                                              prepared_sha256=prepared.metadata.get("sha256", ""), base_model=base_model,
                                              config=cfg.to_dict(), out_dir=str(tmp))
-        elif nproc_per_node > 1:
-            from kfp_llmops.components.training.train_lora.distributed import launch
+            elif nproc_per_node > 1:
+                from kfp_llmops.components.training.train_lora.distributed import launch
 
-            with atomic_dir(adapter.path) as tmp:
                 values = launch(prepared.path, base_model, cfg.to_dict(), str(tmp), nproc_per_node)
-        else:
-            data = read_prepared(prepared.path)
-            tokenizer = load_tokenizer(base_model)
-            result = core.train(base_model, data.train, data.validation, cfg, pad_id=tokenizer.pad_token_id)
-            with atomic_dir(adapter.path) as tmp:
+            else:
+                data = read_prepared(prepared.path)
+                tokenizer = load_tokenizer(base_model)
+                result = core.train(base_model, data.train, data.validation, cfg, pad_id=tokenizer.pad_token_id)
                 core.save_adapter(result, cfg, tmp)
-            values = result.metrics()
+                values = result.metrics()
+            PromptFormat.load(prepared.path).save(tmp)  # the adapter is served in the format it was trained in
     with atomic_file(loss_curve.path) as tmp:
         tmp.write_text(loss_curve_html(read_history(adapter.path), values["validation_loss"]), encoding="utf-8")
     loss_curve.metadata.update({"parents": {"adapter": adapter.uri}})
     adapter.metadata.update(
         lineage(path=adapter.path, parents={"prepared": prepared.uri}, base_model=base_model, format="peft-lora-safetensors",
-                base_model_revision=resolved_revision(base_model),
+                base_model_revision=resolved_revision(base_model), prompt_format=PromptFormat.load(adapter.path).kind,
                 dataset_sha256=prepared.metadata.get("sha256"), **values)
     )
     for name, value in values.items():

@@ -3,28 +3,37 @@ import pytest
 from kfp_llmops.components.data.prepare_dataset import core
 from kfp_llmops.errors import ConfigError, UserInputError
 from kfp_llmops.modeling import IGNORE_INDEX
-from kfp_llmops.prompts import format_prompt
+from kfp_llmops.prompts import PromptFormat
 
 
-def test_labels_cover_only_the_response_and_eos(tokenizer):
+def test_labels_cover_only_the_response_and_what_ends_it(tokenizer):
     [example] = core.prepare([("reverse: cat dog", "dog cat")] * 2, tokenizer).train
-    prompt_len = len(tokenizer(format_prompt("reverse: cat dog"), add_special_tokens=False)["input_ids"])
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "reverse: cat dog"}], tokenize=False,
+                                           add_generation_prompt=True)  # the demo tokenizer's ChatML template
+    prompt_len = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
     assert example.labels[:prompt_len] == [IGNORE_INDEX] * prompt_len
     answer = example.labels[prompt_len:]
-    assert answer[-1] == tokenizer.eos_token_id
-    assert tokenizer.decode(answer[:-1]) == "dog cat"
+    assert tokenizer.decode(answer) == "dog cat<|im_end|>\n"
     assert example.input_ids[prompt_len:] == answer
 
 
-def test_split_is_seeded_and_sized(tokenizer, tmp_path):
+def test_plain_format_is_the_instruction_a_newline_the_response_and_eos(tokenizer):
+    [example] = core.prepare([("reverse: cat dog", "dog cat")] * 2, tokenizer, core.PrepareConfig(prompt_format="plain")).train
+    assert tokenizer.decode(example.input_ids) == "reverse: cat dog\ndog cat</s>"
+    answer = [t for t in example.labels if t != IGNORE_INDEX]
+    assert answer[-1] == tokenizer.eos_token_id and tokenizer.decode(answer[:-1]) == "dog cat"
+
+
+def test_split_is_seeded_and_sized_and_keeps_its_format(tokenizer, tmp_path):
     pairs = [(f"copy: w{i}", f"w{i}") for i in range(50)]
-    a = core.prepare(pairs, tokenizer, core.PrepareConfig(validation_fraction=0.2, seed=1))
-    b = core.prepare(pairs, tokenizer, core.PrepareConfig(validation_fraction=0.2, seed=1))
+    a = core.prepare(pairs, tokenizer, core.PrepareConfig(validation_fraction=0.2, seed=1, system_prompt="Be brief."))
+    b = core.prepare(pairs, tokenizer, core.PrepareConfig(validation_fraction=0.2, seed=1, system_prompt="Be brief."))
     assert (len(a.train), len(a.validation)) == (40, 10)
     assert a == b
     core.write_prepared(a, tmp_path)
     assert core.read_prepared(tmp_path) == a
-    assert a.stats()["train_rows"] == 40
+    assert PromptFormat.load(tmp_path) == PromptFormat(tokenizer.chat_template, "chat-template", "Be brief.")
+    assert a.stats()["train_rows"] == 40 and a.stats()["prompt_format"] == "chat-template"
 
 
 def test_truncates_to_max_length(tokenizer):
@@ -37,3 +46,14 @@ def test_bad_config_and_too_few_rows(tokenizer):
         core.PrepareConfig(validation_fraction=1.5)
     with pytest.raises(UserInputError, match="at least 2 rows"):
         core.prepare([("a", "b")], tokenizer)
+    with pytest.raises(ConfigError, match="prompt_format must be one of"):
+        core.prepare([("a", "b")] * 3, tokenizer, core.PrepareConfig(prompt_format="chatml"))
+
+
+def test_a_record_the_template_refuses_is_named(tokenizer):
+    strict = ("{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+              "{% endif %}{{ m['content'] }}\n{% endfor %}")
+    records = [[{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}],
+               [{"role": "system", "content": "s"}, {"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]]
+    with pytest.raises(UserInputError, match=r"train.jsonl:7: the custom prompt format cannot render this conversation: .*System role not supported"):
+        core.prepare(records, tokenizer, core.PrepareConfig(prompt_format=strict), where=["train.jsonl:3", "train.jsonl:7"])
