@@ -49,10 +49,17 @@ def check_config(parameter: str, value) -> None:
 
 def config_errors(arguments: dict) -> list[str]:
     """Every config mistake in ``arguments`` (not just the first), as messages."""
+    from kfp_llmops.prompts import check_spec
+
     errors = []
     for parameter, value in arguments.items():
         items = []
-        if parameter in CONFIGS:
+        if parameter == "prompt_format":
+            try:
+                check_spec(value)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        elif parameter in CONFIGS:
             items = [(parameter, parameter, value)]
         elif parameter in LISTS:
             if not isinstance(value, list):

@@ -68,8 +68,7 @@ class PromptFormat:
     def resolve(cls, tokenizer, spec: str = "auto", system_prompt: str = "") -> "PromptFormat":
         """``auto``: the tokenizer's chat template when it has one, else plain; ``chat-template``: the tokenizer's
         (an error when it has none); ``plain``; or a Jinja string (anything containing ``{{`` or ``{%``)."""
-        if not isinstance(spec, str):
-            raise ConfigError(f"prompt_format must be a string, got {type(spec).__name__}")
+        check_spec(spec)
         own = getattr(tokenizer, "chat_template", None)
         own = own if isinstance(own, str) and own.strip() else None  # a dict of named templates: use "default"
         if own is None and isinstance(getattr(tokenizer, "chat_template", None), dict):
@@ -83,10 +82,8 @@ class PromptFormat:
             fmt = cls(own, "chat-template", system_prompt)
         elif spec == "plain":
             fmt = cls(PLAIN_TEMPLATE, "plain", system_prompt)
-        elif "{{" in spec or "{%" in spec:
-            fmt = cls(spec, "custom", system_prompt)
         else:
-            raise ConfigError(f"prompt_format must be one of {PROMPT_FORMATS} or a Jinja chat template, got {spec!r}")
+            fmt = cls(spec, "custom", system_prompt)
         fmt.check(tokenizer)
         return fmt
 
@@ -230,6 +227,23 @@ class PromptFormat:
                     stops.append(token)
                 break
         return stops
+
+
+def check_spec(spec) -> None:
+    """What can be checked without the tokenizer (in the CLI and the pipelines' check-configs step): one of
+    :data:`PROMPT_FORMATS`, or a Jinja template that parses."""
+    if not isinstance(spec, str):
+        raise ConfigError(f"prompt_format must be a string, got {type(spec).__name__}")
+    if spec in PROMPT_FORMATS:
+        return
+    if "{{" not in spec and "{%" not in spec:
+        raise ConfigError(f"prompt_format must be one of {PROMPT_FORMATS} or a Jinja chat template, got {spec!r}")
+    import jinja2
+
+    try:
+        jinja2.Environment().parse(spec)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigError(f"prompt_format: the Jinja template does not parse: {exc.message} (line {exc.lineno})") from None
 
 
 def split_reference(item) -> tuple[object, str]:

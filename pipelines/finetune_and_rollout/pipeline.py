@@ -40,6 +40,8 @@ def build(target: str = "vertex"):
         train_data: str,
         eval_data: str,
         train_data_sha256: str = "",
+        prompt_format: str = "auto",
+        system_prompt: str = "",
         reference_data: str = "",
         screening: dict = {},
         train_config: dict = default_train_config,
@@ -72,7 +74,8 @@ def build(target: str = "vertex"):
         rollout_credentials(restore, target)
         with dsl.ExitHandler(restore, name="rollout-guard"):
             checked = check_configs(train_config=train_config, eval_config=eval_config, gate_config=gate_config,
-                                    rollout_config=rollout_config, screening=screening, trainer_job=trainer_job)
+                                    rollout_config=rollout_config, screening=screening, trainer_job=trainer_job,
+                                    prompt_format=prompt_format)
             train_ds = dsl.importer(artifact_uri=train_data, artifact_class=Dataset, reimport=False).set_display_name("import-train-data")
             eval_ds = dsl.importer(artifact_uri=eval_data, artifact_class=Dataset, reimport=False).set_display_name("import-eval-data")
             validated = validate_dataset(
@@ -83,7 +86,8 @@ def build(target: str = "vertex"):
                 screening=screening,
             ).after(checked)
             with dsl.If(validated.outputs["Output"] == True, name="data-valid"):  # noqa: E712 (a KFP condition)
-                prepared = prepare_dataset(dataset=validated.outputs["validated"], base_model=base_model)
+                prepared = prepare_dataset(dataset=validated.outputs["validated"], base_model=base_model,
+                                           prompt_format=prompt_format, system_prompt=system_prompt)
                 trained = train_lora(
                     prepared=prepared.outputs["prepared"],
                     base_model=base_model,

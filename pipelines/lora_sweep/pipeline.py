@@ -20,12 +20,14 @@ def build(target: str = "vertex"):
     grid = [dict(c) for c in DEFAULT_GRID]  # fresh per build: the KFP compiler edits defaults in place
 
     @dsl.pipeline(name=NAME, description="Train a grid of LoRA configs in parallel and keep the best by validation loss.")
-    def lora_sweep(base_model: str, train_data: str, configs: list = grid):
-        checked = check_configs(configs=configs)
+    def lora_sweep(base_model: str, train_data: str, configs: list = grid, prompt_format: str = "auto",
+                   system_prompt: str = ""):
+        checked = check_configs(configs=configs, prompt_format=prompt_format)
         train_ds = dsl.importer(artifact_uri=train_data, artifact_class=Dataset, reimport=False)
         validated = validate_dataset(dataset=train_ds.output).after(checked)
         with dsl.If(validated.outputs["Output"] == True, name="data-valid"):  # noqa: E712 (a KFP condition)
-            prepared = prepare_dataset(dataset=validated.outputs["validated"], base_model=base_model)
+            prepared = prepare_dataset(dataset=validated.outputs["validated"], base_model=base_model,
+                                       prompt_format=prompt_format, system_prompt=system_prompt)
             with dsl.ParallelFor(configs, parallelism=3) as config:
                 trained = train_lora(prepared=prepared.outputs["prepared"], base_model=base_model, train_config=config)
                 gpu_task(trained, target)

@@ -14,14 +14,17 @@ def check_configs(
     screening: dict = {},
     trainer_job: dict = {},
     configs: list = [],
+    prompt_format: str = "auto",
 ):
     """Reads each config into its typed class (``configs``: lora-sweep's list of training configs) and fails with
-    every mistake named (unknown field, wrong type, out-of-range value); the steps after it never start."""
+    every mistake named (unknown field, wrong type, out-of-range value; a ``prompt_format`` that is neither a known
+    name nor a Jinja template that parses); the steps after it never start."""
     from kfp_llmops.errors import user_errors
     from kfp_llmops.preflight import check_configs as check
 
     values = {"train_config": train_config, "eval_config": eval_config, "gate_config": gate_config,
-              "rollout_config": rollout_config, "screening": screening, "trainer_job": trainer_job, "configs": configs}
+              "rollout_config": rollout_config, "screening": screening, "trainer_job": trainer_job, "configs": configs,
+              "prompt_format": prompt_format}
     with user_errors():
         check(values)
     print("configs valid")

@@ -97,3 +97,43 @@ def test_a_bad_config_fails_the_first_step_before_any_work(demo_assets, tmp_path
     assert statuses["check-configs"] == "FAILURE" and statuses["restore-stable"] == "SUCCESS"
     assert not {"validate-dataset", "prepare-dataset", "train-lora"} & set(statuses)
     assert "train_config: unknown field(s) ['rank']" in out and "GateConfig.max_primary_drop must be a number >= 0" in out
+
+
+def test_chat_records_go_through_to_a_rollout_in_one_prompt_format(demo_assets, tmp_path):
+    """Multi-turn chat records (system/user/assistant) and the tokenizer's ChatML template: the format prepared with
+    the data is the adapter's, the evaluation's and the served model's, token for token."""
+    from kfp_llmops.components.deployment.rollout_model.targets import replay_requests
+    from kfp_llmops.datasets import read_jsonl, records
+    from kfp_llmops.modeling import load_tokenizer
+    from kfp_llmops.prompts import PromptFormat, split_reference
+
+    arguments = {**_demo_arguments(demo_assets), "train_data": str(demo_assets / "train_chat.jsonl"),
+                 "eval_data": str(demo_assets / "eval_chat.jsonl"), "registry_uri": f"sqlite:///{tmp_path / 'r.db'}",
+                 "train_config": {"max_steps": 200, "batch_size": 16}}
+    summary = run_local(build("finetune-and-rollout", "vertex"), arguments, tmp_path / "runs")
+    assert summary.succeeded, summary.text()
+    tokenizer = load_tokenizer(arguments["base_model"])
+    prepared = Path(summary.artifacts("prepare-dataset", "prepared")[0]["uri"])
+    adapter = Path(summary.artifacts("train-lora", "adapter")[0]["uri"])
+    served = Path(summary.artifacts("export-onnx", "onnx_model")[0]["uri"])
+    fmt = PromptFormat.load(prepared)
+    assert fmt == PromptFormat(tokenizer.chat_template, "chat-template") == PromptFormat.load(adapter) == PromptFormat.load(served)
+    assert load_tokenizer(str(served)).chat_template == tokenizer.chat_template  # what a chat server formats with
+    assert summary.artifacts("prepare-dataset", "prepared")[0]["metadata"]["prompt_format"] == "chat-template"
+
+    scores = summary.artifacts("evaluate-model", "metrics")[0]["metadata"]
+    assert scores["base.exact_match"] == 0.0 and scores["candidate.exact_match"] > 0.05  # 0.14: the final turn
+    examples = [json.loads(line) for line in
+                (Path(summary.artifacts("evaluate-model", "results")[0]["uri"]) / "examples.jsonl").read_text().splitlines()]
+    conversations = records(read_jsonl(demo_assets / "eval_chat.jsonl"))
+    assert examples[0]["instruction"] == conversations[0][-2]["content"]  # scored: the last user turn's answer
+    assert examples[0]["reference"] == conversations[0][-1]["content"]
+
+    # serving asks exactly what training taught: the replayed request is the training tokens before the final answer
+    requested = replay_requests(str(demo_assets / "eval_chat.jsonl"), str(served), limit=1)[0][0][0].tolist()
+    trained = fmt.encode(tokenizer, conversations[0], 256, last_only=True)
+    first_label = next(i for i, label in enumerate(trained.labels) if label != -100)
+    assert requested == trained.input_ids[:first_label]
+    assert tokenizer.decode(requested).endswith(split_reference(conversations[0])[0][-1]["content"] + "<|im_end|>\n<|im_start|>assistant\n")
+    rollout = summary.artifacts("rollout-model", "report")[0]["metadata"]
+    assert rollout["decision"] == "promoted"
