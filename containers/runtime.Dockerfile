@@ -3,11 +3,12 @@
 #
 # Build from the repository root; the tag must be the package version (kfp_llmops/images.py derives it):
 #   docker build -f containers/runtime.Dockerfile -t ghcr.io/kfp-llmops/runtime:$(python -c 'import kfp_llmops; print(kfp_llmops.__version__)') .
-# GPU image: pass the CUDA wheel index of torch 2.13.0 as TORCH_INDEX_URL.
+# GPU image: pass the CUDA wheel index of torch 2.13.0 as TORCH_INDEX_URL and EXTRAS="[gpu]" (bitsandbytes for QLoRA).
 FROM python:3.11.7-slim-bookworm
 
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG EXTRAS=""
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -26,7 +27,7 @@ COPY pyproject.toml setup.py README.md ./
 COPY kfp_llmops ./kfp_llmops
 COPY components ./components
 COPY pipelines ./pipelines
-RUN pip install -c constraints.txt . && python -c "import kfp_llmops.components, kfp, torch, onnxruntime, kserve"
+RUN pip install -c constraints.txt ".${EXTRAS}" && python -c "import kfp_llmops.components, kfp, torch, onnxruntime, kserve"
 
 USER 10001:10001
 WORKDIR /home/kfp

@@ -239,8 +239,8 @@ def cmd_evaluate(args) -> int:
             raise UserInputError(f"--adapter {args.adapter}: no such adapter folder")
         tokenizer = load_tokenizer(args.base_model)
         named = {"base": args.base_model, **dict(_key_value(b, "--baseline") for b in args.baseline or [])}
-        baselines = core.load_baselines(named, tokenizer, args.base_model)
-        candidate = core.load_candidate(args.base_model, args.adapter, merge=True)
+        baselines = core.load_baselines(named, tokenizer, args.base_model, on_accelerator=True)
+        candidate = core.load_candidate(args.base_model, args.adapter, merge=True, on_accelerator=True)
         fmt = PromptFormat.load(args.adapter)  # the format the adapter was trained in
         formats = {core.CANDIDATE: fmt, **{n: core.baseline_format(s, args.base_model, fmt) for n, s in named.items()}}
         report = core.evaluate_all(candidate, baselines, tokenizer, pairs, cfg, formats)

@@ -336,16 +336,74 @@ def load_tokenizer(model_id_or_path: str):
     return tokenizer
 
 
-def load_causal_lm(model_id_or_path: str):
-    """Loads a causal LM in fp32 from a hub id or a local path (safetensors only, never pickles)."""
+BASE_DTYPES = ("auto", "fp32", "bf16", "fp16")
+QUANTIZATIONS = ("none", "nf4")
+
+
+def weight_dtype(requested: str = "auto", *, cuda: bool, bf16_supported: bool) -> str:
+    """The dtype base weights load in: ``auto`` is bf16 on a GPU that supports it (Ampere and newer: A100, L4, H100),
+    fp16 on older GPUs (T4, V100), fp32 on CPU; anything else is taken as asked."""
+    if requested not in BASE_DTYPES:
+        from kfp_llmops.errors import ConfigError
+
+        raise ConfigError(f"base dtype must be one of {BASE_DTYPES}, got {requested!r}")
+    if requested != "auto":
+        return requested
+    return ("bf16" if bf16_supported else "fp16") if cuda else "fp32"
+
+
+def accelerator() -> tuple[str, str]:
+    """``(device, weight dtype)`` for inference here: the GPU in bf16 (fp16 where bf16 is missing), else CPU fp32."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return ("cuda" if cuda else "cpu"), weight_dtype(cuda=cuda, bf16_supported=cuda and torch.cuda.is_bf16_supported())
+
+
+def check_quantization(quantization: str, *, cuda: bool) -> None:
+    """nf4 (QLoRA) runs on CUDA with bitsandbytes; anywhere else this says why, before anything loads."""
+    from kfp_llmops.errors import ConfigError
+
+    if quantization not in QUANTIZATIONS:
+        raise ConfigError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
+    if quantization == "none":
+        return
+    if not cuda:
+        raise ConfigError("quantization 'nf4' (QLoRA) needs a CUDA GPU (bitsandbytes' 4-bit kernels); this step has "
+                          "none. Run it on a GPU node (the pipelines' training step asks for one), or use "
+                          "quantization 'none' with base_dtype bf16")
+    import importlib.util
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ConfigError("quantization 'nf4' needs bitsandbytes, which this image lacks: use the GPU image "
+                          "(pip install 'kfp-llmops[gpu]')")
+
+
+def load_causal_lm(model_id_or_path: str, *, dtype: str = "fp32", quantization: str = "none", device: str | None = None):
+    """Loads a causal LM from a hub id or a local path (safetensors only, never pickles): weights in ``dtype``
+    (``fp32``, ``bf16``, ``fp16``), or 4-bit NF4 with double quantization and ``dtype`` compute (QLoRA; CUDA only),
+    on ``device`` (CPU when not given)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     from kfp_llmops.errors import UserInputError
 
+    torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
     name, revision = split_revision(model_id_or_path)
+    extra = {}
+    if quantization == "nf4":
+        from transformers import BitsAndBytesConfig
+
+        check_quantization(quantization, cuda=torch.cuda.is_available())
+        compute = torch.float32 if dtype == "fp32" else torch_dtype
+        extra = {"quantization_config": BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                           bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute),
+                 "device_map": {"": torch.cuda.current_device()}}
     try:
-        return AutoModelForCausalLM.from_pretrained(name, revision=revision, dtype=torch.float32, use_safetensors=True)
+        model = AutoModelForCausalLM.from_pretrained(name, revision=revision, dtype=torch_dtype, use_safetensors=True, **extra)
     except Exception as exc:  # corrupt or truncated weights, a missing file, an unknown architecture...
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
         raise UserInputError(f"cannot load the model {model_id_or_path!r}: {type(exc).__name__}: {first}") from exc
+    if device and quantization == "none":
+        model = model.to(device)
+    return model

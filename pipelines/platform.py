@@ -41,10 +41,11 @@ def check_target(target: str) -> None:
         raise ValueError(f"unknown compile target {target!r}; expected one of {TARGETS}")
 
 
-def gpu_task(task, target: str, settings: ClusterSettings = DEFAULT_SETTINGS):
-    """Asks for one GPU; on Kubeflow also tolerates the GPU taint and selects GPU nodes."""
+def gpu_task(task, target: str, settings: ClusterSettings = DEFAULT_SETTINGS, memory: str = "16G"):
+    """Asks for one GPU (and ``memory`` of RAM); on Kubeflow also tolerates the GPU taint and selects GPU nodes.
+    Training and evaluation load the base in bf16 there (fp16 on GPUs without bf16)."""
     check_target(target)
-    task.set_cpu_request("4").set_memory_request("16G")
+    task.set_cpu_request("4").set_memory_request(memory)
     if target == "kfp":
         from kfp import kubernetes
 
@@ -55,6 +56,15 @@ def gpu_task(task, target: str, settings: ClusterSettings = DEFAULT_SETTINGS):
         )
     else:
         task.set_accelerator_type(settings.vertex_accelerator).set_accelerator_limit(1)
+    return task
+
+
+def export_task(task, target: str, memory: str = "64G"):
+    """ONNX export merges the adapter into fp32 weights and checks parity on CPU (onnxruntime's reference): it needs
+    RAM for the fp32 model about three times over (torch weights, the traced graph, the session), not a GPU. 64G
+    holds a ~4B model; raise it for 8B (about 100G)."""
+    check_target(target)
+    task.set_cpu_request("8").set_memory_request(memory).set_memory_limit(memory)
     return task
 
 

@@ -11,7 +11,7 @@ from kfp_llmops.components.evaluation.evaluate_model.component import evaluate_m
 from kfp_llmops.components.evaluation.regression_gate.component import regression_gate
 from kfp_llmops.components.preflight.check_configs.component import check_configs
 from kfp_llmops.components.registry.resolve_production.component import resolve_production
-from kfp_llmops.pipelines.platform import registry_credentials
+from kfp_llmops.pipelines.platform import gpu_task, registry_credentials
 
 NAME = "eval-only"
 
@@ -43,6 +43,7 @@ def build(target: str = "vertex"):
             baseline_models=baseline_models,
             eval_config=eval_config,
         )
+        gpu_task(evaluated, target, memory="32G")
         regression_gate(evaluation=evaluated.outputs["results"], gate_config=gate_config)
 
     return eval_only

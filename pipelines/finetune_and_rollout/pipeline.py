@@ -25,7 +25,7 @@ from kfp_llmops.components.registry.register_model.component import register_mod
 from kfp_llmops.components.registry.resolve_production.component import resolve_production
 from kfp_llmops.components.training.train_lora.component import train_lora
 from kfp_llmops.components.training.train_lora.core import TrainConfig
-from kfp_llmops.pipelines.platform import gpu_task, registry_credentials, rollout_credentials, training_volumes
+from kfp_llmops.pipelines.platform import export_task, gpu_task, registry_credentials, rollout_credentials, training_volumes
 
 NAME = "finetune-and-rollout"
 
@@ -109,11 +109,13 @@ def build(target: str = "vertex"):
                     baseline_models=baseline_models,
                     eval_config=eval_config,
                 )
+                gpu_task(evaluated, target, memory="32G")
                 gate = regression_gate(evaluation=evaluated.outputs["results"], gate_config=gate_config)
                 with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (a KFP condition, not Python)
                     exported = export_onnx(
                         base_model=base_model, adapter=trained.outputs["adapter"], eval_dataset=eval_ds.output, model_name=model_name
                     )
+                    export_task(exported, target)
                     registered = register_model(
                         model_name=model_name,
                         base_model=base_model,

@@ -28,7 +28,8 @@ def test_torch_is_pinned_to_the_constraints_and_the_package_is_baked_in():
     constraints = (ROOT / "constraints.txt").read_text().splitlines()
     torch_version = re.search(r"TORCH_VERSION=(\S+)", DOCKERFILE).group(1)
     assert f"torch=={torch_version}" in constraints
-    assert "pip install -c constraints.txt ." in DOCKERFILE
+    assert 'pip install -c constraints.txt ".${EXTRAS}"' in DOCKERFILE  # the package, constrained; [gpu] adds bitsandbytes
+    assert "bitsandbytes==" in "\n".join(constraints)
     for folder in ("kfp_llmops", "components", "pipelines"):
         assert f"COPY {folder} ./{folder}" in DOCKERFILE
 

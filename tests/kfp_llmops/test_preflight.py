@@ -25,6 +25,14 @@ def test_every_mistake_is_listed_with_its_parameter():
         check_configs({"train_config": "r=8"})
 
 
+def test_prompt_format_is_checked_without_the_tokenizer():
+    assert config_errors({"prompt_format": "auto"}) == config_errors({"prompt_format": "{{ messages[0]['content'] }}"}) == []
+    assert config_errors({"prompt_format": "chatml"}) == [
+        "prompt_format must be one of ('auto', 'chat-template', 'plain') or a Jinja chat template, got 'chatml'"]
+    [error] = config_errors({"prompt_format": "{% for m in messages %}{{ m['content'] }}"})
+    assert error.startswith("prompt_format: the Jinja template does not parse: Unexpected end of template")
+
+
 def test_a_remote_run_refuses_paths_on_this_machine(tmp_path):
     data = tmp_path / "train.jsonl"
     data.write_text("{}\n")

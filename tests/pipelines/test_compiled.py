@@ -129,3 +129,20 @@ def test_vertex_spec_is_one_document_and_builds_a_pipeline_job_offline(path: Pat
     runtime = job._gca_resource.runtime_config
     assert runtime.gcs_output_directory == "gs://b/root"
     assert {k: runtime.parameter_values[k] for k in required} == required
+
+
+@pytest.mark.parametrize("name", ["finetune-and-rollout", "eval-only"])
+def test_evaluation_asks_for_a_gpu_and_export_for_memory_in_both_targets(name: str):
+    for target, accelerator in (("kfp", "nvidia.com/gpu"), ("vertex", "NVIDIA_L4")):
+        docs = list(yaml.safe_load_all((DEFAULT_OUT / target / f"{name}.yaml").read_text()))
+        executors = docs[0]["deploymentSpec"]["executors"]
+        evaluate = executors["exec-evaluate-model"]["container"]["resources"]
+        assert (evaluate["accelerator"]["resourceType"], evaluate["accelerator"]["resourceCount"]) == (accelerator, "1")
+        assert evaluate["resourceMemoryRequest"] == "32G"
+        if name == "finetune-and-rollout":
+            export = executors["exec-export-onnx"]["container"]["resources"]
+            assert "accelerator" not in export and export["resourceMemoryLimit"] == "64G"
+        if target == "kfp":
+            platform = json_format.ParseDict(docs[1], pipeline_spec_pb2.PlatformSpec())
+            config = json_format.MessageToDict(platform.platforms["kubernetes"].deployment_spec)["executors"]["exec-evaluate-model"]
+            assert config["tolerations"][0]["key"] == "nvidia.com/gpu"

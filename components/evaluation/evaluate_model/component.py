@@ -45,8 +45,8 @@ def evaluate_model(
             if info["found"]:
                 print(f"baseline 'production': {info['model_name']} version {info['version']} from {info['registry_uri']}")
         named = core.named_baselines(base_model, info, dict(baseline_models))
-        baselines = core.load_baselines(named, tokenizer, base_model)
-        candidate = core.load_candidate(base_model, adapter.path, merge=True)
+        baselines = core.load_baselines(named, tokenizer, base_model, on_accelerator=True)
+        candidate = core.load_candidate(base_model, adapter.path, merge=True, on_accelerator=True)
         fmt = PromptFormat.load(adapter.path)  # the format the candidate was trained in, as it will be served
         formats = {core.CANDIDATE: fmt, **{n: core.baseline_format(s, base_model, fmt) for n, s in named.items()}}
         result = core.evaluate_all(candidate, baselines, tokenizer, pairs, cfg, formats)

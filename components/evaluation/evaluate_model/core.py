@@ -15,7 +15,7 @@ import numpy as np
 from kfp_llmops.components.evaluation.evaluate_model import metrics, safety_suite
 from kfp_llmops.config import from_dict
 from kfp_llmops.errors import ConfigError, UserInputError
-from kfp_llmops.modeling import collate, load_causal_lm
+from kfp_llmops.modeling import accelerator, collate, load_causal_lm
 from kfp_llmops.prompts import PromptFormat, last_user_text, split_reference
 
 CANDIDATE = "candidate"
@@ -48,12 +48,15 @@ class EvalConfig:
         return from_dict(cls, values)
 
 
-def load_candidate(base_model: str, adapter_dir: str, *, merge: bool = False):
-    """The base model with the LoRA adapter applied; ``merge`` folds it into the weights (as served)."""
+def load_candidate(base_model: str, adapter_dir: str, *, merge: bool = False, on_accelerator: bool = False):
+    """The base model with the LoRA adapter applied; ``merge`` folds it into the weights (as served).
+    ``on_accelerator``: on the GPU in bf16 (fp16 where bf16 is missing) when there is one; else CPU fp32."""
     from peft import PeftModel
 
-    model = PeftModel.from_pretrained(load_causal_lm(base_model), adapter_dir)
-    return model.merge_and_unload().eval() if merge else model
+    device, dtype = accelerator() if on_accelerator else ("cpu", "fp32")
+    model = PeftModel.from_pretrained(load_causal_lm(base_model, dtype=dtype), adapter_dir)
+    model = model.merge_and_unload().eval() if merge else model
+    return model.to(device) if device != "cpu" else model
 
 
 def baseline_parts(spec, base_model: str = "") -> tuple[str, str | None]:
@@ -76,10 +79,13 @@ def baseline_parts(spec, base_model: str = "") -> tuple[str, str | None]:
     return path, None
 
 
-def load_baseline(spec, base_model: str = ""):
+def load_baseline(spec, base_model: str = "", on_accelerator: bool = False):
     """The baseline model of :func:`baseline_parts`' spec, an adapter merged into its base."""
     model, adapter = baseline_parts(spec, base_model)
-    return load_candidate(model, adapter, merge=True) if adapter else load_causal_lm(model)
+    if adapter:
+        return load_candidate(model, adapter, merge=True, on_accelerator=on_accelerator)
+    device, dtype = accelerator() if on_accelerator else ("cpu", "fp32")
+    return load_causal_lm(model, dtype=dtype, device=device if device != "cpu" else None)
 
 
 def _existing(model_id_or_path: str, what: str) -> str:
@@ -106,14 +112,14 @@ def baseline_format(spec, base_model: str, default: PromptFormat) -> PromptForma
     return PromptFormat.load(adapter) if adapter else default
 
 
-def load_baselines(named: dict, tokenizer, base_model: str = "") -> dict:
+def load_baselines(named: dict, tokenizer, base_model: str = "", on_accelerator: bool = False) -> dict:
     """``{name: model}`` for ``{name: spec}`` (see :func:`baseline_parts`); a missing path or a different tokenizer
     fails before any work."""
     from kfp_llmops.modeling import load_tokenizer
 
     models = {}
     for name, spec in named.items():
-        model = load_baseline(spec, base_model)
+        model = load_baseline(spec, base_model, on_accelerator)
         check_same_tokenizer(tokenizer, load_tokenizer(baseline_parts(spec, base_model)[0]), name)
         models[name] = model
     return models
@@ -144,6 +150,7 @@ def generate(model, tokenizer, contexts: list, *, max_new_tokens: int, batch_siz
         for start in range(0, len(contexts), batch_size):
             enc = tokenizer([fmt.prompt(tokenizer, c) for c in contexts[start : start + batch_size]],
                             return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = enc.to(next(model.parameters()).device)
             extra = {"min_new_tokens": max_new_tokens} if fixed_length else {}
             out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, output_scores=True, **extra,
                                  return_dict_in_generate=True, pad_token_id=tokenizer.pad_token_id,
@@ -170,6 +177,7 @@ def example_nll(model, tokenizer, items, cfg: EvalConfig, fmt: PromptFormat | No
     with torch.no_grad():
         for start in range(0, len(examples), cfg.batch_size):
             batch = collate(examples[start : start + cfg.batch_size], tokenizer.pad_token_id)
+            batch = {k: v.to(next(model.parameters()).device) for k, v in batch.items()}
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
             labels = batch["labels"][:, 1:]
             loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, reduction="none")

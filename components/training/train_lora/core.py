@@ -12,7 +12,8 @@ from typing import Callable
 
 from kfp_llmops.config import from_dict
 from kfp_llmops.errors import ConfigError, UserInputError
-from kfp_llmops.modeling import Example, load_causal_lm, response_nll, train_loop
+from kfp_llmops.modeling import (BASE_DTYPES, QUANTIZATIONS, Example, check_quantization, load_causal_lm, response_nll,
+                                 train_loop, weight_dtype)
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -28,6 +29,9 @@ class TrainConfig:
     the backward pass (less memory, ~30 % more compute). ``eval_every``: validation loss every N steps (0: at the end
     only); ``early_stopping_patience``: stop after that many evaluations without improvement and keep the best
     weights (0: never). ``use_liger``: Liger's fused kernels (liger-kernel must be installed; GPU).
+    ``base_dtype``: the frozen base weights' dtype, ``auto`` (bf16 on a GPU that has it, fp16 on older GPUs, fp32 on
+    CPU), ``fp32``, ``bf16`` or ``fp16``; LoRA weights and their optimizer state stay fp32. ``quantization``: ``nf4``
+    loads the base in 4-bit NF4 with double quantization (QLoRA, bitsandbytes, CUDA only; compute in ``base_dtype``).
     """
 
     r: int = 16
@@ -53,6 +57,8 @@ class TrainConfig:
     early_stopping_patience: int = 0
     use_liger: bool = False
     memory_check: bool = True  # plan memory from config.json before loading, and fail fast when it will not fit
+    base_dtype: str = "auto"
+    quantization: str = "none"
 
     def __post_init__(self) -> None:
         for name in ("r", "alpha", "max_steps", "batch_size"):
@@ -79,6 +85,10 @@ class TrainConfig:
         for name in ("max_seq_length", "eval_every", "early_stopping_patience"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ConfigError(f"TrainConfig.{name} must be an integer >= 0, got {getattr(self, name)!r}")
+        if self.base_dtype not in BASE_DTYPES:
+            raise ConfigError(f"TrainConfig.base_dtype must be one of {BASE_DTYPES}, got {self.base_dtype!r}")
+        if self.quantization not in QUANTIZATIONS:
+            raise ConfigError(f"TrainConfig.quantization must be one of {QUANTIZATIONS}, got {self.quantization!r}")
         if self.early_stopping_patience and not self.eval_every:
             raise ConfigError("TrainConfig.early_stopping_patience needs eval_every > 0 (evaluations to compare)")
 
@@ -174,20 +184,31 @@ def train(
 
     torch.manual_seed(cfg.seed)
     cuda = torch.cuda.is_available()
-    precision = cfg.resolved_precision(cuda, cuda and torch.cuda.is_bf16_supported())
+    bf16_supported = cuda and torch.cuda.is_bf16_supported()
+    precision = cfg.resolved_precision(cuda, bf16_supported)
+    dtype = weight_dtype(cfg.base_dtype, cuda=cuda, bf16_supported=bf16_supported)
+    check_quantization(cfg.quantization, cuda=cuda)
     if cfg.memory_check:
         from kfp_llmops.components.training.train_lora import memory
 
-        memory.check(base_model, cfg, cuda=cuda, log=log)
-    base = load_causal_lm(base_model)
+        memory.check(base_model, cfg, cuda=cuda, log=log, weight_dtype="nf4" if cfg.quantization == "nf4" else dtype)
+    base = load_causal_lm(base_model, dtype=dtype, quantization=cfg.quantization)
+    if cfg.quantization == "nf4":
+        from peft import prepare_model_for_kbit_training
+
+        base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=cfg.gradient_checkpointing,
+                                               gradient_checkpointing_kwargs={"use_reentrant": False})
     if cfg.use_liger:
         apply_liger(base)
     if cfg.gradient_checkpointing:
         base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    model = attach_lora(base, cfg).to("cuda" if cuda else "cpu")
+    model = attach_lora(base, cfg)
+    if cfg.quantization == "none":  # a quantized base is placed on the GPU as it loads
+        model = model.to("cuda" if cuda else "cpu")
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    log(f"LoRA r={cfg.r} on {cfg.target_modules}: {trainable} trainable parameters; {'cuda' if cuda else 'cpu'}, "
-        f"{precision}, attention {getattr(base.config, '_attn_implementation', 'default')}"
+    weights = "nf4" if cfg.quantization == "nf4" else dtype
+    log(f"LoRA r={cfg.r} on {cfg.target_modules}: {trainable} trainable parameters (fp32) on {weights} base weights; "
+        f"{'cuda' if cuda else 'cpu'}, {precision}, attention {getattr(base.config, '_attn_implementation', 'default')}"
         + (", gradient checkpointing" if cfg.gradient_checkpointing else ""))
     if cfg.max_seq_length:
         train_examples = [truncate(e, cfg.max_seq_length) for e in train_examples]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 GIB = 1024**3
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "nf4": 0.5}
+NF4_BYTES = 4.127 / 8  # 4-bit weights and, double-quantized, their 8-bit block scales (QLoRA paper, sec. 3)
 OVERHEAD = 1.10  # allocator fragmentation, CUDA context and kernels' workspaces
 
 
@@ -72,11 +73,23 @@ def count(config, target_modules, r: int) -> tuple[int, int, object]:
     return total, lora, model
 
 
+def _linear_parameters(model) -> int:
+    import torch
+
+    output = model.get_output_embeddings()
+    return sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear) and m is not output)
+
+
 def plan(config, train_cfg, *, device_gib: float, weight_dtype: str, width: int | None = None,
          activation_bytes: int = 2) -> MemoryPlan:
     """The plan for training ``train_cfg`` (a TrainConfig) on a model of ``config`` with base weights in
     ``weight_dtype`` on a device with ``device_gib`` GiB; ``activation_bytes`` 2 under bf16 autocast, 4 in fp32."""
-    total, lora, _ = count(config, train_cfg.target_modules, train_cfg.r)
+    total, lora, meta = count(config, train_cfg.target_modules, train_cfg.r)
+    if weight_dtype == "nf4":  # bitsandbytes quantizes the linear layers; embeddings, norms and the head stay 16-bit
+        quantized = _linear_parameters(meta)
+        weight_bytes = quantized * NF4_BYTES + (total - quantized) * 2
+    else:
+        weight_bytes = total * DTYPE_BYTES[weight_dtype]
     width = width or train_cfg.max_seq_length or (train_cfg.pack_length if train_cfg.pack_length > 0 else 0) or 2048
     tokens = train_cfg.batch_size * width  # one micro-batch: batch_size rows of the packed (or longest) width
     hidden, layers = config.hidden_size, config.num_hidden_layers
@@ -90,17 +103,19 @@ def plan(config, train_cfg, *, device_gib: float, weight_dtype: str, width: int 
         activations = tokens * layers * per_token_layer
     logits = tokens * config.vocab_size * 4 * 2  # fp32 logits and their gradient
     return MemoryPlan(
-        parameters=total, lora_parameters=lora, weights_gib=total * DTYPE_BYTES[weight_dtype] / GIB,
+        parameters=total, lora_parameters=lora, weights_gib=weight_bytes / GIB,
         lora_gib=lora * 4 * 2 / GIB,  # fp32 LoRA weights and their gradients
         optimizer_gib=lora * 4 * 2 / GIB,  # AdamW: two fp32 moments
         activations_gib=(activations + logits) / GIB, device_gib=device_gib, tokens_per_micro_batch=tokens,
         weight_dtype=weight_dtype, gradient_checkpointing=train_cfg.gradient_checkpointing)
 
 
-def suggestions(config, train_cfg, *, device_gib: float, weight_dtype: str, activation_bytes: int = 2) -> list[str]:
-    """Settings that would fit, the least disruptive first."""
-    def fits(cfg) -> MemoryPlan:
-        return plan(config, cfg, device_gib=device_gib, weight_dtype=weight_dtype, activation_bytes=activation_bytes)
+def suggestions(config, train_cfg, *, device_gib: float, weight_dtype: str, activation_bytes: int = 2,
+                cuda: bool = True) -> list[str]:
+    """Settings that would fit, the least disruptive first; on a GPU, 16-bit then 4-bit (QLoRA) base weights when
+    no batch size fits at the weights' dtype."""
+    def fits(cfg, dtype: str = weight_dtype) -> MemoryPlan:
+        return plan(config, cfg, device_gib=device_gib, weight_dtype=dtype, activation_bytes=activation_bytes)
 
     out = []
     cfg = train_cfg
@@ -116,6 +131,17 @@ def suggestions(config, train_cfg, *, device_gib: float, weight_dtype: str, acti
             return [f"gradient_checkpointing: true, batch_size: {batch}, gradient_accumulation: {accumulation} "
                     f"(same examples per step; {p.total_gib:.1f} GiB)"]
     smallest = dataclasses.replace(cfg, batch_size=1)
+    if cuda:
+        for dtype, setting in (("bf16", "base_dtype: bf16"), ("nf4", "quantization: nf4 (QLoRA)")):
+            if DTYPE_BYTES[dtype] >= DTYPE_BYTES[weight_dtype]:
+                continue
+            for batch in (train_cfg.batch_size, 8, 4, 2, 1):
+                trial = dataclasses.replace(cfg, batch_size=min(batch, train_cfg.batch_size),
+                                            gradient_accumulation=max(1, train_cfg.batch_size * train_cfg.gradient_accumulation
+                                                                      // min(batch, train_cfg.batch_size)))
+                if (p := fits(trial, dtype)).fits:
+                    return [f"{setting}, gradient_checkpointing: true, batch_size: {trial.batch_size}, "
+                            f"gradient_accumulation: {trial.gradient_accumulation} ({p.total_gib:.1f} GiB)"]
     out.append(f"a device with at least {fits(smallest).total_gib:.0f} GiB (batch_size 1, gradient checkpointing, "
                f"{weight_dtype} weights)")
     return out
@@ -133,9 +159,10 @@ def device_memory_gib(cuda: bool) -> float:
     return psutil.virtual_memory().available / GIB
 
 
-def check(base_model: str, train_cfg, *, cuda: bool, device_gib: float | None = None, log=print) -> MemoryPlan:
-    """Plans before loading; raises ConfigError naming the figures and what would fit when the plan does not fit.
-    Base weights load in fp32 today (``load_causal_lm``), so that is the dtype planned for."""
+def check(base_model: str, train_cfg, *, cuda: bool, device_gib: float | None = None, log=print,
+          weight_dtype: str = "fp32") -> MemoryPlan:
+    """Plans before loading, for base weights in ``weight_dtype`` (fp32, bf16, fp16 or nf4); raises ConfigError
+    naming the figures and what would fit when the plan does not fit."""
     from transformers import AutoConfig
 
     from kfp_llmops.errors import ConfigError
@@ -146,10 +173,11 @@ def check(base_model: str, train_cfg, *, cuda: bool, device_gib: float | None = 
     device = device_memory_gib(cuda) if device_gib is None else device_gib
     bf16 = cuda and train_cfg.resolved_precision(cuda, _bf16_supported()) == "bf16"
     act = 2 if bf16 else 4
-    result = plan(config, train_cfg, device_gib=device, weight_dtype="fp32", activation_bytes=act)
+    result = plan(config, train_cfg, device_gib=device, weight_dtype=weight_dtype, activation_bytes=act)
     log(f"memory plan ({'GPU' if cuda else 'CPU'}): {result.summary()}")
     if not result.fits:
-        ways = suggestions(config, train_cfg, device_gib=device, weight_dtype="fp32", activation_bytes=act)
+        ways = suggestions(config, train_cfg, device_gib=device, weight_dtype=weight_dtype, activation_bytes=act,
+                           cuda=cuda)
         raise ConfigError(f"LoRA training of {base_model} will not fit: {result.summary()}. What would fit: "
                           + "; or ".join(ways) + ". (TrainConfig.memory_check: false skips this check.)")
     return result

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from kfp_llmops.components.data.prepare_dataset.core import prepare
 from kfp_llmops.components.training.train_lora import core
@@ -125,3 +126,30 @@ def test_early_stopping_keeps_the_best_evaluated_weights(base_model, small_split
 def test_max_seq_length_cuts_examples(base_model, small_split, tokenizer):
     result, _ = _train(base_model, small_split, tokenizer, max_steps=1, max_seq_length=12, pack_length=0)
     assert result.real_tokens == 8 * 12  # every demo example is longer than 12 tokens
+
+
+def test_base_weights_dtype_follows_the_device():
+    from kfp_llmops.modeling import weight_dtype
+
+    assert weight_dtype(cuda=True, bf16_supported=True) == "bf16"  # A100, L4, H100
+    assert weight_dtype(cuda=True, bf16_supported=False) == "fp16"  # T4, V100
+    assert weight_dtype(cuda=False, bf16_supported=False) == "fp32"  # CPU
+    assert weight_dtype("bf16", cuda=False, bf16_supported=False) == "bf16"
+    with pytest.raises(ConfigError, match=r"TrainConfig\.base_dtype must be one of"):
+        core.TrainConfig(base_dtype="int8")
+    with pytest.raises(ConfigError, match=r"TrainConfig\.quantization must be one of"):
+        core.TrainConfig(quantization="gptq")
+
+
+def test_bf16_base_weights_train_fp32_lora(base_model, small_split, tokenizer):
+    fp32, _ = _train(base_model, small_split, tokenizer)
+    bf16, lines = _train(base_model, small_split, tokenizer, base_dtype="bf16")
+    assert any("trainable parameters (fp32) on bf16 base weights" in line for line in lines)
+    dtypes = {(p.requires_grad, p.dtype) for p in bf16.model.parameters()}
+    assert dtypes == {(False, torch.bfloat16), (True, torch.float32)}  # frozen base in bf16, LoRA (and AdamW) in fp32
+    assert bf16.losses == pytest.approx(fp32.losses, abs=0.05) and bf16.losses != fp32.losses
+
+
+def test_qlora_on_a_machine_without_cuda_is_refused_before_loading(base_model, small_split, tokenizer):
+    with pytest.raises(ConfigError, match=r"quantization 'nf4' \(QLoRA\) needs a CUDA GPU"):
+        _train(base_model, small_split, tokenizer, quantization="nf4")

@@ -31,7 +31,8 @@ def test_an_8b_model_in_fp32_does_not_fit_a_24_gb_gpu_and_says_what_would(tmp_pa
                      device_gib=22.0, log=lambda _: None)
     text = str(err.value)
     assert "8.03B parameters in fp32: weights 29.9 GiB" in text and "of 22.0 GiB" in text
-    assert "What would fit: a device with at least 37 GiB (batch_size 1, gradient checkpointing" in text
+    assert ("What would fit: base_dtype: bf16, gradient_checkpointing: true, batch_size: 1, gradient_accumulation: 8 "
+            "(20.1 GiB)") in text
     # on an 80 GB GPU, gradient checkpointing alone makes it fit
     with pytest.raises(ConfigError, match=r"What would fit: gradient_checkpointing: true \(57\.6 GiB\)"):
         memory.check(str(tmp_path), TrainConfig(batch_size=8, max_seq_length=2048, precision="bf16"), cuda=True,
@@ -52,3 +53,22 @@ def test_a_small_model_fits_and_checkpointing_is_suggested_when_it_suffices(tmp_
 def test_the_demo_model_fits_this_machine(base_model):
     plan = memory.check(base_model, TrainConfig(), cuda=False, log=lambda _: None)
     assert plan.fits and 0.7e6 < plan.parameters < 1e6  # the ~0.8M-parameter demo Llama
+
+
+def test_a_24_gb_gpu_is_told_which_precision_fits_an_8b_model(tmp_path):
+    AutoConfig.for_model("llama", **LLAMA_3_8B).save_pretrained(tmp_path)
+    config = AutoConfig.for_model("llama", **LLAMA_3_8B)
+    cfg = TrainConfig(batch_size=8, max_seq_length=2048, precision="bf16")
+    bf16 = memory.plan(config, cfg, device_gib=22.0, weight_dtype="bf16")
+    nf4 = memory.plan(config, cfg, device_gib=22.0, weight_dtype="nf4")
+    assert 14.9 < bf16.weights_gib < 15.0  # 8.03B x 2 bytes
+    # NF4 linear layers (4.127 bits with double quantization) + 1.05B embedding and head parameters in bf16
+    assert 5.3 < nf4.weights_gib < 5.5
+    # fp32 weights cannot fit at any batch size: bf16 is suggested; bf16 does not fit: QLoRA is
+    assert memory.suggestions(config, cfg, device_gib=22.0, weight_dtype="fp32")[0].startswith("base_dtype: bf16, gradient_checkpointing: true")
+    with pytest.raises(ConfigError, match=r"8.03B parameters in bf16: weights 15.0 GiB.*What would fit: quantization: nf4 \(QLoRA\)"):
+        memory.check(str(tmp_path), TrainConfig(batch_size=8, max_seq_length=2048, precision="bf16", gradient_checkpointing=True),
+                     cuda=True, device_gib=16.0, log=lambda _: None, weight_dtype="bf16")
+    fits = memory.check(str(tmp_path), TrainConfig(batch_size=4, max_seq_length=2048, precision="bf16", gradient_checkpointing=True),
+                        cuda=True, device_gib=22.0, log=lambda _: None, weight_dtype="nf4")
+    assert fits.fits and fits.weight_dtype == "nf4"
