@@ -78,3 +78,54 @@ class OnnxModelMetadata:
                 value = bool(value)
             values[name] = value
         return cls(**values)
+
+
+HF_MODEL = "kfp_llmops.HfModel"
+HF_FORMAT = "hf-safetensors"
+
+
+@dataclass(frozen=True)
+class HfModelMetadata:
+    """A merged model folder for Hugging Face serving runtimes: safetensors in ``dtype``, the tokenizer with the
+    prompt format as its chat template."""
+
+    dtype: str
+    parameters: int
+    size_bytes: int
+    prompt_format: str
+    format: str = HF_FORMAT
+    schema: str = HF_MODEL
+    schema_version: int = 1
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.schema != HF_MODEL or self.format != HF_FORMAT:
+            problems.append(f"schema/format are {self.schema!r}/{self.format!r}, not {HF_MODEL!r}/{HF_FORMAT!r}")
+        if self.dtype not in ("fp32", "bf16", "fp16"):
+            problems.append(f"dtype {self.dtype!r} is not fp32, bf16 or fp16")
+        for name in ("parameters", "size_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                problems.append(f"{name} must be a positive integer, got {value!r}")
+        if problems:
+            raise UserInputError(f"{HF_MODEL} metadata: " + "; ".join(problems))
+
+    def to_metadata(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_metadata(cls, metadata: dict, *, where: str = "the model artifact") -> "HfModelMetadata":
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: (int(v) if k in ("parameters", "size_bytes", "schema_version") and isinstance(v, float) else v)
+                  for k, v in metadata.items() if k in names}
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise UserInputError(f"{where}: not a {HF_MODEL} ({exc})") from None
+
+
+def served_model_metadata(metadata: dict, where: str = ""):
+    """The typed metadata of a model to serve: an ONNX repository or a merged Hugging Face folder."""
+    if metadata.get("schema") == HF_MODEL:
+        return HfModelMetadata.from_metadata(metadata, where=where)
+    return OnnxModelMetadata.from_metadata(metadata, where=where)

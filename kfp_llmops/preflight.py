@@ -54,7 +54,12 @@ def config_errors(arguments: dict) -> list[str]:
     errors = []
     for parameter, value in arguments.items():
         items = []
-        if parameter == "prompt_format":
+        if parameter == "serving_format":
+            from kfp_llmops.components.deployment.rollout_model.core import SERVING_FORMATS
+
+            if value not in SERVING_FORMATS:
+                errors.append(f"serving_format must be one of {SERVING_FORMATS}, got {value!r}")
+        elif parameter == "prompt_format":
             try:
                 check_spec(value)
             except ConfigError as exc:

@@ -114,6 +114,15 @@ class PromptFormat:
         except (ValueError, TypeError) as exc:
             raise UserInputError(f"{path}: not a prompt format ({exc})") from None
 
+    @classmethod
+    def served(cls, directory: str | Path, tokenizer) -> "PromptFormat":
+        """The format a served model folder is asked in: its ``prompt_format.json``; without one, its tokenizer's
+        chat template, else plain."""
+        if (Path(directory) / FORMAT_FILE).is_file():
+            return cls.load(directory)
+        template = getattr(tokenizer, "chat_template", None)
+        return cls(template, "chat-template") if isinstance(template, str) and template.strip() else cls()
+
     def save_with(self, tokenizer, directory: str | Path) -> None:
         """Saves the tokenizer with this format as its chat template, and ``prompt_format.json``, in ``directory``:
         a served model folder then formats chat requests (``apply_chat_template``, an OpenAI-compatible server)

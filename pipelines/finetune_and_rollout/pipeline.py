@@ -1,5 +1,8 @@
 """finetune-and-rollout: validate -> prepare -> train -> evaluate -> gate -> export -> register -> canary rollout.
 
+``serving_format`` picks what is exported, registered and served: ``onnx`` (a Triton repository, protocol v2) or
+``hf`` (the merged safetensors folder for KServe's Hugging Face runtime, OpenAI-compatible chat).
+
 The candidate is evaluated side by side with the registry's ``production`` version (``resolve-production``) and the
 base model, and the gate applies its regression rules to production; a first rollout falls back to the base model.
 
@@ -13,6 +16,7 @@ from kfp.dsl import Dataset
 
 from kfp_llmops.components.compilation.build_tensorrt_engine.component import build_tensorrt_engine
 from kfp_llmops.components.compilation.export_onnx.component import export_onnx
+from kfp_llmops.components.compilation.merge_adapter.component import merge_adapter
 from kfp_llmops.components.data.prepare_dataset.component import prepare_dataset
 from kfp_llmops.components.data.stop_on_invalid_data.component import stop_on_invalid_data
 from kfp_llmops.components.data.validate_dataset.component import validate_dataset
@@ -42,6 +46,7 @@ def build(target: str = "vertex"):
         train_data_sha256: str = "",
         prompt_format: str = "auto",
         system_prompt: str = "",
+        serving_format: str = "onnx",
         reference_data: str = "",
         screening: dict = {},
         train_config: dict = default_train_config,
@@ -75,7 +80,7 @@ def build(target: str = "vertex"):
         with dsl.ExitHandler(restore, name="rollout-guard"):
             checked = check_configs(train_config=train_config, eval_config=eval_config, gate_config=gate_config,
                                     rollout_config=rollout_config, screening=screening, trainer_job=trainer_job,
-                                    prompt_format=prompt_format)
+                                    prompt_format=prompt_format, serving_format=serving_format)
             train_ds = dsl.importer(artifact_uri=train_data, artifact_class=Dataset, reimport=False).set_display_name("import-train-data")
             eval_ds = dsl.importer(artifact_uri=eval_data, artifact_class=Dataset, reimport=False).set_display_name("import-eval-data")
             validated = validate_dataset(
@@ -112,40 +117,55 @@ def build(target: str = "vertex"):
                 gpu_task(evaluated, target, memory="32G")
                 gate = regression_gate(evaluation=evaluated.outputs["results"], gate_config=gate_config)
                 with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (a KFP condition, not Python)
-                    exported = export_onnx(
-                        base_model=base_model, adapter=trained.outputs["adapter"], eval_dataset=eval_ds.output, model_name=model_name
-                    )
-                    export_task(exported, target)
-                    registered = register_model(
-                        model_name=model_name,
-                        base_model=base_model,
-                        dataset=validated.outputs["validated"],
-                        adapter=trained.outputs["adapter"],
-                        onnx_model=exported.outputs["onnx_model"],
-                        evaluation=evaluated.outputs["metrics"],
-                        gate_decision=gate.outputs["decision"],
-                        source_commit=source_commit,
-                        run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-                        registry_uri=registry_uri,
-                    )
-                    registry_credentials(registered, target)
-                    with dsl.If(build_tensorrt == True, name="tensorrt"):  # noqa: E712 (a KFP condition)
-                        engine = build_tensorrt_engine(onnx_model=exported.outputs["onnx_model"], model_name=model_name)
-                        gpu_task(engine, target)
-                    rolled_out = rollout_model(
-                        onnx_model=exported.outputs["onnx_model"],
-                        registered=registered.outputs["lineage"],
-                        eval_dataset=eval_ds.output,
-                        target=deploy_target,
-                        rollout_config=rollout_config,
-                        namespace=namespace,
-                        inference_service=inference_service,
-                        storage_uri=storage_uri,
-                        prometheus_url=prometheus_url,
-                        vertex_endpoint=vertex_endpoint,
-                    )
-                    rollout_credentials(rolled_out, target)
-                    registry_credentials(rolled_out, target)
+
+                    def release(served):
+                        """Registers the model to serve (with the adapter and lineage) and rolls it out as a canary."""
+                        registered = register_model(
+                            model_name=model_name,
+                            base_model=base_model,
+                            dataset=validated.outputs["validated"],
+                            adapter=trained.outputs["adapter"],
+                            onnx_model=served,
+                            evaluation=evaluated.outputs["metrics"],
+                            gate_decision=gate.outputs["decision"],
+                            source_commit=source_commit,
+                            run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                            registry_uri=registry_uri,
+                        )
+                        registry_credentials(registered, target)
+                        return registered
+
+                    def roll_out(served, registered):
+                        rolled_out = rollout_model(
+                            onnx_model=served,
+                            registered=registered.outputs["lineage"],
+                            eval_dataset=eval_ds.output,
+                            target=deploy_target,
+                            rollout_config=rollout_config,
+                            serving_format=serving_format,
+                            namespace=namespace,
+                            inference_service=inference_service,
+                            storage_uri=storage_uri,
+                            prometheus_url=prometheus_url,
+                            vertex_endpoint=vertex_endpoint,
+                        )
+                        rollout_credentials(rolled_out, target)
+                        registry_credentials(rolled_out, target)
+
+                    with dsl.If(serving_format == "onnx", name="serve-onnx"):
+                        exported = export_onnx(
+                            base_model=base_model, adapter=trained.outputs["adapter"], eval_dataset=eval_ds.output, model_name=model_name
+                        )
+                        export_task(exported, target)
+                        registered = release(exported.outputs["onnx_model"])
+                        with dsl.If(build_tensorrt == True, name="tensorrt"):  # noqa: E712 (a KFP condition)
+                            engine = build_tensorrt_engine(onnx_model=exported.outputs["onnx_model"], model_name=model_name)
+                            gpu_task(engine, target)
+                        roll_out(exported.outputs["onnx_model"], registered)
+                    with dsl.Elif(serving_format == "hf", name="serve-hf"):
+                        merged = merge_adapter(base_model=base_model, adapter=trained.outputs["adapter"])
+                        export_task(merged, target)
+                        roll_out(merged.outputs["hf_model"], release(merged.outputs["hf_model"]))
             with dsl.Else(name="data-invalid"):
                 stop_on_invalid_data(report=validated.outputs["report"])
 

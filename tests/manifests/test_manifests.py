@@ -21,7 +21,8 @@ def docs(name: str) -> list[dict]:
 
 
 def test_there_are_manifests():
-    assert {p.name for p in MANIFESTS} == {"inferenceservice.yaml", "servingruntime.yaml", "rollout-rbac.yaml", "training.yaml"}
+    assert {p.name for p in MANIFESTS} == {"inferenceservice.yaml", "inferenceservice-hf.yaml", "servingruntime.yaml",
+                                         "rollout-rbac.yaml", "training.yaml"}
 
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
@@ -67,6 +68,16 @@ def test_runtime_image_and_name_match_the_code():
                                                annotations=isvc["metadata"]["annotations"])
     assert rendered == isvc
     assert isvc["spec"]["predictor"]["model"]["runtime"] == runtime["metadata"]["name"]
+
+
+def test_the_hf_inference_service_is_what_the_code_renders():
+    isvc, = docs("inferenceservice-hf.yaml")
+    rendered = kserve.render_inference_service("llm", "kfp-llmops", "gs://YOUR-BUCKET/models/llm/1", serving_format="hf",
+                                               annotations=isvc["metadata"]["annotations"])
+    assert rendered == isvc  # and, like every manifest here, valid against KServe's CRD (test_manifest_is_valid)
+    model = isvc["spec"]["predictor"]["model"]
+    assert (model["modelFormat"]["name"], model["runtime"]) == ("huggingface", kserve.HF_RUNTIME)
+    assert model["resources"]["limits"]["nvidia.com/gpu"] == "1"
 
 
 def test_trainer_role_may_only_create_and_watch_trainjobs():

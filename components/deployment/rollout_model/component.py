@@ -17,6 +17,7 @@ def rollout_model(
     report_html: Output[HTML],
     target: str = "local",
     rollout_config: dict = {},
+    serving_format: str = "",
     namespace: str = "kfp-llmops",
     inference_service: str = "",
     storage_uri: str = "",
@@ -29,7 +30,9 @@ def rollout_model(
     ``local``: two KServe ModelServers on localhost (stable = the registry's production version), replayed requests
     from ``eval_dataset``. ``kserve``: patches ``canaryTrafficPercent`` on the existing InferenceService
     ``inference_service`` (default: the registered model name) and reads Prometheus. ``vertex``: the traffic split of
-    ``vertex_endpoint``, read from Cloud Monitoring."""
+    ``vertex_endpoint``, read from Cloud Monitoring. ``serving_format`` (overrides ``rollout_config``'s): ``onnx``, a
+    Triton repository over protocol v2; ``hf``, a merged Hugging Face folder over OpenAI-compatible chat (KServe's
+    Hugging Face runtime; locally ``kfp_llmops.serving.hf_server``)."""
     import functools
     import json
     import signal
@@ -45,7 +48,7 @@ def rollout_model(
     previous_handler = signal.signal(signal.SIGTERM, terminated)
     try:
         with user_errors():
-            cfg = core.RolloutConfig.from_dict(rollout_config)
+            cfg = core.RolloutConfig.from_dict({**rollout_config, **({"serving_format": serving_format} if serving_format else {})})
             core.check_target(target)
             meta = dict(registered.metadata)
             version = meta["version"]  # kfp.local hands integers back as floats

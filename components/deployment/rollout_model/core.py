@@ -78,6 +78,9 @@ class VertexDeployConfig:
             raise ConfigError("VertexDeployConfig: need 1 <= min_replicas <= max_replicas and accelerator_count >= 0")
 
 
+SERVING_FORMATS = ("onnx", "hf")
+
+
 @dataclass(frozen=True)
 class RolloutConfig:
     """``schedule``: canary traffic percentages, rising, ending at 100. ``window_s``: analysis window per step
@@ -88,6 +91,7 @@ class RolloutConfig:
     window_s: float = 120.0
     progress_deadline_s: float = 600.0
     requests_per_step: int = 40
+    serving_format: str = "onnx"  # onnx: Triton repository (protocol v2); hf: merged safetensors (OpenAI-compatible)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     vertex: VertexDeployConfig = field(default_factory=VertexDeployConfig)
 
@@ -98,6 +102,8 @@ class RolloutConfig:
         object.__setattr__(self, "schedule", schedule)
         if self.window_s <= 0 or self.progress_deadline_s <= 0:
             raise ConfigError("RolloutConfig: window_s and progress_deadline_s must be > 0")
+        if self.serving_format not in SERVING_FORMATS:
+            raise ConfigError(f"RolloutConfig.serving_format must be one of {SERVING_FORMATS}, got {self.serving_format!r}")
         if self.requests_per_step < 1:
             raise ConfigError(f"RolloutConfig.requests_per_step must be >= 1, got {self.requests_per_step}")
 

@@ -29,21 +29,38 @@ class KServeSettings:
     poll_s: float = 5.0
 
 
-def render_inference_service(name: str, namespace: str, storage_uri: str, *, runtime: str = "kfp-llmops-triton",
-                             labels: dict | None = None, annotations: dict | None = None) -> dict:
-    """The InferenceService (serving.kserve.io/v1beta1) that serves a Triton model repository over protocol v2."""
+HF_RUNTIME = "kserve-huggingfaceserver"  # KServe's own ClusterServingRuntime (vLLM backend on a GPU)
+
+
+def render_inference_service(name: str, namespace: str, storage_uri: str, *, runtime: str = "",
+                             labels: dict | None = None, annotations: dict | None = None,
+                             serving_format: str = "onnx") -> dict:
+    """The InferenceService (serving.kserve.io/v1beta1): ``onnx`` serves a Triton model repository over protocol v2
+    on our ServingRuntime; ``hf`` serves a merged Hugging Face folder on KServe's Hugging Face runtime (vLLM on one
+    GPU; OpenAI-compatible ``/openai/v1/chat/completions``, formatted with the folder's chat template)."""
+    if serving_format == "hf":
+        model = {
+            "modelFormat": {"name": "huggingface"},
+            "runtime": runtime or HF_RUNTIME,
+            "args": [f"--model_name={name}"],
+            "storageUri": storage_uri,
+            "resources": {"requests": {"cpu": "4", "memory": "24Gi", "nvidia.com/gpu": "1"},
+                          "limits": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"}},
+        }
+    else:
+        model = {
+            "modelFormat": {"name": "onnx"},
+            "protocolVersion": "v2",
+            "runtime": runtime or "kfp-llmops-triton",
+            "storageUri": storage_uri,
+            "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
+        }
     manifest = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "InferenceService",
         "metadata": {"name": name, "namespace": namespace,
                      "labels": {"app.kubernetes.io/managed-by": "kfp-llmops", **(labels or {})}},
-        "spec": {"predictor": {"model": {
-            "modelFormat": {"name": "onnx"},
-            "protocolVersion": "v2",
-            "runtime": runtime,
-            "storageUri": storage_uri,
-            "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
-        }}},
+        "spec": {"predictor": {"model": model}},
     }
     if annotations:
         manifest["metadata"]["annotations"] = dict(annotations)

@@ -15,16 +15,19 @@ from pathlib import Path
 from kfp_llmops.components.deployment.rollout_model.core import RevisionStats, RolloutConfig
 from kfp_llmops.components.deployment.rollout_model.metrics import Scrape
 from kfp_llmops.errors import UserInputError
-from kfp_llmops.serving.local import infer_logits, local_server
+from kfp_llmops.serving.local import chat_completion, infer_logits, is_ready, local_server
 
 REVISIONS = ("stable", "candidate")
 WARMUP_REQUESTS = 5
+HF_MAX_TOKENS = 16  # per replayed chat request: enough to exercise decoding, short enough for a quick local canary
 
 
 class LocalTarget(contextlib.AbstractContextManager):
     def __init__(self, model_name: str, candidate_repo: str | Path, stable_repo: str | Path | None,
                  requests: list[tuple], cfg: RolloutConfig, *, server_args: dict[str, list[str]] | None = None,
-                 log_dir: str | Path | None = None, startup_timeout_s: float = 60.0):
+                 log_dir: str | Path | None = None, startup_timeout_s: float = 60.0, serving_format: str = "onnx"):
+        """``requests``: ``(input_ids, attention_mask)`` per request for ``onnx`` (protocol v2); message lists for
+        ``hf`` (OpenAI-compatible chat completions, formatted by the server with the model's chat template)."""
         if not requests:
             raise UserInputError("the local rollout needs at least one request to replay")
         self.model_name = model_name
@@ -34,6 +37,7 @@ class LocalTarget(contextlib.AbstractContextManager):
         self.server_args = server_args or {}
         self.log_dir = Path(log_dir) if log_dir else None
         self.startup_timeout_s = startup_timeout_s
+        self.serving_format = serving_format
         self.urls: dict[str, str] = {}
         self.percent = 0
         self.sent = {r: 0 for r in REVISIONS}
@@ -54,21 +58,19 @@ class LocalTarget(contextlib.AbstractContextManager):
             log = self.log_dir / f"{rev}-server.log" if self.log_dir else None
             self.urls[rev] = self._stack.enter_context(local_server(
                 self.model_name, self.repos[rev], timeout_s=self.startup_timeout_s, log_path=log,
-                extra_args=self.server_args.get(rev, ())))
+                extra_args=self.server_args.get(rev, ()), serving_format=self.serving_format))
         for rev in self.urls:  # a cold server's first answers are slow: warm both up outside any analysis window
             for i in range(WARMUP_REQUESTS):
                 with contextlib.suppress(Exception):  # errors count only inside the windows
-                    infer_logits(self.urls[rev], self.model_name, *self.requests[i % len(self.requests)])
+                    self._call(rev, self.requests[i % len(self.requests)])
         self.percent = percent
 
     def set_traffic(self, percent: int) -> None:
         self.percent = percent
 
     def wait_ready(self, timeout_s: float) -> None:
-        import tritonclient.http as http
-
         for rev, url in self.urls.items():
-            if not http.InferenceServerClient(url=url).is_model_ready(self.model_name):
+            if not is_ready(url, self.model_name):
                 raise UserInputError(f"the {rev} server at {self.urls[rev]} is not ready")
 
     def observe(self, percent: int) -> tuple[RevisionStats, RevisionStats | None]:
@@ -98,13 +100,19 @@ class LocalTarget(contextlib.AbstractContextManager):
         return need
 
     def _send(self, rev: str) -> None:
-        input_ids, attention_mask = self.requests[self._next % len(self.requests)]
+        request = self.requests[self._next % len(self.requests)]
         self._next += 1
         self.sent[rev] += 1
         try:
-            infer_logits(self.urls[rev], self.model_name, input_ids, attention_mask)
+            self._call(rev, request)
         except Exception:  # an HTTP 500 or a dropped connection: counted, the analysis decides
             self.failed[rev] += 1
+
+    def _call(self, rev: str, request) -> None:
+        if self.serving_format == "hf":
+            chat_completion(self.urls[rev], self.model_name, request, max_tokens=HF_MAX_TOKENS)
+        else:
+            infer_logits(self.urls[rev], self.model_name, *request)
 
     def _scrape(self, rev: str) -> Scrape:
         import requests

@@ -24,6 +24,20 @@ def replay_requests(eval_path: str, tokenizer_path: str, limit: int = 64) -> lis
     return out
 
 
+def replay_messages(eval_path: str, limit: int = 64) -> list[list[dict]]:
+    """The chat requests the local rollout replays for ``serving_format: hf``: each evaluation record's conversation
+    before its answer, as messages (the server applies the model's chat template, as KServe's runtime does)."""
+    from kfp_llmops.datasets import read_jsonl, records
+    from kfp_llmops.prompts import PromptFormat, split_reference
+
+    plain = PromptFormat()
+    out = []
+    for item in records(read_jsonl(eval_path))[:limit]:
+        context = split_reference(item)[0]
+        out.append(plain.conversation(context) if isinstance(context, str) else list(context))
+    return out
+
+
 @contextlib.contextmanager
 def build(target: str, cfg, *, onnx_model, eval_dataset, stable, model_name: str, version: str, resource: str, namespace: str,
           inference_service: str, storage_uri: str, prometheus_url: str, vertex_endpoint: str, work_dir: str,
@@ -44,9 +58,16 @@ def build(target: str, cfg, *, onnx_model, eval_dataset, stable, model_name: str
             except Exception as exc:  # noqa: BLE001 (any failure to fetch it means the same to the user)
                 raise ConfigError(f"the production version {stable.version} of {model_name} ({stable.source}) could "
                                   f"not be downloaded from {registry.uri}: {exc}") from None
-        requests = replay_requests(eval_dataset.path, onnx_model.path)
-        rendered = {"stable": stable_repo, "candidate": onnx_model.path, "requests": len(requests)}
-        with LocalTarget(model_name, onnx_model.path, stable_repo, requests, cfg, log_dir=work_dir) as tgt:
+        hf = cfg.serving_format == "hf"
+        if stable_repo is not None and (Path(stable_repo) / "config.json").is_file() != hf:
+            raise ConfigError(f"the production version {stable.version} of {model_name} is served in the other format "
+                              f"than serving_format {cfg.serving_format!r}: a canary compares two revisions of one "
+                              "runtime. Keep the format, or register under a new model_name for the new format")
+        requests = replay_messages(eval_dataset.path) if hf else replay_requests(eval_dataset.path, onnx_model.path)
+        rendered = {"stable": stable_repo, "candidate": onnx_model.path, "requests": len(requests),
+                    "serving_format": cfg.serving_format}
+        with LocalTarget(model_name, onnx_model.path, stable_repo, requests, cfg, log_dir=work_dir,
+                         serving_format=cfg.serving_format) as tgt:
             yield tgt, rendered
     elif target == "kserve":
         from kfp_llmops.components.deployment.rollout_model import kserve
@@ -58,6 +79,9 @@ def build(target: str, cfg, *, onnx_model, eval_dataset, stable, model_name: str
     elif target == "vertex":
         from kfp_llmops.components.deployment.rollout_model import vertex
 
+        if cfg.serving_format != "onnx":
+            raise ConfigError("the vertex target deploys the ONNX model (serving_format onnx); serving_format hf "
+                              "runs on the local and kserve targets")
         if not vertex_endpoint.startswith("projects/"):
             raise ConfigError(f"vertex_endpoint must be projects/P/locations/L/endpoints/E, got {vertex_endpoint!r}")
         if not resource:

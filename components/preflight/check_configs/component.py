@@ -15,6 +15,7 @@ def check_configs(
     trainer_job: dict = {},
     configs: list = [],
     prompt_format: str = "auto",
+    serving_format: str = "onnx",
 ):
     """Reads each config into its typed class (``configs``: lora-sweep's list of training configs) and fails with
     every mistake named (unknown field, wrong type, out-of-range value; a ``prompt_format`` that is neither a known
@@ -24,7 +25,7 @@ def check_configs(
 
     values = {"train_config": train_config, "eval_config": eval_config, "gate_config": gate_config,
               "rollout_config": rollout_config, "screening": screening, "trainer_job": trainer_job, "configs": configs,
-              "prompt_format": prompt_format}
+              "prompt_format": prompt_format, "serving_format": serving_format}
     with user_errors():
         check(values)
     print("configs valid")

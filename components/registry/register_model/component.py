@@ -21,16 +21,17 @@ def register_model(
     run_id: str = "",
     registry_uri: str = "",
 ):
-    """Registers the compiled model and the adapter (MLflow by default, or Vertex AI Model Registry) with their
+    """``onnx_model``: the model to serve, an ONNX Triton repository (export_onnx) or a merged Hugging Face folder
+    (merge_adapter). Registers it and the adapter (MLflow by default, or Vertex AI Model Registry) with their
     lineage; writes ``lineage.json`` (digests, parents, metrics, gate, registered versions) and a Markdown model card."""
-    from kfp_llmops.artifacts import OnnxModelMetadata
+    from kfp_llmops.artifacts import served_model_metadata
     from kfp_llmops.components.registry.register_model import core
     from kfp_llmops.errors import user_errors
     from kfp_llmops.lineage import atomic_file
     from kfp_llmops.registry import open_registry
 
     with user_errors():
-        OnnxModelMetadata.from_metadata(dict(onnx_model.metadata), where=f"register_model's onnx_model ({onnx_model.uri})")
+        served_model_metadata(dict(onnx_model.metadata), where=f"register_model's onnx_model ({onnx_model.uri})")
     record = core.build_lineage(
         model_name=model_name,
         base_model=base_model,

@@ -65,8 +65,10 @@ def build_lineage(
                      "config": dict(training_config or {})},
         "evaluation": dict(sorted(whole_numbers(evaluation).items())),
         "gate": list(gate_reasons),
-        "export": {k: onnx_model.metadata.get(k) for k in ("schema", "opset", "precision", "variant", "max_abs_logit_diff",
-                                                           "greedy_identical", "greedy_prompts", "latency_ms", "size_bytes")},
+        "export": {k: onnx_model.metadata.get(k) for k in ("schema", "format", "opset", "precision", "dtype", "variant",
+                                                           "max_abs_logit_diff", "greedy_identical", "greedy_prompts",
+                                                           "latency_ms", "size_bytes", "prompt_format")
+                   if onnx_model.metadata.get(k) is not None},
     }
 
 
@@ -145,7 +147,8 @@ def model_card(lineage: dict) -> str:
         *(f"- {r}" for r in lineage["gate"]),
         "",
         "## Serving artifact",
-        f"- ONNX: `{art['onnx_model']['uri']}` (sha256 `{art['onnx_model']['sha256']}`)",
+        f"- {'Hugging Face folder' if lineage['export'].get('format') == 'hf-safetensors' else 'ONNX'}: "
+        f"`{art['onnx_model']['uri']}` (sha256 `{art['onnx_model']['sha256']}`)",
         f"- merged weights (base + adapter) sha256: `{art['merged_weights']['sha256']}`",
         *(f"- {k}: {v}" for k, v in lineage["export"].items()),
         "",

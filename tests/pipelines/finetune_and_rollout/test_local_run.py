@@ -137,3 +137,30 @@ def test_chat_records_go_through_to_a_rollout_in_one_prompt_format(demo_assets, 
     assert tokenizer.decode(requested).endswith(split_reference(conversations[0])[0][-1]["content"] + "<|im_end|>\n<|im_start|>assistant\n")
     rollout = summary.artifacts("rollout-model", "report")[0]["metadata"]
     assert rollout["decision"] == "promoted"
+
+
+def test_serving_format_hf_rolls_out_the_merged_model_over_openai_compatible_chat(demo_assets, tmp_path):
+    """The same pipeline with serving_format hf: the merged safetensors folder (with the chat template) is registered
+    and canaried on two local OpenAI-compatible servers; the analysis and the registry are the same as for ONNX."""
+    from kfp_llmops.modeling import load_tokenizer
+    from kfp_llmops.prompts import PromptFormat
+
+    registry_uri = f"sqlite:///{tmp_path / 'r.db'}"
+    arguments = {**_demo_arguments(demo_assets), "registry_uri": registry_uri, "serving_format": "hf",
+                 "train_config": {"max_steps": 200}, "rollout_config": {"schedule": [50, 100], "requests_per_step": 8,
+                                                                        "analysis": {"min_requests": 4}}}
+    summary = run_local(build("finetune-and-rollout", "vertex"), arguments, tmp_path / "runs")
+    assert summary.succeeded, summary.text()
+    ran = {s.name for s in summary.steps}
+    assert {"merge-adapter", "register-model-2", "rollout-model-2"} <= ran and not {"export-onnx", "rollout-model"} & ran
+    served = summary.artifacts("merge-adapter", "hf_model")[0]
+    assert served["metadata"]["schema"] == "kfp_llmops.HfModel" and served["metadata"]["dtype"] == "bf16"
+    assert load_tokenizer(served["uri"]).chat_template == load_tokenizer(arguments["base_model"]).chat_template
+    assert PromptFormat.load(served["uri"]) == PromptFormat.load(summary.artifacts("train-lora", "adapter")[0]["uri"])
+    lineage = json.loads(Path(summary.artifacts("register-model-2", "lineage")[0]["uri"]).read_text())
+    assert lineage["export"]["format"] == "hf-safetensors" and lineage["artifacts"]["onnx_model"]["uri"] == served["uri"]
+    rollout = summary.artifacts("rollout-model-2", "report")[0]["metadata"]
+    assert (rollout["decision"], rollout["version"]) == ("promoted", "1")
+    manifest = json.loads(Path(summary.artifacts("rollout-model-2", "manifest")[0]["uri"]).read_text())
+    assert manifest["manifest"]["serving_format"] == "hf" and manifest["manifest"]["requests"] == 64
+    assert open_registry(registry_uri).aliases("llm") == {"production": "1"}

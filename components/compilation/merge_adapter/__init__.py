@@ -1,0 +1,1 @@
+"""The merge_adapter component: component.py (KFP definition) and core.py (logic)."""

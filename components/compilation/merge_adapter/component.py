@@ -1,0 +1,26 @@
+"""KFP component: the merged model folder for Hugging Face serving runtimes (``serving_format: hf``)."""
+
+from kfp import dsl
+from kfp.dsl import Input, Model, Output
+
+from kfp_llmops.images import RUNTIME_IMAGE
+
+
+@dsl.component(base_image=RUNTIME_IMAGE, install_kfp_package=False)
+def merge_adapter(base_model: str, adapter: Input[Model], hf_model: Output[Model], dtype: str = "bf16"):
+    """Folds the adapter into the base and writes safetensors in ``dtype`` (bf16, as vLLM serves it), the tokenizer
+    with the training prompt format as its chat template, and a generation config that stops at its end of turn."""
+    from kfp_llmops.artifacts import HfModelMetadata
+    from kfp_llmops.components.compilation.merge_adapter import core
+    from kfp_llmops.errors import user_errors
+    from kfp_llmops.lineage import atomic_dir, lineage
+
+    with user_errors():
+        with atomic_dir(hf_model.path) as tmp:
+            info = core.merge_to_folder(base_model, adapter.path, tmp, dtype)
+    typed = HfModelMetadata(dtype=info["dtype"], parameters=info["parameters"], size_bytes=info["size_bytes"],
+                            prompt_format=info["prompt_format"])
+    hf_model.metadata.update(lineage(path=hf_model.path, parents={"adapter": adapter.uri}, base_model=base_model,
+                                     adapter_sha256=adapter.metadata.get("sha256"),
+                                     merged_weights_sha256=info["merged_weights_sha256"], **typed.to_metadata()))
+    print(info)
