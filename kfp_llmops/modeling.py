@@ -135,6 +135,7 @@ def train_loop(
     eval_fn: Callable[[], float] | None = None,
     eval_every: int = 0,
     patience: int = 0,
+    strategy: str = "ddp",
 ) -> list[float]:
     """Trains the model's trainable parameters with AdamW and a cosine schedule; returns per-step losses.
 
@@ -147,6 +148,9 @@ def train_loop(
     Batches go to the model's device; ``precision="bf16"`` runs forward and loss under bf16 autocast (weights and
     optimizer stay fp32). ``eval_fn`` (a validation loss) runs every ``eval_every`` steps; after ``patience``
     evaluations without improvement training stops early, and the best evaluated weights are restored at the end.
+    Under torchrun, ``strategy`` ``ddp`` replicates the model (DistributedDataParallel); ``fsdp`` shards parameters,
+    gradients and optimizer state over the ranks (torch FSDP2 ``fully_shard`` per decoder layer, then the root), for
+    models whose weights do not fit one device.
     """
     import torch
 
@@ -155,7 +159,16 @@ def train_loop(
     torch.manual_seed(seed)
     rank, world = _distributed()
     forward = model
-    if world > 1:
+    if world > 1 and strategy == "fsdp":
+        if checkpoint_dir:
+            from kfp_llmops.errors import ConfigError
+
+            raise ConfigError("checkpoint_dir with strategy fsdp is not supported yet (sharded optimizer state); "
+                              "use strategy ddp to checkpoint and resume")
+        shard(model)
+        log(f"fully sharded data parallel (FSDP2): rank {rank} of {world}, {batch_size // world or 1} of each "
+            f"{batch_size}-example batch")
+    elif world > 1:
         forward = torch.nn.parallel.DistributedDataParallel(model)
         log(f"data parallel: rank {rank} of {world}, {batch_size // world or 1} of each {batch_size}-example batch")
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -243,6 +256,28 @@ def train_loop(
         stats["evaluations"] = evals
     model.eval()
     return losses
+
+
+def shard(model) -> None:
+    """FSDP2: each decoder layer (the model's ``_no_split_modules`` classes) its own shard group, then the root."""
+    from torch.distributed.fsdp import fully_shard
+
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    layer_classes = set(getattr(inner, "_no_split_modules", None) or ())
+    for module in model.modules():
+        if type(module).__name__ in layer_classes:
+            fully_shard(module)
+    fully_shard(model)
+
+
+def full_state(model, keep=lambda name: True) -> dict:
+    """The model's state dict with sharded (DTensor) entries gathered whole, for the names ``keep`` selects; a
+    collective under FSDP: every rank calls it."""
+    out = {}
+    for name, value in model.state_dict().items():
+        if keep(name):
+            out[name] = value.full_tensor() if hasattr(value, "full_tensor") else value
+    return out
 
 
 def _distributed() -> tuple[int, int]:

@@ -162,7 +162,7 @@ def build(target: str = "vertex"):
                             engine = build_tensorrt_engine(onnx_model=exported.outputs["onnx_model"], model_name=model_name)
                             gpu_task(engine, target)
                         roll_out(exported.outputs["onnx_model"], registered)
-                    with dsl.Elif(serving_format == "hf", name="serve-hf"):
+                    with dsl.If(serving_format == "hf", name="serve-hf"):  # an Elif here re-targets the outer Else (KFP 2.17)
                         merged = merge_adapter(base_model=base_model, adapter=trained.outputs["adapter"])
                         export_task(merged, target)
                         roll_out(merged.outputs["hf_model"], release(merged.outputs["hf_model"]))

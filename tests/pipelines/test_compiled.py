@@ -52,11 +52,12 @@ def test_finetune_spec_has_the_kubernetes_settings():
     train = configs["exec-train-lora"]
     assert [(t.key, t.operator, t.effect) for t in train.tolerations] == [("nvidia.com/gpu", "Exists", "NoSchedule")]
     assert dict(train.node_selector.labels) == {"nvidia.com/gpu.present": "true"}
-    for step in ("exec-resolve-production", "exec-register-model", "exec-rollout-model", "exec-restore-stable"):
+    for step in ("exec-resolve-production", "exec-register-model", "exec-register-model-2", "exec-rollout-model",
+                 "exec-rollout-model-2", "exec-restore-stable"):
         [secret] = configs[step].secret_as_env
         assert secret.secret_name == "model-registry-credentials"
         assert {k.env_var for k in secret.key_to_env} == {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}
-    for step in ("exec-rollout-model", "exec-restore-stable"):  # the least-privilege ServiceAccount's token
+    for step in ("exec-rollout-model", "exec-rollout-model-2", "exec-restore-stable"):  # the least-privilege ServiceAccount's token
         [volume] = configs[step].secret_as_volume
         assert (volume.secret_name, volume.mount_path) == ("kfp-llmops-rollout-token", "/var/run/secrets/kfp-llmops/rollout")
     [volume] = train.secret_as_volume  # may create TrainJobs (multi-node training)
@@ -64,7 +65,7 @@ def test_finetune_spec_has_the_kubernetes_settings():
     assert [(p.constant, p.mount_path) for p in train.pvc_mount] == [("kfp-llmops-shared", "/mnt/shared")]
     with_secrets = {name for name, c in configs.items() if c.secret_as_env or c.secret_as_volume}
     assert with_secrets == {"exec-train-lora", "exec-resolve-production", "exec-register-model", "exec-rollout-model",
-                            "exec-restore-stable"}
+                            "exec-register-model-2", "exec-rollout-model-2", "exec-restore-stable"}  # -2: serve-hf
 
 
 @pytest.mark.parametrize("path", KFP_SPECS + VERTEX_SPECS, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -146,3 +147,25 @@ def test_evaluation_asks_for_a_gpu_and_export_for_memory_in_both_targets(name: s
             platform = json_format.ParseDict(docs[1], pipeline_spec_pb2.PlatformSpec())
             config = json_format.MessageToDict(platform.platforms["kubernetes"].deployment_spec)["executors"]["exec-evaluate-model"]
             assert config["tolerations"][0]["key"] == "nvidia.com/gpu"
+
+
+@pytest.mark.parametrize("path", [DEFAULT_OUT / t / "finetune-and-rollout.yaml" for t in ("kfp", "vertex")],
+                         ids=lambda p: p.parent.name)
+def test_each_branch_is_conditioned_on_its_own_decision(path: Path):
+    """Guards a KFP 2.17 compiler trap: a dsl.Elif nested in a branch re-targeted the outer dsl.Else (data-invalid)
+    to the inner dsl.If (gate-passed), so a blocked gate ran stop-on-invalid-data."""
+    spec = next(yaml.safe_load_all(path.read_text()))
+    conditions = {}
+
+    def walk(component):
+        for task in (component.get("dag") or {}).get("tasks", {}).values():
+            if "condition" in task.get("triggerPolicy", {}):
+                conditions[task["taskInfo"]["name"]] = " ".join(task["triggerPolicy"]["condition"].split())
+
+    walk(spec["root"])
+    for name, comp in spec["components"].items():
+        walk(comp)
+    assert "validate-dataset-Output" in conditions["data-valid"] and "validate-dataset-Output" in conditions["data-invalid"]
+    assert conditions["data-invalid"].startswith("!(")
+    assert "regression-gate-Output" in conditions["gate-passed"]
+    assert "'onnx'" in conditions["serve-onnx"] and "'hf'" in conditions["serve-hf"]

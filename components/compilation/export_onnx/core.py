@@ -28,6 +28,7 @@ class ExportConfig:
     opset: int = 18
     parity_tolerance: float = 1e-3
     parity_new_tokens: int = 16
+    long_context_parity: bool = True  # sliding-window models: parity on a prompt longer than the window too
 
     def __post_init__(self) -> None:
         if self.opset < 14:
@@ -212,15 +213,39 @@ def torch_greedy(model, tokenizer, prompts: list[str], max_new_tokens: int) -> l
     return out
 
 
-def logits_parity(model, sess, tokenizer, prompts: list[str]) -> float:
+def active_sliding_window(config) -> int | None:
+    """The attention window of a model that uses sliding-window attention in some layer (Mistral, Gemma 2/3,
+    Starcoder2, Phi-3...), else None (no window, or one the config turns off)."""
+    window = getattr(config, "sliding_window", None)
+    if not isinstance(window, int) or isinstance(window, bool) or window <= 0:
+        return None
+    if getattr(config, "use_sliding_window", True) is False:  # Qwen2 sets a window but does not use it by default
+        return None
+    types = getattr(config, "layer_types", None)
+    if types and "sliding_attention" not in types:
+        return None
+    limit = getattr(config, "max_position_embeddings", None)
+    return window if not limit or window < limit else None
+
+
+def long_prompt_ids(tokenizer, prompts: list[str], length: int) -> np.ndarray:
+    """``length`` token ids made of the prompts' tokens, repeated: a real-text sequence longer than a window."""
+    ids = [t for p in prompts for t in tokenizer(p, add_special_tokens=False)["input_ids"]]
+    reps = -(-length // max(1, len(ids)))
+    return np.asarray([(ids * reps)[:length]], dtype=np.int64)
+
+
+def logits_parity(model, sess, tokenizer, prompts: list[str], extra_ids: list | None = None) -> float:
     """Largest absolute logit difference between torch and onnxruntime over unmasked positions: each prompt alone,
-    all of them left-padded together, and a decoding step on top of a cache."""
+    all of them left-padded together, each of ``extra_ids`` (token id arrays, e.g. longer than a sliding window), and
+    a decoding step on top of a cache for each."""
     import torch
 
     wrapped, layout = decoder_module(model)
     tokenizer.padding_side = "left"
     batches = [tokenizer([p], return_tensors="np", add_special_tokens=False) for p in prompts]
     batches.append(tokenizer(prompts, return_tensors="np", padding=True, add_special_tokens=False))
+    batches += [{"input_ids": ids, "attention_mask": np.ones_like(ids)} for ids in extra_ids or []]
     worst = 0.0
     for enc in batches:
         ids, mask = enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
@@ -241,10 +266,13 @@ def logits_parity(model, sess, tokenizer, prompts: list[str]) -> float:
 
 
 def parity_report(model, sess, tokenizer, prompts: list[str], cfg: ExportConfig) -> dict:
-    diff = logits_parity(model, sess, tokenizer, prompts)
+    window = active_sliding_window(model.config) if cfg.long_context_parity else None
+    extra = [long_prompt_ids(tokenizer, prompts, window + 16)] if window else []
+    diff = logits_parity(model, sess, tokenizer, prompts, extra)
     theirs = torch_greedy(model, tokenizer, prompts, cfg.parity_new_tokens)
     ours = onnx_greedy(sess, tokenizer, prompts, cfg.parity_new_tokens)
-    return {"max_abs_logit_diff": diff, "greedy_identical": sum(a == b for a, b in zip(ours, theirs)), "greedy_prompts": len(prompts)}
+    return {"max_abs_logit_diff": diff, "greedy_identical": sum(a == b for a, b in zip(ours, theirs)), "greedy_prompts": len(prompts),
+            "sliding_window": window or 0, "long_context_tokens": window + 16 if window else 0}
 
 
 def build_repository(model, tokenizer, pairs, repo: str | Path, model_name: str, cfg: ExportConfig | None = None,
@@ -290,8 +318,11 @@ def export_with_parity(model, tokenizer, prompts: list[str], out_dir: str | Path
     path = export(model, out_dir, cfg)
     report = parity_report(model, session(path), tokenizer, prompts, cfg)
     if report["max_abs_logit_diff"] > cfg.parity_tolerance or report["greedy_identical"] != report["greedy_prompts"]:
+        window = report.get("sliding_window")
         raise UserInputError(
-            f"ONNX parity check failed for this {getattr(model.config, 'model_type', '?')!r} model: "
+            f"ONNX parity check failed for this {getattr(model.config, 'model_type', '?')!r} model"
+            + (f" (sliding-window attention, window {window}; checked up to {report['long_context_tokens']} tokens)" if window else "")
+            + ": "
             f"max |logits torch - onnxruntime| = {report['max_abs_logit_diff']:.3g} "
             f"(tolerance {cfg.parity_tolerance:.3g}); greedy generations identical for "
             f"{report['greedy_identical']}/{report['greedy_prompts']} prompts"

@@ -17,6 +17,7 @@ from kfp_llmops.modeling import (BASE_DTYPES, QUANTIZATIONS, Example, check_quan
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
+STRATEGIES = ("ddp", "fsdp")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class TrainConfig:
     memory_check: bool = True  # plan memory from config.json before loading, and fail fast when it will not fit
     base_dtype: str = "auto"
     quantization: str = "none"
+    strategy: str = "ddp"  # with several processes: ddp (replicated) or fsdp (sharded, torch FSDP2)
 
     def __post_init__(self) -> None:
         for name in ("r", "alpha", "max_steps", "batch_size"):
@@ -87,6 +89,8 @@ class TrainConfig:
                 raise ConfigError(f"TrainConfig.{name} must be an integer >= 0, got {getattr(self, name)!r}")
         if self.base_dtype not in BASE_DTYPES:
             raise ConfigError(f"TrainConfig.base_dtype must be one of {BASE_DTYPES}, got {self.base_dtype!r}")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"TrainConfig.strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.quantization not in QUANTIZATIONS:
             raise ConfigError(f"TrainConfig.quantization must be one of {QUANTIZATIONS}, got {self.quantization!r}")
         if self.early_stopping_patience and not self.eval_every:
@@ -247,6 +251,7 @@ def train(
         eval_fn=(lambda: _mean_nll(model, validation_examples, pad_id)) if validation_examples else None,
         eval_every=cfg.eval_every,
         patience=cfg.early_stopping_patience,
+        strategy=cfg.strategy,
     )
     seconds = time.perf_counter() - start
     nll, count = response_nll(model, validation_examples, pad_id=pad_id)
@@ -258,6 +263,13 @@ def train(
 def _mean_nll(model, examples: list[Example], pad_id: int) -> float:
     nll, count = response_nll(model, examples, pad_id=pad_id)
     return nll / max(1, count)
+
+
+def adapter_state(model) -> dict:
+    """The LoRA weights, whole, from a model sharded by FSDP (a collective: every rank calls it)."""
+    from kfp_llmops.modeling import full_state
+
+    return full_state(model, keep=lambda name: "lora_" in name)
 
 
 def truncate(example: Example, length: int) -> Example:
@@ -273,10 +285,11 @@ def apply_liger(model) -> None:
     _apply_liger_kernel_to_instance(model=model)
 
 
-def save_adapter(result: TrainResult, cfg: TrainConfig, out_dir: str | Path) -> None:
-    """Saves the adapter as safetensors with the training config and loss history beside it."""
+def save_adapter(result: TrainResult, cfg: TrainConfig, out_dir: str | Path, state_dict: dict | None = None) -> None:
+    """Saves the adapter as safetensors with the training config and loss history beside it; ``state_dict``: the
+    adapter weights gathered whole (:func:`adapter_state`) when the model is sharded."""
     out = Path(out_dir)
-    result.model.save_pretrained(out, safe_serialization=True)
+    result.model.save_pretrained(out, safe_serialization=True, **({"state_dict": state_dict} if state_dict else {}))
     config = out / "adapter_config.json"  # peft writes target_modules from a set: sort it, so the bytes are reproducible
     values = json.loads(config.read_text(encoding="utf-8"))
     if isinstance(values.get("target_modules"), list):

@@ -2,7 +2,8 @@
 kfp_llmops.components.training.train_lora.distributed --prepared DIR --base-model M --config JSON --out DIR``.
 
 Every rank draws the same seeded global batch and trains on its slice of it; gradients are averaged by
-``DistributedDataParallel`` (gloo on CPU, NCCL on GPUs); rank 0 writes the checkpoints, the adapter and ``result.json``.
+``DistributedDataParallel`` (``strategy: ddp``) or reduce-scattered by FSDP2 over sharded parameters
+(``strategy: fsdp``), on gloo (CPU) or NCCL (GPUs); rank 0 writes the checkpoints, the adapter and ``result.json``.
 """
 
 from __future__ import annotations
@@ -40,9 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         tokenizer = load_tokenizer(args.base_model)
         result = core.train(args.base_model, data.train, data.validation, cfg, pad_id=tokenizer.pad_token_id,
                             log=print if rank == 0 else (lambda _: None))
+        sharded = cfg.strategy == "fsdp" and dist.get_world_size() > 1
+        state = core.adapter_state(result.model) if sharded else None  # gathered on every rank, saved by rank 0
         if rank == 0:
-            core.save_adapter(result, cfg, args.out)
-            summary = {**result.metrics(), "world_size": dist.get_world_size(), "backend": backend}
+            core.save_adapter(result, cfg, args.out, state)
+            summary = {**result.metrics(), "world_size": dist.get_world_size(), "backend": backend, "strategy": cfg.strategy}
             Path(args.out, "result.json").write_text(json.dumps(summary), encoding="utf-8")
         dist.barrier()
     except UserInputError as exc:

@@ -21,6 +21,7 @@ SHAPES = {  # beyond the common shape: grouped-query attention, explicit head si
     "gpt2": {"n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 256},
 }
 REFUSED = {"gpt2"}  # its exported graph differs from torch under left padding: the gate says so
+WINDOWED = {"mistral", "gemma2", "gemma3_text", "starcoder2"}  # sliding-window attention in some layer
 
 
 @pytest.mark.parametrize("model_type", sorted(SHAPES))
@@ -52,5 +53,8 @@ def test_architecture_goes_through_prepare_train_merge_export_evaluate(model_typ
         return
     info = core.export_with_parity(merged, tokenizer, prompts, tmp_path / "onnx")
     assert info["max_abs_logit_diff"] < 1e-4 and info["greedy_identical"] == info["greedy_prompts"] == 2
-    summary, rows = evaluate_quality(merged, tokenizer, pairs[:4], EvalConfig(max_new_tokens=4, bootstrap_resamples=20))
+    # windowed models are also checked on a 24-token real-text prompt, three times their window
+    assert (info["sliding_window"], info["long_context_tokens"]) == ((8, 24) if model_type in WINDOWED else (0, 0))
+    summary, rows = evaluate_quality(merged, tokenizer, pairs[:4], EvalConfig(max_new_tokens=4, bootstrap_resamples=20),
+                                     data.prompt_format)
     assert summary["examples"] == 4 and summary["perplexity"] > 1 and len(rows) == 4

@@ -118,3 +118,16 @@ def test_merged_weights_digest_follows_the_weights(base_model):
     with torch.no_grad():
         next(model.parameters())[0, 0] += 1e-3
     assert weights_sha256(model) != first
+
+
+def test_sliding_window_is_found_where_some_layer_uses_it():
+    from transformers import AutoConfig
+
+    from kfp_llmops.components.compilation.export_onnx.core import active_sliding_window
+
+    assert active_sliding_window(AutoConfig.for_model("mistral", sliding_window=4096, max_position_embeddings=32768)) == 4096
+    assert active_sliding_window(AutoConfig.for_model("mistral", sliding_window=None)) is None
+    assert active_sliding_window(AutoConfig.for_model("qwen2", sliding_window=4096)) is None  # use_sliding_window: false
+    assert active_sliding_window(AutoConfig.for_model("gemma2", sliding_window=4096, max_position_embeddings=8192)) == 4096
+    # a window as long as the context never slides
+    assert active_sliding_window(AutoConfig.for_model("mistral", sliding_window=4096, max_position_embeddings=4096)) is None

@@ -38,3 +38,24 @@ def test_two_gloo_processes_match_one_process_on_the_same_global_batch(prepared_
     core.save_adapter(single, core.TrainConfig.from_dict(CONFIG), tmp_path / "single")
     a, b = load_file(str(tmp_path / "single" / "adapter_model.safetensors")), load_file(str(tmp_path / "ddp" / "adapter_model.safetensors"))
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 0.05
+
+
+def test_fsdp_shards_over_two_gloo_processes_and_matches_one_process(prepared_dir, base_model, tokenizer, tmp_path):
+    """strategy fsdp: torch FSDP2 shards base and LoRA parameters over the ranks (each decoder layer, then the root);
+    the losses and the gathered adapter match one process on the same global batches."""
+    config = {**CONFIG, "strategy": "fsdp"}
+    adapter, metrics = Model(uri=str(tmp_path / "fsdp")), Metrics(uri=str(tmp_path / "m"))
+    train_lora.python_func(prepared=Dataset(uri=str(prepared_dir)), base_model=base_model, train_config=config,
+                           adapter=adapter, metrics=metrics, loss_curve=HTML(uri=str(tmp_path / "curve")), nproc_per_node=2)
+    result = json.loads((tmp_path / "fsdp" / "result.json").read_text())
+    assert (result["world_size"], result["backend"], result["strategy"]) == (2, "gloo", "fsdp")
+
+    data = read_prepared(prepared_dir)
+    single = core.train(base_model, data.train, data.validation, core.TrainConfig.from_dict(CONFIG),
+                        pad_id=tokenizer.pad_token_id, log=lambda _: None)
+    assert json.loads((tmp_path / "fsdp" / "losses.json").read_text()) == pytest.approx(single.losses, rel=0.02)
+    core.save_adapter(single, core.TrainConfig.from_dict(CONFIG), tmp_path / "single")
+    a, b = load_file(str(tmp_path / "single" / "adapter_model.safetensors")), load_file(str(tmp_path / "fsdp" / "adapter_model.safetensors"))
+    assert a.keys() == b.keys() and max(float((a[k] - b[k]).abs().max()) for k in a) < 0.05
+    with pytest.raises(Exception, match="must be one of"):
+        core.TrainConfig(strategy="deepspeed")
