@@ -99,6 +99,7 @@ def build(target: str = "vertex"):
                     train_config=train_config,
                     nproc_per_node=train_processes,
                     trainer_job=trainer_job,
+                    trainer_platform="vertex" if target == "vertex" else "kubeflow",  # Vertex AI has no Kubeflow Trainer
                 )
                 gpu_task(trained, target)
                 training_volumes(trained, target)

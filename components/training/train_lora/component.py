@@ -16,11 +16,13 @@ def train_lora(
     loss_curve: Output[HTML],
     nproc_per_node: int = 1,
     trainer_job: dict = {},
+    trainer_platform: str = "kubeflow",
 ):
     """Trains LoRA on ``base_model`` (hub id or path); ``train_config`` holds the TrainConfig fields to override.
     ``nproc_per_node`` > 1 runs data-parallel under torchrun inside this task (one process per GPU, or CPU/gloo).
     ``trainer_job`` with ``num_nodes`` > 1 (TrainerJobSpec fields: namespace, num_nodes, shared_dir, ...) runs it as a
-    Kubeflow Trainer TrainJob across nodes instead, and waits for it."""
+    Kubeflow Trainer TrainJob across nodes instead (``trainer_platform`` kubeflow), or a Vertex AI CustomJob with worker
+    pools (``trainer_platform`` vertex: the pipelines compiled for Vertex AI set it), and waits for it."""
     from kfp_llmops.components.data.prepare_dataset.core import read_prepared
     from kfp_llmops.components.training.train_lora import core
     from kfp_llmops.components.training.train_lora.report import loss_curve_html, read_history
@@ -35,10 +37,15 @@ def train_lora(
             if trainer_job.get("num_nodes", 1) > 1:
                 from kfp_llmops.components.training.train_lora import trainer_job as tj
                 from kfp_llmops.config import from_dict
-                from kfp_llmops.k8s import custom_objects
 
                 spec = from_dict(tj.TrainerJobSpec, trainer_job)
-                values = tj.train_on_trainer(custom_objects(tj.TRAINER_TOKEN_DIR), spec, prepared_dir=prepared.path,
+                tj.check_platform(spec, trainer_platform)
+                api = None
+                if trainer_platform == "kubeflow":
+                    from kfp_llmops.k8s import custom_objects
+
+                    api = custom_objects(tj.TRAINER_TOKEN_DIR)
+                values = tj.train_on_trainer(api, spec, prepared_dir=prepared.path, platform=trainer_platform,
                                              prepared_sha256=prepared.metadata.get("sha256", ""), base_model=base_model,
                                              config=cfg.to_dict(), out_dir=str(tmp))
             elif nproc_per_node > 1:

@@ -125,3 +125,42 @@ def test_a_failed_train_job_is_reported(tmp_path):
         with pytest.raises(UserInputError, match=r"TrainJob team-a/lora-[0-9a-f]{16} failed: JobSetFailed: exit 3; see `kubectl logs"):
             tj.train_on_trainer(api, spec, prepared_dir=str(tmp_path / "prepared"), prepared_sha256="x",
                                 base_model="m", config={}, out_dir=str(tmp_path / "out"))
+
+
+def test_on_vertex_the_same_settings_give_a_custom_job_with_worker_pools():
+    """Vertex AI has no Kubeflow Trainer: the pipeline compiled for Vertex trains across nodes as a CustomJob (built
+    offline here, never submitted): one chief, num_nodes - 1 workers, torchrun from Vertex's rendezvous variables."""
+    from google.auth.credentials import AnonymousCredentials
+
+    spec = from_dict(tj.TrainerJobSpec, {"num_nodes": 4, "shared_dir": "/gcs/my-bucket/training", "procs_per_node": 2,
+                                         "gpus_per_node": 2, "project": "p", "location": "us-central1"})
+    tj.check_platform(spec, "vertex")
+    pools = tj.vertex_worker_pools(spec, base_model="Qwen/Qwen2.5-7B-Instruct", config={"strategy": "fsdp"},
+                                   prepared_dir="/gcs/my-bucket/training/j/prepared", out_dir="/gcs/my-bucket/training/j/adapter")
+    job = tj.vertex_custom_job("lora-abc", spec, pools, credentials=AnonymousCredentials())
+    specs = job._gca_resource.job_spec.worker_pool_specs
+    assert [s.replica_count for s in specs] == [1, 3]
+    assert all((s.machine_spec.machine_type, s.machine_spec.accelerator_type.name, s.machine_spec.accelerator_count)
+               == ("g2-standard-24", "NVIDIA_L4", 2) for s in specs)
+    command = list(specs[0].container_spec.command)
+    assert command[:2] == ["bash", "-c"] and specs[0].container_spec.image_uri == RUNTIME_IMAGE
+    assert ("torchrun --nnodes=${WORLD_SIZE:-1} --node_rank=${RANK:-0} --master_addr=${MASTER_ADDR:-localhost} "
+            "--master_port=${MASTER_PORT:-29500} --nproc_per_node=2 -m kfp_llmops.components.training.train_lora.distributed") in command[2]
+    assert "'{\"strategy\": \"fsdp\"}'" in command[2] and "--base-model Qwen/Qwen2.5-7B-Instruct" in command[2]
+    assert job._gca_resource.job_spec.base_output_directory.output_uri_prefix.startswith("gs://my-bucket/staging")
+    with pytest.raises(ConfigError, match=r"shared_dir must be a Cloud Storage FUSE path \(/gcs/BUCKET/...\)"):
+        tj.check_platform(from_dict(tj.TrainerJobSpec, {"num_nodes": 2, "shared_dir": "/mnt/shared"}), "vertex")
+    with pytest.raises(ConfigError, match="namespace is required on Kubeflow"):
+        tj.check_platform(from_dict(tj.TrainerJobSpec, {"num_nodes": 2, "shared_dir": "/mnt/shared"}), "kubeflow")
+
+
+def test_the_vertex_spec_trains_on_vertex_and_the_kubeflow_spec_on_kubeflow_trainer():
+    import yaml
+
+    from kfp_llmops.compiling import DEFAULT_OUT
+
+    for target, platform in (("vertex", "vertex"), ("kfp", "kubeflow")):
+        spec = next(yaml.safe_load_all((DEFAULT_OUT / target / "finetune-and-rollout.yaml").read_text()))
+        train = [t for c in spec["components"].values() for t in (c.get("dag") or {}).get("tasks", {}).values()
+                 if t.get("taskInfo", {}).get("name") == "train-lora"][0]
+        assert train["inputs"]["parameters"]["trainer_platform"]["runtimeValue"]["constant"] == platform
