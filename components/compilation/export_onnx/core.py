@@ -17,6 +17,7 @@ import numpy as np
 from kfp_llmops.errors import ConfigError, UserInputError
 
 MODEL_FILE = "model.onnx"
+EXTERNAL_DATA_BYTES = 1_500_000_000  # above this many bytes of fp32 weights, they go to an external data file
 # No list of architectures: any causal LM that traces with a flat KV cache is exported, and the parity gate (logits
 # and greedy tokens against torch) decides. Measured on tiny random configs (tests/components/compilation/export_onnx/
 # test_architectures.py): llama, mistral, qwen2, qwen3, phi3, gemma2, gemma3_text, granite, olmo2, gpt_neox, phi and
@@ -29,12 +30,22 @@ class ExportConfig:
     parity_tolerance: float = 1e-3
     parity_new_tokens: int = 16
     long_context_parity: bool = True  # sliding-window models: parity on a prompt longer than the window too
+    # weights in <model>.onnx.data beside the graph: "auto" above EXTERNAL_DATA_BYTES of fp32 weights (protobuf cannot
+    # hold 2 GB: a 0.5B model in fp32 is 2 GB), "always" or "never"
+    external_data: str = "auto"
 
     def __post_init__(self) -> None:
         if self.opset < 14:
             raise ConfigError(f"ExportConfig.opset must be >= 14, got {self.opset}")
         if self.parity_tolerance <= 0:
             raise ConfigError(f"ExportConfig.parity_tolerance must be > 0, got {self.parity_tolerance}")
+        if self.external_data not in ("auto", "always", "never"):
+            raise ConfigError(f"ExportConfig.external_data must be auto, always or never, got {self.external_data!r}")
+
+    def wants_external_data(self, model) -> bool:
+        if self.external_data != "auto":
+            return self.external_data == "always"
+        return sum(p.numel() for p in model.parameters()) * 4 > EXTERNAL_DATA_BYTES
 
 
 @dataclass(frozen=True)
@@ -153,7 +164,45 @@ def export(model, out_dir: str | Path, cfg: ExportConfig | None = None) -> Path:
         torch.onnx.export(wrapped, (ids, mask, *past), str(path), input_names=["input_ids", "attention_mask", *layout.past_names],
                           output_names=["logits", *layout.present_names], dynamic_axes=axes, opset_version=cfg.opset,
                           dynamo=False)
+    if cfg.wants_external_data(model):
+        to_external_data(path)
     return path
+
+
+def external_files(path: str | Path) -> list[Path]:
+    """The external data files an ONNX model refers to (beside it), none for a self-contained one."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    names = {e.value for t in proto.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL
+             for e in t.external_data if e.key == "location"}
+    return [Path(path).parent / n for n in sorted(names)]
+
+
+def to_external_data(path: str | Path) -> None:
+    """Rewrites the model with every weight over 1 KB in one ``<name>.data`` file beside it (the exporter may have
+    written one file per tensor for a model over 2 GB)."""
+    import onnx
+
+    path = Path(path)
+    before = external_files(path)
+    proto = onnx.load(str(path))  # with any external data, into memory
+    for f in before:
+        f.unlink()
+    onnx.save_model(proto, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=path.name + ".data", size_threshold=1024)
+
+
+def copy_model(src: str | Path, dst: str | Path) -> Path:
+    """Copies an ONNX model and its external data files (which keep their names: the graph refers to them so)."""
+    import shutil
+
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+    for f in external_files(src):
+        shutil.copyfile(f, dst.parent / f.name)
+    return dst
 
 
 def session(path: str | Path, optimize: bool = False):
@@ -291,18 +340,19 @@ def build_repository(model, tokenizer, pairs, repo: str | Path, model_name: str,
     with tempfile.TemporaryDirectory() as work:
         prompts = [fmt.prompt(tokenizer, split_reference(p)[0]) for p in pairs[:8]]
         info = export_with_parity(model, tokenizer, prompts, work, cfg, fmt)
-        paths = variants.make_variants(Path(work) / MODEL_FILE, Path(work) / "variants")
+        paths = variants.make_variants(Path(work) / MODEL_FILE, Path(work) / "variants",
+                                       external=bool(external_files(Path(work) / MODEL_FILE)))
         measured = variants.measure(paths, tokenizer, pairs, variant_cfg or variants.VariantConfig(), fmt)
         chosen = variants.promote(measured)
         repo = Path(repo)
         repo.mkdir(parents=True, exist_ok=True)
         repository.write_repository(repo, model_name, paths[chosen], session(paths[chosen]))
         for f in Path(work).iterdir():
-            if f.is_file() and f.suffix != ".onnx":
+            if f.is_file() and f.suffix not in (".onnx", ".data"):
                 (repo / f.name).write_bytes(f.read_bytes())  # tokenizer files and export.json
         for name, target in (variant_dirs or {}).items():  # each variant as an output of its own
             Path(target).mkdir(parents=True, exist_ok=True)
-            (Path(target) / MODEL_FILE).write_bytes(Path(paths[name]).read_bytes())
+            copy_model(paths[name], Path(target) / MODEL_FILE)
             fmt.save_with(tokenizer, target)
     summary = {**info, "model_name": model_name, "promoted_variant": chosen, "variants": measured, "prompt_format": fmt.kind,
                "merged_weights_sha256": weights_sha256(model)}
@@ -331,6 +381,8 @@ def export_with_parity(model, tokenizer, prompts: list[str], out_dir: str | Path
         fmt.save_with(tokenizer, out_dir)
     else:
         tokenizer.save_pretrained(out_dir)
-    info = {"opset": cfg.opset, "precision": "fp32", "kv_cache": True, "size_bytes": path.stat().st_size, **report}
+    size = path.stat().st_size + sum(f.stat().st_size for f in external_files(path))
+    info = {"opset": cfg.opset, "precision": "fp32", "kv_cache": True, "size_bytes": size,
+            "external_data": bool(external_files(path)), **report}
     (Path(out_dir) / "export.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return info

@@ -26,7 +26,8 @@ class VariantConfig:
             raise ConfigError("VariantConfig: max_perplexity_increase must be >= 0 and latency_runs > 0")
 
 
-def make_variants(fp32_path: Path, out_dir: Path) -> dict[str, Path]:
+def make_variants(fp32_path: Path, out_dir: Path, external: bool = False) -> dict[str, Path]:
+    """``external``: the weights live in external data files (a model over 2 GB), and so do the variants'."""
     import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -35,9 +36,13 @@ def make_variants(fp32_path: Path, out_dir: Path) -> dict[str, Path]:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.optimized_model_filepath = str(out_dir / "ort-optimized.onnx")
+    if external:
+        options.add_session_config_entry("session.optimized_model_external_initializers_file_name", "ort-optimized.onnx.data")
+        options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
     ort.InferenceSession(str(fp32_path), options, providers=["CPUExecutionProvider"])
     paths["ort-optimized"] = out_dir / "ort-optimized.onnx"
-    quantize_dynamic(str(fp32_path), str(out_dir / "int8-dynamic.onnx"), weight_type=QuantType.QInt8)
+    quantize_dynamic(str(fp32_path), str(out_dir / "int8-dynamic.onnx"), weight_type=QuantType.QInt8,
+                     use_external_data_format=external)
     paths["int8-dynamic"] = out_dir / "int8-dynamic.onnx"
     return paths
 
@@ -80,13 +85,15 @@ def forward_latency_ms(sess, batch: int = 1, sequence: int = 32, runs: int = 20)
 
 
 def measure(paths: dict[str, Path], tokenizer, pairs, cfg: VariantConfig, fmt=None) -> dict[str, dict]:
-    """Per variant: size, forward latency (batch 1, sequence 32), perplexity and its change against fp32, promotable."""
-    from kfp_llmops.components.compilation.export_onnx.core import session
+    """Per variant: size (with external data), forward latency (batch 1, sequence 32), perplexity and its change
+    against fp32, promotable."""
+    from kfp_llmops.components.compilation.export_onnx.core import external_files, session
 
     out = {}
     for name, path in paths.items():
         sess = session(path)
-        out[name] = {"size_bytes": Path(path).stat().st_size, "latency_ms": forward_latency_ms(sess, runs=cfg.latency_runs),
+        size = Path(path).stat().st_size + sum(f.stat().st_size for f in external_files(path))
+        out[name] = {"size_bytes": size, "latency_ms": forward_latency_ms(sess, runs=cfg.latency_runs),
                      "perplexity": onnx_perplexity(sess, tokenizer, pairs, fmt=fmt)}
     base = out["fp32"]
     for name, m in out.items():

@@ -131,3 +131,29 @@ def test_sliding_window_is_found_where_some_layer_uses_it():
     assert active_sliding_window(AutoConfig.for_model("gemma2", sliding_window=4096, max_position_embeddings=8192)) == 4096
     # a window as long as the context never slides
     assert active_sliding_window(AutoConfig.for_model("mistral", sliding_window=4096, max_position_embeddings=4096)) is None
+
+
+def test_weights_in_external_data_go_through_variants_repository_and_serving(base_model, demo_assets, tokenizer, tmp_path):
+    """What a model over 2 GB needs (forced here on the demo model): the graph with its weights in model.onnx.data,
+    the optimized and int8 variants with theirs, the Triton repository and the server loading them."""
+    from kfp_llmops.components.compilation.export_onnx import repository
+    from kfp_llmops.datasets import read_jsonl, records
+    from kfp_llmops.modeling import load_causal_lm
+    from kfp_llmops.prompts import PromptFormat
+    from kfp_llmops.serving.local import infer_logits, local_server
+
+    model = load_causal_lm(base_model).eval()
+    pairs = records(read_jsonl(demo_assets / "eval.jsonl"))[:8]
+    cfg = core.ExportConfig(external_data="always")
+    info = core.build_repository(model, tokenizer, pairs, tmp_path / "repo", "llm", cfg,
+                                 variant_dirs={"int8-dynamic": tmp_path / "int8"}, fmt=PromptFormat.resolve(tokenizer))
+    assert info["external_data"] is True and info["greedy_identical"] == info["greedy_prompts"]
+    served = repository.find_models(tmp_path / "repo")["llm"]
+    [data] = core.external_files(served)
+    assert served.stat().st_size < data.stat().st_size  # the graph; the weights are in the data file
+    assert core.external_files(tmp_path / "int8" / "model.onnx")
+    assert not list((tmp_path / "repo").glob("*.data"))  # weights only beside the served graph
+    ids = tokenizer(["copy: sun"], return_tensors="np", add_special_tokens=False)
+    with local_server("llm", tmp_path / "repo") as url:
+        logits = infer_logits(url, "llm", ids["input_ids"], ids["attention_mask"])
+    assert logits.shape[:2] == ids["input_ids"].shape
