@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 MLFLOW_VENV ?= .venv-mlflow
 MLFLOW_STAMP := $(MLFLOW_VENV)/.installed
 
-.PHONY: install demo demo-assets compile check test test-all bench clean
+.PHONY: install demo demo-assets compile check test test-all bench scale clean
 
 install: $(STAMP) $(MLFLOW_STAMP)
 
@@ -55,6 +55,12 @@ bench: $(DEMO_ASSETS)/assets.json
 	$(PY) benchmarks/eval.py --assets $(DEMO_ASSETS)
 	$(PY) benchmarks/serve.py --assets $(DEMO_ASSETS)
 	$(PY) benchmarks/train.py
+
+# The scale ladder: 1M generated chat rows through validate and prepare, and the whole pipeline on kfp.local with a
+# ~0.5B-parameter model; writes build/bench/scale.json. ROWS=... for fewer rows.
+ROWS ?= 1000000
+scale: $(DEMO_ASSETS)/assets.json
+	$(PY) benchmarks/scale.py --rows $(ROWS) --assets $(DEMO_ASSETS)
 
 clean:
 	rm -rf build local_outputs .pytest_cache

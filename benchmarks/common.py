@@ -39,7 +39,7 @@ def write_result(name: str, *, metric: str, unit: str, ours: float, baseline: fl
 
 
 def table() -> str:
-    rows = [json.loads(p.read_text()) for p in sorted(OUT.glob("*.json"))]
+    rows = [r for r in (json.loads(p.read_text()) for p in sorted(OUT.glob("*.json"))) if "metric" in r]  # not scale.json
     lines = [f"{'benchmark':<24} {'metric':<32} {'ours':>10} {'baseline':>10} {'ratio':>7}  goal",
              "-" * 104]
     for r in rows:
