@@ -1,6 +1,6 @@
 """Shared fixtures: the demo assets (a tiny pretrained Llama, its tokenizer and the reversal datasets).
 
-They are built once per test session (about 45 s on 2 cores). Set ``KFP_LLMOPS_TEST_ASSETS`` to a folder
+They are built once per test session (about 70 s on 2 cores). Set ``KFP_LLMOPS_TEST_ASSETS`` to a folder
 built by ``kfp-llmops demo-assets`` to reuse one while iterating.
 """
 
