@@ -61,14 +61,10 @@ def stage_validate(args) -> dict:
 
 def stage_prepare(args) -> dict:
     from kfp_llmops.components.data.prepare_dataset import core
-    from kfp_llmops.datasets import locations, read_table, records
     from kfp_llmops.modeling import load_tokenizer
 
-    table = read_table(str(WORK / "chat.jsonl"))
-    result = core.prepare(records(table), load_tokenizer(str(args.assets / "base-model")), core.PrepareConfig(),
-                          where=locations(table))
-    core.write_prepared(result, WORK / "prepared")
-    return result.stats()
+    # what the prepare_dataset component runs: streamed over the file, a chunk of rows in memory at a time
+    return core.prepare_file(WORK / "chat.jsonl", load_tokenizer(str(args.assets / "base-model")), WORK / "prepared")
 
 
 def stage_model(args) -> dict:

@@ -173,20 +173,52 @@ def records(table: Table) -> list:
     response)`` pair per instruction record, a list of ``{"role", "content"}`` messages per chat record."""
     if table.record_format == "instruction":
         return instruction_pairs(table)
-    out = []
-    for i, messages in enumerate(table.frame["messages"]):
-        where = f"{table.path}:{table.line_of(i)}"
-        messages = list(messages) if hasattr(messages, "__len__") and not isinstance(messages, (str, dict)) else None
-        if not messages:
-            raise UserInputError(f"{where}: 'messages' must be a non-empty list of {{role, content}} objects")
-        turns = []
-        for k, m in enumerate(messages):
-            if not (hasattr(m, "get") and isinstance(m.get("content"), str) and m.get("role") in ("system", "user", "assistant")):
-                raise UserInputError(f"{where}: message {k + 1} must have a role (system, user or assistant) and a "
-                                     f"string content, got {dict(m) if hasattr(m, 'items') else m!r}"[:300])
-            turns.append({"role": m["role"], "content": m["content"]})
-        out.append(turns)
-    return out
+    return [chat_record(m, f"{table.path}:{table.line_of(i)}") for i, m in enumerate(table.frame["messages"])]
+
+
+def chat_record(messages, where: str) -> list[dict]:
+    """One chat record's messages, checked: a non-empty list of {role (system, user, assistant), content (str)}."""
+    messages = list(messages) if hasattr(messages, "__len__") and not isinstance(messages, (str, dict)) else None
+    if not messages:
+        raise UserInputError(f"{where}: 'messages' must be a non-empty list of {{role, content}} objects")
+    turns = []
+    for k, m in enumerate(messages):
+        if not (hasattr(m, "get") and isinstance(m.get("content"), str) and m.get("role") in ("system", "user", "assistant")):
+            raise UserInputError(f"{where}: message {k + 1} must have a role (system, user or assistant) and a "
+                                 f"string content, got {dict(m) if hasattr(m, 'items') else m!r}"[:300])
+        turns.append({"role": m["role"], "content": m["content"]})
+    return turns
+
+
+def iter_records(path: str | Path, chunk_rows: int = 50_000):
+    """Streams a canonical JSONL file (what validate_dataset writes) as chunks of ``(records, locations)``, a chunk at
+    a time in memory: the way to prepare a million rows in bounded memory."""
+    p = Path(path)
+    chunk, where = [], []
+    with p.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise UserInputError(f"{p}:{number}: not a JSON record ({exc})") from None
+            here = f"{p}:{number}"
+            if isinstance(row, dict) and "messages" in row:
+                chunk.append(chat_record(row["messages"], here))
+            elif isinstance(row, dict) and isinstance(row.get("instruction"), str) and isinstance(row.get("response"), str):
+                extra = row.get("input")
+                instruction = f"{row['instruction']}\n{extra}" if isinstance(extra, str) and extra.strip() else row["instruction"]
+                chunk.append((instruction, row["response"]))
+            else:
+                raise UserInputError(f"{here}: expected a chat record (messages) or an instruction record "
+                                     "(instruction, response strings)")
+            where.append(here)
+            if len(chunk) >= chunk_rows:
+                yield chunk, where
+                chunk, where = [], []
+    if chunk:
+        yield chunk, where
 
 
 def locations(table: Table) -> list[str]:

@@ -22,20 +22,17 @@ def prepare_dataset(
     else plain), ``chat-template``, ``plain`` or a Jinja chat template; ``system_prompt`` starts every conversation
     that has none. Instruction and chat (``messages``) records both work."""
     from kfp_llmops.components.data.prepare_dataset import core
-    from kfp_llmops.datasets import locations, read_jsonl, records
     from kfp_llmops.errors import user_errors
     from kfp_llmops.lineage import atomic_dir, lineage
     from kfp_llmops.modeling import load_tokenizer
 
     with user_errors():
-        table = read_jsonl(dataset.path)
         cfg = core.PrepareConfig(validation_fraction=validation_fraction, max_length=max_length, seed=seed,
                                  prompt_format=prompt_format, system_prompt=system_prompt)
-        result = core.prepare(records(table), load_tokenizer(base_model), cfg, where=locations(table))
-        with atomic_dir(prepared.path) as tmp:
-            core.write_prepared(result, tmp)
+        with atomic_dir(prepared.path) as tmp:  # streamed: a chunk of rows in memory at a time
+            stats = core.prepare_file(dataset.path, load_tokenizer(base_model), tmp, cfg)
     prepared.metadata.update(
         lineage(path=prepared.path, parents={"dataset": dataset.uri}, base_model=base_model, format="token-ids-jsonl",
-                source_sha256=dataset.metadata.get("sha256"), **result.stats())
+                source_sha256=dataset.metadata.get("sha256"), **stats)
     )
-    print(result.stats())
+    print(stats)

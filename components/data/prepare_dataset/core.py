@@ -65,6 +65,42 @@ def prepare(records: list, tokenizer, cfg: PrepareConfig | None = None, where: l
     )
 
 
+def split_indexes(n: int, cfg: PrepareConfig) -> set[int]:
+    """The validation rows' indexes: the same seeded shuffle as :func:`prepare`."""
+    order = list(range(n))
+    random.Random(cfg.seed).shuffle(order)
+    n_val = max(1, round(n * cfg.validation_fraction))
+    if n_val >= n:
+        raise UserInputError(f"need at least 2 rows to split into train and validation, got {n}")
+    return set(order[:n_val])
+
+
+def prepare_file(path: str | Path, tokenizer, out_dir: str | Path, cfg: PrepareConfig | None = None,
+                 chunk_rows: int = 50_000) -> dict:
+    """:func:`prepare` and :func:`write_prepared` streamed over a canonical JSONL file, a chunk of rows in memory at a
+    time: the same split and the same bytes, in memory bounded by the chunk (a million chat rows). Returns the stats."""
+    from kfp_llmops.datasets import iter_records
+
+    cfg = cfg or PrepareConfig()
+    fmt = PromptFormat.resolve(tokenizer, cfg.prompt_format, cfg.system_prompt)
+    n = sum(len(chunk) for chunk, _ in iter_records(path, chunk_rows))
+    validation = split_indexes(n, cfg)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stats = {"train_rows": 0, "validation_rows": 0, "train_tokens": 0, "validation_tokens": 0}
+    index = 0
+    with (out / TRAIN_FILE).open("w", encoding="utf-8") as train, (out / VALIDATION_FILE).open("w", encoding="utf-8") as val:
+        for chunk, where in iter_records(path, chunk_rows):
+            for e in fmt.encode_many(tokenizer, chunk, cfg.max_length, where=where):
+                split = "validation" if index in validation else "train"
+                (val if split == "validation" else train).write(json.dumps({"input_ids": e.input_ids, "labels": e.labels}) + "\n")
+                stats[f"{split}_rows"] += 1
+                stats[f"{split}_tokens"] += len(e.input_ids)
+                index += 1
+    fmt.save(out)
+    return {**stats, "prompt_format": fmt.kind}
+
+
 def write_prepared(prepared: Prepared, out_dir: str | Path) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -57,3 +57,23 @@ def test_a_record_the_template_refuses_is_named(tokenizer):
                [{"role": "system", "content": "s"}, {"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]]
     with pytest.raises(UserInputError, match=r"train.jsonl:7: the custom prompt format cannot render this conversation: .*System role not supported"):
         core.prepare(records, tokenizer, core.PrepareConfig(prompt_format=strict), where=["train.jsonl:3", "train.jsonl:7"])
+
+
+def test_streamed_preparation_writes_what_the_in_memory_one_does(tokenizer, demo_assets, tmp_path):
+    """prepare_file (the component's path) streams chunks of rows: same split, same bytes, chat and instruction."""
+    from kfp_llmops.datasets import locations, read_jsonl, records
+
+    for name in ("train.jsonl", "train_chat.jsonl"):
+        table = read_jsonl(demo_assets / name)
+        core.write_prepared(core.prepare(records(table), tokenizer, where=locations(table)), tmp_path / "memory")
+        stats = core.prepare_file(demo_assets / name, tokenizer, tmp_path / "streamed", chunk_rows=97)
+        for f in ("train.jsonl", "validation.jsonl", "prompt_format.json"):
+            assert (tmp_path / "streamed" / f).read_bytes() == (tmp_path / "memory" / f).read_bytes(), (name, f)
+        assert stats == core.read_prepared(tmp_path / "streamed").stats()
+
+
+def test_streamed_preparation_names_a_bad_record(tokenizer, tmp_path):
+    bad = tmp_path / "data.jsonl"
+    bad.write_text('{"instruction": "a", "response": "b"}\n{"instruction": "a"}\n', encoding="utf-8")
+    with pytest.raises(UserInputError, match=r"data.jsonl:2: expected a chat record \(messages\) or an instruction record"):
+        core.prepare_file(bad, tokenizer, tmp_path / "out")
