@@ -233,9 +233,10 @@ def read_jsonl(path: str | Path) -> Table:
 
 def write_canonical_jsonl(table: Table, path: str | Path) -> None:
     """Writes the table's canonical columns as JSONL (one record a line, missing values left out)."""
+    columns = list(table.frame.columns)
     with Path(path).open("w", encoding="utf-8") as fh:
-        for record in table.frame.to_dict(orient="records"):
-            clean = {k: _plain(v) for k, v in record.items() if not _missing(v)}
+        for values in table.frame.itertuples(index=False, name=None):  # a row at a time: no million dicts at once
+            clean = {k: _plain(v) for k, v in zip(columns, values) if not _missing(v)}
             fh.write(json.dumps(clean, ensure_ascii=False) + "\n")
 
 

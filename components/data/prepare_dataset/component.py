@@ -17,7 +17,7 @@ def prepare_dataset(
     prompt_format: str = "auto",
     system_prompt: str = "",
 ):
-    """Writes ``train.jsonl`` and ``validation.jsonl`` (token ids, labels on the assistant turns only) and
+    """Writes ``train.arrow`` and ``validation.arrow`` (Arrow IPC: token ids, labels on the assistant turns only) and
     ``prompt_format.json`` into one Dataset. ``prompt_format``: ``auto`` (the tokenizer's chat template when it has one,
     else plain), ``chat-template``, ``plain`` or a Jinja chat template; ``system_prompt`` starts every conversation
     that has none. Instruction and chat (``messages``) records both work."""
@@ -32,7 +32,7 @@ def prepare_dataset(
         with atomic_dir(prepared.path) as tmp:  # streamed: a chunk of rows in memory at a time
             stats = core.prepare_file(dataset.path, load_tokenizer(base_model), tmp, cfg)
     prepared.metadata.update(
-        lineage(path=prepared.path, parents={"dataset": dataset.uri}, base_model=base_model, format="token-ids-jsonl",
+        lineage(path=prepared.path, parents={"dataset": dataset.uri}, base_model=base_model, format=core.FORMAT,
                 source_sha256=dataset.metadata.get("sha256"), **stats)
     )
     print(stats)

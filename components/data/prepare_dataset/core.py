@@ -3,17 +3,20 @@ splits them into train and validation; the format is saved with the data for tra
 
 from __future__ import annotations
 
-import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from kfp_llmops.errors import ConfigError, UserInputError
 from kfp_llmops.modeling import Example
 from kfp_llmops.prompts import PromptFormat
+from kfp_llmops.tokenized import ExampleWriter, TokenizedExamples, write_examples
 
-TRAIN_FILE = "train.jsonl"
-VALIDATION_FILE = "validation.jsonl"
+# Arrow IPC files (columns input_ids, labels as list<int32>), memory-mapped when read: see kfp_llmops.tokenized
+TRAIN_FILE = "train.arrow"
+VALIDATION_FILE = "validation.arrow"
+FORMAT = "token-ids-arrow"
 
 
 @dataclass(frozen=True)
@@ -33,18 +36,24 @@ class PrepareConfig:
 
 @dataclass(frozen=True)
 class Prepared:
-    train: list[Example]
-    validation: list[Example]
+    """The two splits: lists in memory, or :class:`TokenizedExamples` read (memory-mapped) from a prepared folder."""
+
+    train: Sequence[Example]
+    validation: Sequence[Example]
     prompt_format: PromptFormat = PromptFormat()
 
     def stats(self) -> dict:
         return {
             "train_rows": len(self.train),
             "validation_rows": len(self.validation),
-            "train_tokens": sum(len(e.input_ids) for e in self.train),
-            "validation_tokens": sum(len(e.input_ids) for e in self.validation),
+            "train_tokens": _tokens(self.train),
+            "validation_tokens": _tokens(self.validation),
             "prompt_format": self.prompt_format.kind,
         }
+
+
+def _tokens(examples: Sequence[Example]) -> int:
+    return examples.tokens() if isinstance(examples, TokenizedExamples) else sum(len(e.input_ids) for e in examples)
 
 
 def prepare(records: list, tokenizer, cfg: PrepareConfig | None = None, where: list[str] | None = None) -> Prepared:
@@ -78,7 +87,8 @@ def split_indexes(n: int, cfg: PrepareConfig) -> set[int]:
 def prepare_file(path: str | Path, tokenizer, out_dir: str | Path, cfg: PrepareConfig | None = None,
                  chunk_rows: int = 50_000) -> dict:
     """:func:`prepare` and :func:`write_prepared` streamed over a canonical JSONL file, a chunk of rows in memory at a
-    time: the same split and the same bytes, in memory bounded by the chunk (a million chat rows). Returns the stats."""
+    time: the same split and the same bytes, in memory bounded by the chunk (a million chat rows). Returns the stats.
+    The folder is written in place: callers write into a temporary folder (``lineage.atomic_dir``)."""
     from kfp_llmops.datasets import iter_records
 
     cfg = cfg or PrepareConfig()
@@ -89,11 +99,11 @@ def prepare_file(path: str | Path, tokenizer, out_dir: str | Path, cfg: PrepareC
     out.mkdir(parents=True, exist_ok=True)
     stats = {"train_rows": 0, "validation_rows": 0, "train_tokens": 0, "validation_tokens": 0}
     index = 0
-    with (out / TRAIN_FILE).open("w", encoding="utf-8") as train, (out / VALIDATION_FILE).open("w", encoding="utf-8") as val:
+    with ExampleWriter(out / TRAIN_FILE) as train, ExampleWriter(out / VALIDATION_FILE) as val:
         for chunk, where in iter_records(path, chunk_rows):
             for e in fmt.encode_many(tokenizer, chunk, cfg.max_length, where=where):
                 split = "validation" if index in validation else "train"
-                (val if split == "validation" else train).write(json.dumps({"input_ids": e.input_ids, "labels": e.labels}) + "\n")
+                (val if split == "validation" else train).write(e)
                 stats[f"{split}_rows"] += 1
                 stats[f"{split}_tokens"] += len(e.input_ids)
                 index += 1
@@ -104,16 +114,18 @@ def prepare_file(path: str | Path, tokenizer, out_dir: str | Path, cfg: PrepareC
 def write_prepared(prepared: Prepared, out_dir: str | Path) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for name, rows in ((TRAIN_FILE, prepared.train), (VALIDATION_FILE, prepared.validation)):
-        with (out / name).open("w", encoding="utf-8") as fh:
-            for e in rows:
-                fh.write(json.dumps({"input_ids": e.input_ids, "labels": e.labels}) + "\n")
+    write_examples(out / TRAIN_FILE, prepared.train)
+    write_examples(out / VALIDATION_FILE, prepared.validation)
     prepared.prompt_format.save(out)
 
 
 def read_prepared(in_dir: str | Path) -> Prepared:
-    def load(name: str) -> list[Example]:
-        with (Path(in_dir) / name).open(encoding="utf-8") as fh:
-            return [Example(**json.loads(line)) for line in fh]
-
-    return Prepared(train=load(TRAIN_FILE), validation=load(VALIDATION_FILE), prompt_format=PromptFormat.load(in_dir))
+    """The splits memory-mapped: nothing is read into memory until an example is used."""
+    d = Path(in_dir)
+    missing = [name for name in (TRAIN_FILE, VALIDATION_FILE) if not (d / name).is_file()]
+    if missing:
+        old = " (train.jsonl is the token-id JSONL of an earlier kfp-llmops)" if (d / "train.jsonl").is_file() else ""
+        raise UserInputError(f"{d}: not a prepared dataset: {', '.join(missing)} missing{old}; "
+                             "run prepare_dataset on the validated data")
+    return Prepared(train=TokenizedExamples(d / TRAIN_FILE), validation=TokenizedExamples(d / VALIDATION_FILE),
+                    prompt_format=PromptFormat.load(d))

@@ -32,21 +32,45 @@ def exact_duplicates(texts: list[str]) -> dict[int, int]:
     return out
 
 
-def near_duplicates(texts: list[str], *, threshold: float, num_perm: int = 128, shingle_size: int = 3, seed: int = 1) -> dict[int, int]:
-    """``{row: earlier row}`` for rows whose estimated Jaccard similarity with an earlier row is >= threshold."""
+def near_duplicates(texts: list[str], *, threshold: float, num_perm: int = 128, shingle_size: int = 3, seed: int = 1,
+                    chunk_rows: int = 20_000) -> dict[int, int]:
+    """``{row: earlier row}`` for rows whose Jaccard similarity (word shingles) with an earlier row that is not itself
+    flagged is >= threshold: MinHash signatures and LSH bands (datasketch's, with its band split for the threshold).
+
+    The result is what querying and filling datasketch's ``MinHashLSH`` row by row gives, in bounded memory: its
+    in-memory index costs about 2 KB a row (a million rows: gigabytes), so signatures are computed a chunk at a time and
+    kept only as one 64-bit key per band and row (9 bands: 72 MB a million rows); only rows that share a band key with
+    another row go through the row-by-row pass, and their shingles are made again for the candidate checks."""
+    import numpy as np
     from datasketch import MinHash, MinHashLSH
 
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-    sets = [shingles(t, shingle_size) for t in texts]
-    signatures = MinHash.bulk([list(s) for s in sets], num_perm=num_perm, seed=seed)
+    ranges = MinHashLSH(threshold=threshold, num_perm=num_perm).hashranges
+    n = len(texts)
+    mix = np.random.default_rng(seed).integers(1, 2**63, size=num_perm, dtype=np.uint64) | np.uint64(1)
+    keys = np.empty((len(ranges), n), dtype=np.uint64)
+    for lo in range(0, n, chunk_rows):
+        sets = [list(shingles(t, shingle_size)) for t in texts[lo : lo + chunk_rows]]
+        values = np.stack([m.hashvalues for m in MinHash.bulk(sets, num_perm=num_perm, seed=seed)]).astype(np.uint64)
+        for b, (start, end) in enumerate(ranges):  # a band's values mixed into one key (wrapping multiply-add)
+            keys[b, lo : lo + len(sets)] = (values[:, start:end] * mix[start:end]).sum(axis=1, dtype=np.uint64)
+    shared = np.zeros(n, dtype=bool)
+    for band in keys:
+        _, inverse, counts = np.unique(band, return_inverse=True, return_counts=True)
+        shared |= counts[inverse] > 1
+    index: dict[tuple[int, int], list[int]] = {}
+    inserted: dict[int, set[bytes]] = {}
     out: dict[int, int] = {}
-    for i, sig in enumerate(signatures):
-        candidates = [int(c) for c in lsh.query(sig)]
-        matches = [c for c in candidates if _jaccard(sets[i], sets[c]) >= threshold]
+    for i in np.flatnonzero(shared).tolist():
+        row_keys = [(b, int(keys[b, i])) for b in range(len(ranges))]
+        mine = shingles(texts[i], shingle_size)
+        candidates = {c for k in row_keys for c in index.get(k, ())}
+        matches = [c for c in candidates if _jaccard(mine, inserted[c]) >= threshold]
         if matches:
             out[i] = min(matches)
         else:
-            lsh.insert(str(i), sig)
+            inserted[i] = mine
+            for k in row_keys:
+                index.setdefault(k, []).append(i)
     return out
 
 

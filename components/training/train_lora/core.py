@@ -8,12 +8,14 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Callable
 
 from kfp_llmops.config import from_dict
 from kfp_llmops.errors import ConfigError, UserInputError
 from kfp_llmops.modeling import (BASE_DTYPES, QUANTIZATIONS, Example, check_quantization, load_causal_lm, response_nll,
                                  train_loop, weight_dtype)
+from kfp_llmops.tokenized import Truncated
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -175,8 +177,8 @@ def attach_lora(model, cfg: TrainConfig):
 
 def train(
     base_model: str,
-    train_examples: list[Example],
-    validation_examples: list[Example],
+    train_examples: Sequence[Example],
+    validation_examples: Sequence[Example],
     cfg: TrainConfig,
     *,
     pad_id: int,
@@ -215,8 +217,8 @@ def train(
         f"{'cuda' if cuda else 'cpu'}, {precision}, attention {getattr(base.config, '_attn_implementation', 'default')}"
         + (", gradient checkpointing" if cfg.gradient_checkpointing else ""))
     if cfg.max_seq_length:
-        train_examples = [truncate(e, cfg.max_seq_length) for e in train_examples]
-        validation_examples = [truncate(e, cfg.max_seq_length) for e in validation_examples]
+        train_examples = Truncated(train_examples, cfg.max_seq_length)  # lazy: a memory-mapped split stays on disk
+        validation_examples = Truncated(validation_examples, cfg.max_seq_length)
     start = time.perf_counter()
     total = cfg.total_steps(len(train_examples))
     every = max(1, total // 10)
@@ -270,10 +272,6 @@ def adapter_state(model) -> dict:
     from kfp_llmops.modeling import full_state
 
     return full_state(model, keep=lambda name: "lora_" in name)
-
-
-def truncate(example: Example, length: int) -> Example:
-    return example if len(example.input_ids) <= length else Example(example.input_ids[:length], example.labels[:length])
 
 
 def apply_liger(model) -> None:

@@ -67,7 +67,7 @@ def test_streamed_preparation_writes_what_the_in_memory_one_does(tokenizer, demo
         table = read_jsonl(demo_assets / name)
         core.write_prepared(core.prepare(records(table), tokenizer, where=locations(table)), tmp_path / "memory")
         stats = core.prepare_file(demo_assets / name, tokenizer, tmp_path / "streamed", chunk_rows=97)
-        for f in ("train.jsonl", "validation.jsonl", "prompt_format.json"):
+        for f in ("train.arrow", "validation.arrow", "prompt_format.json"):
             assert (tmp_path / "streamed" / f).read_bytes() == (tmp_path / "memory" / f).read_bytes(), (name, f)
         assert stats == core.read_prepared(tmp_path / "streamed").stats()
 
@@ -77,3 +77,28 @@ def test_streamed_preparation_names_a_bad_record(tokenizer, tmp_path):
     bad.write_text('{"instruction": "a", "response": "b"}\n{"instruction": "a"}\n', encoding="utf-8")
     with pytest.raises(UserInputError, match=r"data.jsonl:2: expected a chat record \(messages\) or an instruction record"):
         core.prepare_file(bad, tokenizer, tmp_path / "out")
+
+
+def test_prepared_splits_are_columnar_and_memory_mapped(tokenizer, tmp_path):
+    """Arrow IPC files any Arrow reader opens; read back as a lazy sequence of examples over the mapped file."""
+    import pyarrow as pa
+
+    pairs = [(f"copy: w{i} " * (1 + i % 5), f"w{i}") for i in range(3 * 8192 // 2)]  # more rows than one record batch
+    prepared = core.prepare(pairs, tokenizer, core.PrepareConfig(validation_fraction=0.1))
+    core.write_prepared(prepared, tmp_path)
+    table = pa.ipc.open_file(pa.memory_map(str(tmp_path / core.TRAIN_FILE))).read_all()
+    assert table.schema.names == ["input_ids", "labels"] and str(table.schema.field("labels").type) == "list<item: int32>"
+    assert table.num_rows == len(prepared.train) and table.column("input_ids")[5].as_py() == prepared.train[5].input_ids
+    back = core.read_prepared(tmp_path)
+    assert len(back.train) == len(prepared.train) and back.train[-1] == prepared.train[-1] and back.train[8200] == prepared.train[8200]
+    assert back.train[3:6] == prepared.train[3:6] and back.stats() == prepared.stats()
+
+
+def test_a_folder_that_is_not_prepared_data_is_named(tmp_path):
+    (tmp_path / "train.jsonl").write_text('{"input_ids": [1], "labels": [1]}\n', encoding="utf-8")
+    with pytest.raises(UserInputError, match=r"not a prepared dataset: train.arrow, validation.arrow missing \(train.jsonl is"):
+        core.read_prepared(tmp_path)
+    (tmp_path / "train.arrow").write_bytes(b"not arrow")
+    (tmp_path / "validation.arrow").write_bytes(b"")
+    with pytest.raises(UserInputError, match="train.arrow: not a tokenized-examples Arrow file"):
+        core.read_prepared(tmp_path)

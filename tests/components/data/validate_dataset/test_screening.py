@@ -56,6 +56,44 @@ def test_near_duplicates_respect_the_threshold():
     assert exact_duplicates(["A b", "a  B!", "c"]) == {1: 0}
 
 
+def _datasketch_lsh_row_by_row(texts, threshold, num_perm=128, shingle_size=3, seed=1):
+    """The reference: datasketch's MinHashLSH queried, then filled, one row at a time (what near_duplicates did
+    before it kept its index in numpy)."""
+    from datasketch import MinHash, MinHashLSH
+
+    from kfp_llmops.components.data.validate_dataset.dedup import shingles
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    sets = [shingles(t, shingle_size) for t in texts]
+    out = {}
+    for i, sig in enumerate(MinHash.bulk([list(s) for s in sets], num_perm=num_perm, seed=seed)):
+        matches = [int(c) for c in lsh.query(sig) if len(sets[i] & sets[int(c)]) / len(sets[i] | sets[int(c)]) >= threshold]
+        if matches:
+            out[i] = min(matches)
+        else:
+            lsh.insert(str(i), sig)
+    return out
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.85])
+def test_near_duplicates_match_datasketch_lsh_in_bounded_memory(threshold):
+    """Clusters of near copies (chains too: a copy of a copy), exact copies and unrelated rows, over several chunks."""
+    rng = random.Random(threshold)
+    vocab = [f"w{k}" for k in range(400)]
+    texts = []
+    for _ in range(900):
+        if texts and rng.random() < 0.4:
+            words = rng.choice(texts).split()
+            for _ in range(rng.randint(0, 3)):
+                words[rng.randrange(len(words))] = rng.choice(vocab)
+            texts.append(" ".join(words))
+        else:
+            texts.append(" ".join(rng.choices(vocab, k=rng.randint(8, 30))))
+    expected = _datasketch_lsh_row_by_row(texts, threshold)
+    assert len(expected) > 80
+    assert near_duplicates(texts, threshold=threshold, chunk_rows=128) == expected
+
+
 def test_every_seeded_eval_copy_is_caught(tmp_path, write_jsonl, train_rows, eval_rows):
     rows = list(train_rows[:300])
     seeded = []
