@@ -1,4 +1,5 @@
-"""The ``kfp-llmops`` command: ``demo-assets``, ``compile`` and ``run`` (local, Kubeflow or Vertex AI)."""
+"""The ``kfp-llmops`` command: ``demo-assets``, ``compile``, ``run`` (local, Kubeflow or Vertex AI), ``schedule``,
+``validate``, ``evaluate`` and ``registry``."""
 
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ def parse_arguments(args, inputs: dict | None = None) -> dict:
     parameters are named here, before anything is submitted."""
     arguments: dict = {}
     if args.demo_assets:
-        arguments.update(_demo_arguments(Path(args.demo_assets).resolve()))
+        demo = _demo_arguments(Path(args.demo_assets).resolve())  # those the pipeline takes (eval-only: no train_data)
+        arguments.update({k: v for k, v in demo.items() if inputs is None or k in inputs})
     if args.arguments:
         arguments.update(_json_arg(args.arguments, "--arguments"))
     for item in args.param or []:
@@ -100,22 +102,94 @@ def cmd_run(args) -> int:
     pipeline = build(args.pipeline, "kfp" if args.backend == "kfp" else "vertex")
     arguments = parse_arguments(args, pipeline.component_spec.inputs)
     check_configs(arguments)  # every config mistake named now, for every backend, before anything runs
+    root = Path(args.pipeline_root or "build/local-runs").resolve()
+    if "registry_uri" in pipeline.component_spec.inputs:
+        if args.backend == "local":  # local runs keep their model registry beside their outputs
+            arguments.setdefault("registry_uri", f"sqlite:///{root / 'registry.db'}")
+        elif args.backend == "vertex" and args.project and args.location:  # Vertex AI Model Registry
+            arguments.setdefault("registry_uri", f"vertex://projects/{args.project}/locations/{args.location}")
+    if args.if_data_changed and not data_changed(arguments, pipeline.component_spec.inputs):
+        return 0
     if args.backend == "local":
         from kfp_llmops.local_run import run_local
 
-        arguments = add_content_digest(arguments)
-        root = Path(args.pipeline_root or "build/local-runs").resolve()
-        if "registry_uri" in pipeline.component_spec.inputs:  # local runs keep their model registry beside their outputs
-            arguments.setdefault("registry_uri", f"sqlite:///{root / 'registry.db'}")
-        summary = run_local(pipeline, arguments, root, enable_caching=args.cache)
+        summary = run_local(pipeline, add_content_digest(arguments), root, enable_caching=args.cache)
         print("\n" + summary.text())
         return 0 if summary.succeeded else 1
     check_remote_inputs(arguments, args.backend)
     if args.backend == "kfp":
         return submit_kfp(args, pipeline, arguments)
-    if "registry_uri" in pipeline.component_spec.inputs and args.project and args.location:  # Vertex AI Model Registry
-        arguments.setdefault("registry_uri", f"vertex://projects/{args.project}/locations/{args.location}")
     return submit_vertex(args, arguments)
+
+
+def cmd_schedule(args) -> int:
+    """The same checks as ``run`` (parameters, configs, remote inputs), then a recurring run of the committed spec."""
+    from kfp_llmops.compiling import DEFAULT_OUT
+    from kfp_llmops.pipelines.registry import PIPELINES, build
+    from kfp_llmops.preflight import check_configs, check_remote_inputs
+    from kfp_llmops.scheduling import ScheduleSpec, create_kfp_schedule, create_vertex_schedule
+
+    if args.pipeline not in PIPELINES:
+        raise UserInputError(f"unknown pipeline {args.pipeline!r}; known: {sorted(PIPELINES)}")
+    if args.backend == "local":
+        raise UserInputError("schedule needs --backend kfp or vertex; on one machine, run `kfp-llmops run "
+                             "--if-data-changed` from cron or CI (examples/)")
+    check_backend(args)
+    spec = ScheduleSpec(name=args.name or args.pipeline, cron=args.cron, max_concurrency=args.max_concurrency,
+                        time_zone=args.time_zone)
+    pipeline = build(args.pipeline, args.backend)
+    arguments = parse_arguments(args, pipeline.component_spec.inputs)
+    check_configs(arguments)
+    check_remote_inputs(arguments, args.backend)
+    target = DEFAULT_OUT / args.backend / f"{args.pipeline}.yaml"
+    if args.backend == "kfp":
+        cron = spec.kfp_cron()  # a zone Kubeflow cannot honour is refused before anything is sent
+        try:
+            client = kfp_client(args.host)
+            schedule_id = create_kfp_schedule(client, spec, str(target), arguments, args.experiment)
+        except Exception as exc:  # noqa: BLE001 (as in submit_kfp)
+            raise UserInputError(remote_error("Kubeflow Pipelines API", args.host, exc)) from None
+        print(f"created recurring run {schedule_id} ({spec.name}: '{cron}' UTC, at most {spec.max_concurrency} at once)")
+        return 0
+    if "registry_uri" in pipeline.component_spec.inputs:
+        arguments.setdefault("registry_uri", f"vertex://projects/{args.project}/locations/{args.location}")
+    try:
+        credentials = None
+        if (args.api_endpoint or "").startswith("http://"):  # an emulator or a stand-in: no Google credentials
+            from google.auth.credentials import AnonymousCredentials
+
+            credentials = AnonymousCredentials()
+        job = vertex_job(str(target), arguments, project=args.project, location=args.location,
+                         pipeline_root=args.pipeline_root, enable_caching=args.cache, credentials=credentials)
+        name = create_vertex_schedule(job, spec, project=args.project, location=args.location,
+                                      api_endpoint=args.api_endpoint)
+    except Exception as exc:  # noqa: BLE001 (google.auth and google.api_core errors)
+        raise UserInputError(remote_error("Vertex AI API", f"{args.project}/{args.location}", exc)) from None
+    print(f"created schedule {name} ({spec.name}: '{spec.vertex_cron()}', at most {spec.max_concurrency} at once)")
+    return 0
+
+
+def kfp_client(host: str):
+    import warnings
+
+    import kfp
+
+    with warnings.catch_warnings():  # kfp.Client warns about old servers on every call
+        warnings.simplefilter("ignore", FutureWarning)
+        return kfp.Client(host=host)
+
+
+def data_changed(arguments: dict, inputs: dict) -> bool:
+    """``--if-data-changed``: False (and why, on stdout) when production was trained on this run's training data."""
+    from kfp_llmops.registry import open_registry
+    from kfp_llmops.triggers import check_data_changed, train_data_digest
+
+    if "train_data" not in inputs or "registry_uri" not in inputs:
+        raise UserInputError("--if-data-changed needs a pipeline that trains and registers (finetune-and-rollout)")
+    model_name = arguments.get("model_name") or inputs["model_name"].default
+    check = check_data_changed(open_registry(arguments.get("registry_uri", "")), model_name, train_data_digest(arguments))
+    print(check.message)
+    return check.changed
 
 
 def check_backend(args) -> None:
@@ -131,14 +205,8 @@ def check_backend(args) -> None:
 
 
 def submit_kfp(args, pipeline, arguments: dict) -> int:
-    import warnings
-
-    import kfp
-
     try:
-        with warnings.catch_warnings():  # kfp.Client warns about old servers on every call
-            warnings.simplefilter("ignore", FutureWarning)
-            client = kfp.Client(host=args.host)
+        client = kfp_client(args.host)
         run = client.create_run_from_pipeline_func(pipeline, arguments=arguments, experiment_name=args.experiment)
     except Exception as exc:  # noqa: BLE001 (urllib3, kfp_server_api and requests errors all mean the same here)
         raise UserInputError(remote_error("Kubeflow Pipelines API", args.host, exc)) from None
@@ -321,7 +389,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--registry-uri", default="", help="as in the pipelines: sqlite:///..., http(s)://..., vertex://...")
     p.set_defaults(func=cmd_registry)
 
+    p = sub.add_parser("compare", help="compare runs side by side (kfp.local run folders and/or registry versions)")
+    p.add_argument("runs", nargs="*", help="kfp.local run folders (e.g. build/local-runs/finetune-and-rollout-...)")
+    p.add_argument("--model", default="llm", help="the registered model of --version (default llm)")
+    p.add_argument("--version", action="append", default=[], help="a registered version to compare (repeatable)")
+    p.add_argument("--registry-uri", default="", help="as in the pipelines: sqlite:///..., http(s)://..., vertex://...")
+    p.add_argument("--out", default="build/compare", help="folder for compare.html and compare.md (default build/compare)")
+    p.set_defaults(func=cmd_compare)
+
+    for action in ("approve", "reject"):
+        p = sub.add_parser(action, help=f"{action} a registered version that a run's await-approval step waits for")
+        p.add_argument("model", help="the registered model name (the pipelines' model_name)")
+        p.add_argument("version", help="the registered version")
+        p.add_argument("--reason", required=True, help="why: kept in the registry with who decided")
+        p.add_argument("--registry-uri", default="", help="as in the pipelines: sqlite:///..., http(s)://..., vertex://...")
+        p.set_defaults(func=cmd_decide, approved=action == "approve")
+
     p = sub.add_parser("run", help="run a pipeline (kfp.local by default)")
+    _pipeline_options(p)
+    p.add_argument("--if-data-changed", action="store_true",
+                   help="submit nothing (exit 0) when the registry's production model was trained on this train_data "
+                        "(same sha256): for a cron job or a CI step on a data repository")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("schedule", help="create a recurring run on Kubeflow Pipelines or a Vertex AI schedule")
+    _pipeline_options(p)
+    p.add_argument("--cron", required=True, help="five fields, e.g. '0 3 * * 1' (Mondays 03:00)")
+    p.add_argument("--name", help="the schedule's display name (default: the pipeline's name)")
+    p.add_argument("--max-concurrency", type=int, default=1, help="runs of the schedule at once (default 1)")
+    p.add_argument("--time-zone", default="UTC", help="vertex: an IANA time zone for the cron (Kubeflow: UTC only)")
+    p.add_argument("--api-endpoint", help="vertex: another API endpoint (e.g. a Private Service Connect one)")
+    p.set_defaults(func=cmd_schedule)
+    return parser
+
+
+def _pipeline_options(p) -> None:
+    """What ``run`` and ``schedule`` both take: the pipeline, the backend and its settings, the arguments."""
     p.add_argument("--pipeline", default="finetune-and-rollout",
                    help="finetune-and-rollout (default), eval-only or lora-sweep")
     p.add_argument("--backend", choices=("local", "kfp", "vertex"), default="local",
@@ -335,8 +438,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiment", default="kfp-llmops", help="kfp: the experiment the run is filed under (default kfp-llmops)")
     p.add_argument("--project", help="vertex: the Google Cloud project")
     p.add_argument("--location", help="vertex: the region, e.g. us-central1")
-    p.set_defaults(func=cmd_run)
-    return parser
 
 
 def cmd_registry(args) -> int:
@@ -347,6 +448,39 @@ def cmd_registry(args) -> int:
         was, now = rollback(registry, args.model)
         print(f"{args.model}: production moved back from version {was} to version {now}")
     print(json.dumps({"registry_uri": registry.uri, "model": args.model, "aliases": registry.aliases(args.model)}, indent=2))
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from kfp_llmops import compare
+    from kfp_llmops.lineage import atomic_file
+
+    records = [compare.from_run_dir(run) for run in args.runs]
+    if args.version:
+        from kfp_llmops.registry import open_registry
+
+        registry = open_registry(args.registry_uri)
+        records += [compare.from_registry(registry, args.model, v) for v in args.version]
+    if len(records) < 2:
+        raise UserInputError("compare needs at least two runs or versions")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    markdown = compare.compare_markdown(records)
+    with atomic_file(out / "compare.html") as tmp:
+        tmp.write_text(compare.compare_html(records), encoding="utf-8")
+    with atomic_file(out / "compare.md") as tmp:
+        tmp.write_text(markdown, encoding="utf-8")
+    print(markdown + f"\nwrote {out / 'compare.html'} and {out / 'compare.md'}")
+    return 0
+
+
+def cmd_decide(args) -> int:
+    from kfp_llmops.components.registry.await_approval.core import record
+    from kfp_llmops.registry import open_registry
+
+    decision = record(open_registry(args.registry_uri), args.model, args.version, approved=args.approved, reason=args.reason)
+    print(f"{args.model} version {args.version}: {'approved' if decision.approved else 'rejected'} by {decision.by} "
+          f"at {decision.at}")
     return 0
 
 

@@ -96,6 +96,11 @@ class RunSummary:
             meta = registered[0]["metadata"]
             lines += ["", f"Registered: {meta.get('registered_model')} version {meta.get('version')} "
                           f"({'new' if meta.get('created') else 'existing'}) in {meta.get('registry_uri')}"]
+        approval = self.artifacts("await-approval", "approval")
+        if approval and approval[0]["metadata"].get("by") != "not required":
+            meta = approval[0]["metadata"]
+            lines += ["", f"Approval: {'APPROVED' if meta.get('approved') else 'REJECTED'} by {meta.get('by')}: "
+                          f"{meta.get('reason')}"]
         rollout = self.artifacts("rollout-model", "report")
         if rollout:
             meta = rollout[0]["metadata"]

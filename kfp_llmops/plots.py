@@ -103,3 +103,16 @@ def rollout_steps(steps: list[dict]) -> str:
     latency.legend(fontsize=8)
     fig.suptitle("canary rollout", fontsize=10)
     return to_svg(fig)
+
+
+def overlaid_losses(curves: dict[str, list[float]]) -> str:
+    """Several runs' training loss per step on one axis (run comparison)."""
+    fig, (ax,) = _figure()
+    for name, losses in curves.items():
+        ax.plot(range(1, len(losses) + 1), losses, linewidth=1.2, label=name)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title("Training loss by run")
+    return to_svg(fig)

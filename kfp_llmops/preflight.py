@@ -19,6 +19,7 @@ CONFIGS = {
     "gate_config": ("kfp_llmops.components.evaluation.regression_gate.core", "GateConfig"),
     "rollout_config": ("kfp_llmops.components.deployment.rollout_model.core", "RolloutConfig"),
     "screening": ("kfp_llmops.components.data.validate_dataset.screening", "ScreeningConfig"),
+    "approval_config": ("kfp_llmops.components.registry.await_approval.core", "ApprovalConfig"),
     "trainer_job": ("kfp_llmops.components.training.train_lora.trainer_job", "TrainerJobSpec"),
 }
 LISTS = {"configs": "train_config"}  # lora-sweep: a list of training configs

@@ -61,6 +61,10 @@ class Registry(Protocol):
 
     def aliases(self, name: str) -> dict[str, str]: ...
 
+    def get_version(self, name: str, version: str) -> ModelVersion | None: ...
+
+    def set_tags(self, name: str, version: str, tags: dict[str, str]) -> None: ...
+
 
 def default_uri() -> str:
     if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KFP_LLMOPS_HOME"):

@@ -163,6 +163,18 @@ class MlflowRegistry:
                 shutil.copyfile(path, Path(tmp) / file_name)
             self._client.log_artifacts(run_id, tmp)
 
+    def get_version(self, name: str, version: str) -> ModelVersion | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._version(self._client.get_model_version(name, str(version)))
+        except MlflowException:
+            return None
+
+    def set_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self._client.set_model_version_tag(name, str(version), key, str(value))
+
     # --- aliases ----------------------------------------------------------------------------------------------
 
     def get_alias(self, name: str, alias: str) -> ModelVersion | None:

@@ -161,6 +161,18 @@ class VertexRegistry:
             self._client.update_model(request={"model": {"name": parent.name, "labels": labels},
                                                "update_mask": {"paths": ["labels"]}})
 
+    def get_version(self, name: str, version: str) -> ModelVersion | None:
+        return self.get_alias(name, str(version))  # a version id or an alias: both name a version after the '@'
+
+    def set_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
+        """Tags are labels here: keys and values lowercased, other characters '-', at most 63 characters."""
+        current = self.get_version(name, version)
+        if current is None:
+            raise ConfigError(f"no version {version} of {name!r} in the Vertex AI Model Registry of {self.parent}")
+        labels = {**current.tags, **{_label(k): _label(v) for k, v in tags.items()}}
+        self._client.update_model(request={"model": {"name": current.resource, "labels": labels},
+                                           "update_mask": {"paths": ["labels"]}})
+
     def get_alias(self, name: str, alias: str) -> ModelVersion | None:
         from google.api_core.exceptions import NotFound
 

@@ -25,6 +25,7 @@ from kfp_llmops.components.preflight.check_configs.component import check_config
 from kfp_llmops.components.deployment.rollout_model.component import rollout_model
 from kfp_llmops.components.evaluation.evaluate_model.component import evaluate_model
 from kfp_llmops.components.evaluation.regression_gate.component import regression_gate
+from kfp_llmops.components.registry.await_approval.component import await_approval
 from kfp_llmops.components.registry.register_model.component import register_model
 from kfp_llmops.components.registry.resolve_production.component import resolve_production
 from kfp_llmops.components.training.train_lora.component import train_lora
@@ -59,6 +60,7 @@ def build(target: str = "vertex"):
         registry_uri: str = "",
         deploy_target: str = "local",
         rollout_config: dict = {},
+        approval_config: dict = {},
         namespace: str = "kfp-llmops",
         inference_service: str = "",
         storage_uri: str = "",
@@ -80,7 +82,7 @@ def build(target: str = "vertex"):
         with dsl.ExitHandler(restore, name="rollout-guard"):
             checked = check_configs(train_config=train_config, eval_config=eval_config, gate_config=gate_config,
                                     rollout_config=rollout_config, screening=screening, trainer_job=trainer_job,
-                                    prompt_format=prompt_format, serving_format=serving_format)
+                                    approval_config=approval_config, prompt_format=prompt_format, serving_format=serving_format)
             train_ds = dsl.importer(artifact_uri=train_data, artifact_class=Dataset, reimport=False).set_display_name("import-train-data")
             eval_ds = dsl.importer(artifact_uri=eval_data, artifact_class=Dataset, reimport=False).set_display_name("import-eval-data")
             validated = validate_dataset(
@@ -137,6 +139,15 @@ def build(target: str = "vertex"):
                         return registered
 
                     def roll_out(served, registered):
+                        """After a person's approval when approval_config asks for one, the canary rollout."""
+                        approved = await_approval(registered=registered.outputs["lineage"],
+                                                  evaluation_report=evaluated.outputs["report"],
+                                                  approval_config=approval_config)
+                        registry_credentials(approved, target)
+                        with dsl.If(approved.outputs["Output"] == True, name="approved"):  # noqa: E712 (a KFP condition)
+                            rollout(served, registered)
+
+                    def rollout(served, registered):
                         rolled_out = rollout_model(
                             onnx_model=served,
                             registered=registered.outputs["lineage"],

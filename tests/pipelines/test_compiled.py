@@ -52,8 +52,8 @@ def test_finetune_spec_has_the_kubernetes_settings():
     train = configs["exec-train-lora"]
     assert [(t.key, t.operator, t.effect) for t in train.tolerations] == [("nvidia.com/gpu", "Exists", "NoSchedule")]
     assert dict(train.node_selector.labels) == {"nvidia.com/gpu.present": "true"}
-    for step in ("exec-resolve-production", "exec-register-model", "exec-register-model-2", "exec-rollout-model",
-                 "exec-rollout-model-2", "exec-restore-stable"):
+    for step in ("exec-resolve-production", "exec-register-model", "exec-register-model-2", "exec-await-approval",
+                 "exec-await-approval-2", "exec-rollout-model", "exec-rollout-model-2", "exec-restore-stable"):
         [secret] = configs[step].secret_as_env
         assert secret.secret_name == "model-registry-credentials"
         assert {k.env_var for k in secret.key_to_env} == {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}
@@ -65,7 +65,8 @@ def test_finetune_spec_has_the_kubernetes_settings():
     assert [(p.constant, p.mount_path) for p in train.pvc_mount] == [("kfp-llmops-shared", "/mnt/shared")]
     with_secrets = {name for name, c in configs.items() if c.secret_as_env or c.secret_as_volume}
     assert with_secrets == {"exec-train-lora", "exec-resolve-production", "exec-register-model", "exec-rollout-model",
-                            "exec-register-model-2", "exec-rollout-model-2", "exec-restore-stable"}  # -2: serve-hf
+                            "exec-register-model-2", "exec-rollout-model-2", "exec-restore-stable",
+                            "exec-await-approval", "exec-await-approval-2"}  # -2: serve-hf
 
 
 @pytest.mark.parametrize("path", KFP_SPECS + VERTEX_SPECS, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -155,12 +156,14 @@ def test_each_branch_is_conditioned_on_its_own_decision(path: Path):
     """Guards a KFP 2.17 compiler trap: a dsl.Elif nested in a branch re-targeted the outer dsl.Else (data-invalid)
     to the inner dsl.If (gate-passed), so a blocked gate ran stop-on-invalid-data."""
     spec = next(yaml.safe_load_all(path.read_text()))
-    conditions = {}
+    conditions, approvals = {}, []
 
     def walk(component):
         for task in (component.get("dag") or {}).get("tasks", {}).values():
             if "condition" in task.get("triggerPolicy", {}):
                 conditions[task["taskInfo"]["name"]] = " ".join(task["triggerPolicy"]["condition"].split())
+                if task["taskInfo"]["name"] == "approved":  # one per serving format
+                    approvals.append(conditions["approved"])
 
     walk(spec["root"])
     for name, comp in spec["components"].items():
@@ -169,3 +172,5 @@ def test_each_branch_is_conditioned_on_its_own_decision(path: Path):
     assert conditions["data-invalid"].startswith("!(")
     assert "regression-gate-Output" in conditions["gate-passed"]
     assert "'onnx'" in conditions["serve-onnx"] and "'hf'" in conditions["serve-hf"]
+    assert sorted(approvals) == sorted(f"inputs.parameter_values['pipelinechannel--{t}-Output'] == true"
+                                       for t in ("await-approval", "await-approval-2"))  # the rollout waits for its own

@@ -13,6 +13,7 @@ def check_configs(
     rollout_config: dict = {},
     screening: dict = {},
     trainer_job: dict = {},
+    approval_config: dict = {},
     configs: list = [],
     prompt_format: str = "auto",
     serving_format: str = "onnx",
@@ -24,7 +25,8 @@ def check_configs(
     from kfp_llmops.preflight import check_configs as check
 
     values = {"train_config": train_config, "eval_config": eval_config, "gate_config": gate_config,
-              "rollout_config": rollout_config, "screening": screening, "trainer_job": trainer_job, "configs": configs,
+              "rollout_config": rollout_config, "screening": screening, "trainer_job": trainer_job,
+              "approval_config": approval_config, "configs": configs,
               "prompt_format": prompt_format, "serving_format": serving_format}
     with user_errors():
         check(values)

@@ -54,6 +54,7 @@ def build_lineage(
                 "sha256": dataset.metadata.get("sha256"),
                 "rows": dataset.metadata.get("rows"),
                 "source": dataset.metadata.get("parents", {}).get("dataset"),
+                "source_sha256": dataset.metadata.get("source_sha256"),  # the training file as given, before validation
             },
             "adapter": {"uri": adapter.uri, "sha256": adapter.metadata.get("sha256")},
             "merged_weights": {"uri": onnx_model.uri, "sha256": onnx_model.metadata.get("merged_weights_sha256")},
@@ -184,6 +185,7 @@ def register(registry, lineage: dict) -> dict:
         "run_id": lineage["run_id"],
         "source_commit": lineage["source_commit"],
         "dataset_sha256": art["dataset"]["sha256"] or "",
+        "train_data_sha256": art["dataset"].get("source_sha256") or "",  # what `kfp-llmops run --if-data-changed` reads
         "adapter_sha256": art["adapter"]["sha256"],
         "merged_weights_sha256": art["merged_weights"]["sha256"] or "",
         "gate": "passed",

@@ -1,23 +1,48 @@
 """The whole finetune-and-rollout pipeline on kfp.local, on the demo assets."""
 
 import json
+import threading
+import time
 from pathlib import Path
 
-from kfp_llmops.cli import _demo_arguments
+from html_check import check_html
+
+from kfp_llmops.cli import _demo_arguments, main
 from kfp_llmops.local_run import run_local
 from kfp_llmops.pipelines.registry import build
 from kfp_llmops.registry import open_registry
 
 STEPS = {"check-configs", "validate-dataset", "prepare-dataset", "resolve-production", "train-lora", "evaluate-model", "regression-gate",
-         "export-onnx", "register-model", "rollout-model", "restore-stable"}
+         "export-onnx", "register-model", "await-approval", "rollout-model", "restore-stable"}
+
+
+def _approve_when_registered(registry_uri: str, version: str, reason: str) -> threading.Thread:
+    """A person watching the registry: approves ``version`` once the run has registered it (as `kfp-llmops approve`)."""
+    def approve():
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            if open_registry(registry_uri).get_version("llm", version) is not None:
+                main(["approve", "llm", version, "--reason", reason, "--registry-uri", registry_uri])
+                return
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=approve, daemon=True)
+    thread.start()
+    return thread
 
 
 def test_whole_pipeline_promotes_the_fine_tune_then_blocks_a_worse_one_against_production(demo_assets, tmp_path):
     registry_uri = f"sqlite:///{tmp_path / 'registry.db'}"
     arguments = {**_demo_arguments(demo_assets), "registry_uri": registry_uri}
-    summary = run_local(build("finetune-and-rollout", "vertex"), arguments, tmp_path / "runs")
+    approver = _approve_when_registered(registry_uri, "1", "eval report reviewed")
+    summary = run_local(build("finetune-and-rollout", "vertex"),
+                        {**arguments, "approval_config": {"required": True, "poll_s": 0.5, "timeout_s": 900}}, tmp_path / "runs")
+    approver.join(timeout=5)
     text = summary.text()
     assert summary.succeeded, text
+    approval = summary.artifacts("await-approval", "approval")[0]["metadata"]
+    assert approval["approved"] is True and approval["reason"] == "eval report reviewed"  # the rollout waited for it
+    assert "Approval: APPROVED by " in text
     assert {s.name for s in summary.steps if not s.name.startswith("importer")} == STEPS
     assert all(s.status == "SUCCESS" for s in summary.steps)
     assert summary.steps[-1].name == "restore-stable"
@@ -64,6 +89,15 @@ def test_whole_pipeline_promotes_the_fine_tune_then_blocks_a_worse_one_against_p
     ran = {s.name for s in weak.steps}
     assert not {"export-onnx", "register-model", "rollout-model"} & ran  # nothing after the gate ran
     assert open_registry(registry_uri).aliases("llm") == {"production": "1"}  # production unchanged
+
+    # The two runs side by side, as `kfp-llmops compare` shows them, and the registered version beside them.
+    out = tmp_path / "compare"
+    assert main(["compare", str(summary.run_dir), str(weak.run_dir), "--version", "1", "--registry-uri", registry_uri,
+                 "--out", str(out)]) == 0
+    table = (out / "compare.md").read_text()
+    assert "| config.seed | 0 | 3 | null |" in table and "| gate | PROMOTE | BLOCKED | PROMOTE |" in table
+    assert f"| exact_match | {scores['candidate.exact_match']:.4f} (vs base" in table
+    check_html((out / "compare.html").read_text(), plots=1)
 
 
 def test_a_row_without_response_stops_the_run_before_training(demo_assets, tmp_path, capsys):

@@ -1,6 +1,9 @@
 """lora-sweep on kfp.local: a ParallelFor over LoRA configs, the best adapter kept by validation loss."""
 
 import json
+from pathlib import Path
+
+from html_check import check_html
 
 from kfp_llmops.local_run import run_local
 from kfp_llmops.pipelines.registry import build
@@ -20,3 +23,8 @@ def test_sweep_trains_each_config_and_keeps_the_lowest_validation_loss(demo_asse
     assert len(losses) == 2 and best["validation_loss"] == min(losses)
     adapter_config = json.loads((summary.run_dir / "select-best-adapter" / "best" / "adapter_config.json").read_text())
     assert adapter_config["r"] == 8  # the config that trained long enough to win
+
+    page = Path(summary.artifacts("select-best-adapter", "comparison")[0]["uri"]).read_text()
+    check_html(page, plots=1)  # the two loss curves overlaid
+    table = Path(summary.artifacts("select-best-adapter", "comparison_table")[0]["uri"]).read_text()
+    assert "| config.r | 4 | 8 |" in table and "| config.max_steps | 3 | 20 |" in table and "| validation_loss |" in table

@@ -5,7 +5,8 @@ def _lineage():
     return core.build_lineage(
         model_name="llm",
         base_model="org/base",
-        dataset=core.ArtifactRef("gs://r/validated", {"sha256": "d" * 64, "rows": 2000.0, "parents": {"dataset": "gs://in/train.jsonl"}}),
+        dataset=core.ArtifactRef("gs://r/validated", {"sha256": "d" * 64, "rows": 2000.0, "source_sha256": "t" * 64,
+                                                              "parents": {"dataset": "gs://in/train.jsonl"}}),
         adapter=core.ArtifactRef("gs://r/adapter", {"sha256": "a" * 64, "steps": 300.0, "train_loss_final": 0.09}),
         onnx_model=core.ArtifactRef("gs://r/onnx", {"sha256": "o" * 64, "opset": 18.0, "precision": "fp32",
                                                     "merged_weights_sha256": "m" * 64}),
@@ -24,7 +25,8 @@ def _lineage():
 
 def test_lineage_holds_digests_parents_and_restores_integers():
     record = _lineage()
-    assert record["artifacts"]["dataset"] == {"uri": "gs://r/validated", "sha256": "d" * 64, "rows": 2000, "source": "gs://in/train.jsonl"}
+    assert record["artifacts"]["dataset"] == {"uri": "gs://r/validated", "sha256": "d" * 64, "rows": 2000,
+                                              "source": "gs://in/train.jsonl", "source_sha256": "t" * 64}
     assert record["artifacts"]["onnx_model"]["sha256"] == "o" * 64
     assert record["training"]["steps"] == 300 and isinstance(record["training"]["steps"], int)
     assert record["evaluation"]["examples"] == 100 and record["export"]["opset"] == 18
@@ -58,6 +60,7 @@ def test_register_is_idempotent_and_records_the_adapter(tmp_path):
     version = registry.register("llm", "gs://r/onnx", "o" * 64, {})
     assert version.tags["base_model"] == "org/base" and version.tags["eval.candidate.exact_match"] == "0.57"
     assert version.tags["dataset_sha256"] == "d" * 64 and version.tags["source_commit"] == "abc123"
+    assert version.tags["train_data_sha256"] == "t" * 64
     assert version.tags["merged_weights_sha256"] == "m" * 64
 
 

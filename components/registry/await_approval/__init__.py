@@ -1,0 +1,1 @@
+"""The await_approval component: component.py (KFP definition) and core.py (logic)."""
