@@ -85,23 +85,32 @@ def split_indexes(n: int, cfg: PrepareConfig) -> set[int]:
 
 
 def prepare_file(path: str | Path, tokenizer, out_dir: str | Path, cfg: PrepareConfig | None = None,
-                 chunk_rows: int = 50_000) -> dict:
+                 chunk_rows: int = 50_000, workers: int | None = None) -> dict:
     """:func:`prepare` and :func:`write_prepared` streamed over a canonical JSONL file, a chunk of rows in memory at a
     time: the same split and the same bytes, in memory bounded by the chunk (a million chat rows). Returns the stats.
-    The folder is written in place: callers write into a temporary folder (``lineage.atomic_dir``)."""
+    ``workers`` processes (default: the CPUs this process may use, at most 8) encode chunks in parallel, in order;
+    rendering chat templates is most of the work. The folder is written in place: callers write into a temporary
+    folder (``lineage.atomic_dir``)."""
     from kfp_llmops.datasets import iter_records
+    from kfp_llmops.parallel import ordered_map
 
     cfg = cfg or PrepareConfig()
     fmt = PromptFormat.resolve(tokenizer, cfg.prompt_format, cfg.system_prompt)
-    n = sum(len(chunk) for chunk, _ in iter_records(path, chunk_rows))
+    with Path(path).open("rb") as fh:  # the rows to split; a bad one is named when it is read below
+        n = sum(1 for raw in fh if raw.strip())
     validation = split_indexes(n, cfg)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stats = {"train_rows": 0, "validation_rows": 0, "train_tokens": 0, "validation_tokens": 0}
     index = 0
+
+    def encode(chunk):  # in a worker process: rendering chat templates is most of the work
+        records, where = chunk
+        return fmt.encode_many(tokenizer, records, cfg.max_length, where=where)
+
     with ExampleWriter(out / TRAIN_FILE) as train, ExampleWriter(out / VALIDATION_FILE) as val:
-        for chunk, where in iter_records(path, chunk_rows):
-            for e in fmt.encode_many(tokenizer, chunk, cfg.max_length, where=where):
+        for examples in ordered_map(encode, iter_records(path, chunk_rows), workers if n > chunk_rows else 1):
+            for e in examples:
                 split = "validation" if index in validation else "train"
                 (val if split == "validation" else train).write(e)
                 stats[f"{split}_rows"] += 1

@@ -118,7 +118,11 @@ def _chat_text(messages) -> str:
         return ""
 
 
-def screen(table: Table, cfg: ScreeningConfig, eval_table: Table | None = None, reference: Table | None = None) -> Screened:
+def screen(table: Table, cfg: ScreeningConfig, eval_table: Table | None = None, reference: Table | None = None,
+           workers: int | None = None) -> Screened:
+    """``workers`` processes (default: this process's CPUs, at most 8) scan for PII and sign rows for near duplicates."""
+    from kfp_llmops.parallel import chunked, ordered_map
+
     fields = text_fields(table)
     flags: list[Flag] = []
     drop: set[int] = set()
@@ -126,8 +130,10 @@ def screen(table: Table, cfg: ScreeningConfig, eval_table: Table | None = None, 
     if cfg.pii.enabled:
         by_kind: dict[str, dict[int, str]] = {k: {} for k in cfg.pii.kinds}
         for name, texts in fields.items():
-            for i, text in enumerate(texts):
-                found = pii.find_pii(text, cfg.pii.kinds, cfg.pii.phone_region)
+            scans = (f for part in ordered_map(lambda chunk: [pii.find_pii(t, cfg.pii.kinds, cfg.pii.phone_region)
+                                                              for t in chunk], chunked(texts, 20_000),
+                                               workers if len(texts) > 20_000 else 1) for f in part)
+            for i, (text, found) in enumerate(zip(texts, scans)):
                 if not found:
                     continue
                 masked_text = pii.mask(text, found)
@@ -146,7 +152,7 @@ def screen(table: Table, cfg: ScreeningConfig, eval_table: Table | None = None, 
     if cfg.duplicates.enabled:
         exact = dedup.exact_duplicates(joined)
         near = dedup.near_duplicates(joined, threshold=cfg.duplicates.threshold, num_perm=cfg.duplicates.num_perm,
-                                     shingle_size=cfg.duplicates.shingle_size)
+                                     shingle_size=cfg.duplicates.shingle_size, workers=workers)
         near = {i: j for i, j in near.items() if i not in exact}
         for check, rows in (("screen_exact_duplicates", exact), ("screen_near_duplicates", near)):
             flags.append(Flag(check, "all text", cfg.duplicates.action,

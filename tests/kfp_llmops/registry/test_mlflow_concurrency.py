@@ -104,3 +104,23 @@ def test_concurrent_promotions_keep_one_linear_history(registry_uri, tmp_path):
     final = registry.aliases("llm")[PRODUCTION]
     assert sorted(x for x in replaced if x) == sorted(v for v in versions if v != final), results
     assert registry.aliases("llm")[PREVIOUS] in versions and registry.aliases("llm")[PREVIOUS] != final
+
+
+def test_an_approval_is_a_tag_of_the_version_and_final(registry_uri, tmp_path):
+    """What `kfp-llmops approve` writes and the await-approval step reads, on a store and on a server."""
+    import uuid
+
+    from kfp_llmops.components.registry.await_approval import core
+    from kfp_llmops.errors import UserInputError
+
+    name = f"approved-{uuid.uuid4().hex[:8]}"
+    registry = open_registry(registry_uri)
+    version = registry.register(name, "gs://bucket/models/llm", "q" * 64, {"gate": "passed"}).version
+    assert core.read(registry, name, version) is None
+    core.record(registry, name, version, approved=True, reason="reviewed", by="ana")
+    again = open_registry(registry_uri)  # another process's view
+    decision = core.read(again, name, version)
+    assert (decision.approved, decision.by, decision.reason) == (True, "ana", "reviewed")
+    assert again.get_version(name, version).tags["gate"] == "passed"
+    with pytest.raises(UserInputError, match="a decision is final"):
+        core.record(again, name, version, approved=False, reason="no")

@@ -66,9 +66,11 @@ def test_streamed_preparation_writes_what_the_in_memory_one_does(tokenizer, demo
     for name in ("train.jsonl", "train_chat.jsonl"):
         table = read_jsonl(demo_assets / name)
         core.write_prepared(core.prepare(records(table), tokenizer, where=locations(table)), tmp_path / "memory")
-        stats = core.prepare_file(demo_assets / name, tokenizer, tmp_path / "streamed", chunk_rows=97)
+        stats = core.prepare_file(demo_assets / name, tokenizer, tmp_path / "streamed", chunk_rows=97, workers=2)
+        core.prepare_file(demo_assets / name, tokenizer, tmp_path / "one-process", chunk_rows=97, workers=1)
         for f in ("train.arrow", "validation.arrow", "prompt_format.json"):
             assert (tmp_path / "streamed" / f).read_bytes() == (tmp_path / "memory" / f).read_bytes(), (name, f)
+            assert (tmp_path / "one-process" / f).read_bytes() == (tmp_path / "memory" / f).read_bytes(), (name, f)
         assert stats == core.read_prepared(tmp_path / "streamed").stats()
 
 
@@ -77,6 +79,13 @@ def test_streamed_preparation_names_a_bad_record(tokenizer, tmp_path):
     bad.write_text('{"instruction": "a", "response": "b"}\n{"instruction": "a"}\n', encoding="utf-8")
     with pytest.raises(UserInputError, match=r"data.jsonl:2: expected a chat record \(messages\) or an instruction record"):
         core.prepare_file(bad, tokenizer, tmp_path / "out")
+    strict = ("{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+              "{% endif %}{{ m['content'] }}\n{% endfor %}")
+    bad.write_text('{"instruction": "a", "response": "b"}\n' * 3 + '{"messages": [{"role": "system", "content": "s"}, '
+                   '{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}\n', encoding="utf-8")
+    with pytest.raises(UserInputError, match=r"data.jsonl:4: the custom prompt format cannot render this conversation"):
+        core.prepare_file(bad, tokenizer, tmp_path / "out2", core.PrepareConfig(prompt_format=strict), chunk_rows=1,
+                          workers=2)  # raised in a worker process, named as in one process
 
 
 def test_prepared_splits_are_columnar_and_memory_mapped(tokenizer, tmp_path):
