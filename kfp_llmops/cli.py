@@ -92,9 +92,11 @@ def add_content_digest(arguments: dict) -> dict:
     return arguments
 
 
-def cmd_run(args) -> int:
+def checked_arguments(args):
+    """What ``run`` and ``schedule`` check before anything is submitted: the pipeline, the backend's settings, the
+    parameters and every config; the registry a backend defaults to. Returns the pipeline, arguments and local root."""
     from kfp_llmops.pipelines.registry import PIPELINES, build
-    from kfp_llmops.preflight import check_configs, check_remote_inputs
+    from kfp_llmops.preflight import check_configs
 
     if args.pipeline not in PIPELINES:
         raise UserInputError(f"unknown pipeline {args.pipeline!r}; known: {sorted(PIPELINES)}")
@@ -108,6 +110,13 @@ def cmd_run(args) -> int:
             arguments.setdefault("registry_uri", f"sqlite:///{root / 'registry.db'}")
         elif args.backend == "vertex" and args.project and args.location:  # Vertex AI Model Registry
             arguments.setdefault("registry_uri", f"vertex://projects/{args.project}/locations/{args.location}")
+    return pipeline, arguments, root
+
+
+def cmd_run(args) -> int:
+    from kfp_llmops.preflight import check_remote_inputs
+
+    pipeline, arguments, root = checked_arguments(args)
     if args.if_data_changed and not data_changed(arguments, pipeline.component_spec.inputs):
         return 0
     if args.backend == "local":
@@ -125,21 +134,15 @@ def cmd_run(args) -> int:
 def cmd_schedule(args) -> int:
     """The same checks as ``run`` (parameters, configs, remote inputs), then a recurring run of the committed spec."""
     from kfp_llmops.compiling import DEFAULT_OUT
-    from kfp_llmops.pipelines.registry import PIPELINES, build
-    from kfp_llmops.preflight import check_configs, check_remote_inputs
+    from kfp_llmops.preflight import check_remote_inputs
     from kfp_llmops.scheduling import ScheduleSpec, create_kfp_schedule, create_vertex_schedule
 
-    if args.pipeline not in PIPELINES:
-        raise UserInputError(f"unknown pipeline {args.pipeline!r}; known: {sorted(PIPELINES)}")
     if args.backend == "local":
         raise UserInputError("schedule needs --backend kfp or vertex; on one machine, run `kfp-llmops run "
                              "--if-data-changed` from cron or CI (examples/)")
-    check_backend(args)
     spec = ScheduleSpec(name=args.name or args.pipeline, cron=args.cron, max_concurrency=args.max_concurrency,
                         time_zone=args.time_zone)
-    pipeline = build(args.pipeline, args.backend)
-    arguments = parse_arguments(args, pipeline.component_spec.inputs)
-    check_configs(arguments)
+    _, arguments, _ = checked_arguments(args)
     check_remote_inputs(arguments, args.backend)
     target = DEFAULT_OUT / args.backend / f"{args.pipeline}.yaml"
     if args.backend == "kfp":
@@ -151,8 +154,6 @@ def cmd_schedule(args) -> int:
             raise UserInputError(remote_error("Kubeflow Pipelines API", args.host, exc)) from None
         print(f"created recurring run {schedule_id} ({spec.name}: '{cron}' UTC, at most {spec.max_concurrency} at once)")
         return 0
-    if "registry_uri" in pipeline.component_spec.inputs:
-        arguments.setdefault("registry_uri", f"vertex://projects/{args.project}/locations/{args.location}")
     try:
         credentials = None
         if (args.api_endpoint or "").startswith("http://"):  # an emulator or a stand-in: no Google credentials
