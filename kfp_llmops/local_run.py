@@ -58,6 +58,23 @@ class RunSummary:
     error: str | None
     steps: list[StepRecord]
     outputs: dict[str, dict]
+    cost_config: dict | None = None
+
+    def cost(self) -> dict:
+        """The run's estimated cost: every step's seconds on the accelerator its artifacts recorded (CPU otherwise),
+        priced with the run's ``cost_config``."""
+        from kfp_llmops.cost import CPU, CostConfig, StepUsage, estimate
+
+        usages = []
+        for s in self.steps:
+            if s.name.startswith("importer"):
+                continue
+            recorded = [a["metadata"] for value in self.task_output(s.name).get("artifacts", {}).values()
+                        for a in value.get("artifacts", []) if a.get("metadata", {}).get("accelerator")]
+            accelerator = recorded[0]["accelerator"] if recorded else CPU
+            count = int(recorded[0].get("accelerator_count") or 1) if recorded else 1
+            usages.append(StepUsage(s.name, s.seconds, accelerator, count))
+        return estimate(usages, CostConfig.from_dict(self.cost_config or {}))
 
     def task_output(self, task: str) -> dict:
         return self.outputs.get(task, {})
@@ -71,6 +88,10 @@ class RunSummary:
             lines.append(f"  {s.name:<28} {s.status:<8} {s.seconds:7.1f} s")
         total = sum(s.seconds for s in self.steps)
         lines.append(f"  {'total':<28} {'':<8} {total:7.1f} s")
+        if self.steps:
+            from kfp_llmops.cost import describe
+
+            lines += ["", f"Estimated cost: {describe(self.cost())} (prices: cost_config)"]
         validation = self.artifacts("validate-dataset", "report")
         if validation:
             meta = validation[0]["metadata"]
@@ -144,4 +165,5 @@ def run_local(pipeline_func, arguments: dict, pipeline_root: str | Path, *, enab
         for f in run_dir.glob("*/executor_output.json"):
             outputs[f.parent.name] = json.loads(f.read_text())
     name = getattr(pipeline_func, "name", getattr(pipeline_func, "__name__", "pipeline"))
-    return RunSummary(name, run_dir, error is None, error, list(timer.steps.values()), outputs)
+    return RunSummary(name, run_dir, error is None, error, list(timer.steps.values()), outputs,
+                      cost_config=arguments.get("cost_config"))

@@ -95,7 +95,7 @@ class MlflowRegistry:
         local = Path(source.removeprefix("file://"))
         if "://" in source and not source.startswith("file://") or not local.exists():
             return None, source
-        run = self._client.create_run(self._experiment(name), run_name=f"{name}-{digest[:12]}",
+        run = self._client.create_run(self.experiment_id(name), run_name=f"{name}-{digest[:12]}",
                                       tags={RUN_TAG: name, DIGEST_TAG: digest, "source": str(local)})
         try:
             if local.is_dir():
@@ -108,7 +108,9 @@ class MlflowRegistry:
         self._client.set_terminated(run.info.run_id)
         return run.info.run_id, f"runs:/{run.info.run_id}/{name}"
 
-    def _experiment(self, name: str) -> str:
+    def experiment_id(self, name: str) -> str:
+        """The experiment ``kfp-llmops/<name>`` (created with the store's artifact location when missing): the
+        version files' runs and the training runs of the model (:mod:`kfp_llmops.tracking`) go there."""
         from mlflow.exceptions import MlflowException
 
         exp_name = f"kfp-llmops/{name}"
@@ -218,7 +220,7 @@ class MlflowRegistry:
         lock_model = f"{name}{LOCK_SUFFIX}"
         self._ensure_model(lock_model)
         owner = uuid.uuid4().hex  # a server accepts a version only with a source inside a run: an empty run per ticket
-        run = self._client.create_run(self._experiment(lock_model), run_name=f"lock-{owner[:8]}", tags={RUN_TAG: lock_model})
+        run = self._client.create_run(self.experiment_id(lock_model), run_name=f"lock-{owner[:8]}", tags={RUN_TAG: lock_model})
         mine = self._client.create_model_version(lock_model, source=f"runs:/{run.info.run_id}/ticket", run_id=run.info.run_id,
                                                  tags={"owner": owner, "since": str(time.time())})
         deadline = time.monotonic() + timeout

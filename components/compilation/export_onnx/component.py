@@ -25,10 +25,14 @@ def export_onnx(
     ``export.json`` at its root) holding the fastest variant (fp32, ort-optimized, int8-dynamic) whose perplexity on
     the eval set rises by at most ``max_perplexity_increase``. ``optimized_model`` and ``int8_model`` are the two
     variants on their own (``model.onnx`` + tokenizer); ``variants`` has each one's measured trade-offs."""
+    import time
+
+    started = time.monotonic()
     from kfp_llmops.components.compilation.export_onnx import core
     from kfp_llmops.components.compilation.export_onnx.variants import VariantConfig
     from kfp_llmops.datasets import read_jsonl, records
     from kfp_llmops.artifacts import OnnxModelMetadata
+    from kfp_llmops.cost import usage
     from kfp_llmops.errors import user_errors
     from kfp_llmops.lineage import atomic_dir, lineage, sha256_path
     from kfp_llmops.modeling import load_tokenizer
@@ -54,7 +58,7 @@ def export_onnx(
         lineage(path=onnx_model.path, parents={"adapter": adapter.uri}, base_model=base_model,
                 adapter_sha256=adapter.metadata.get("sha256"), **{**flat, **typed.to_metadata()},
                 # what is served, without export.json's measurements: the same weights give the same digest
-                model_sha256=sha256_path(onnx_model.path, exclude=("export.json",)))
+                model_sha256=sha256_path(onnx_model.path, exclude=("export.json",)), **usage(started))
     )
     for name, measured in info["variants"].items():
         for key, value in measured.items():

@@ -10,7 +10,11 @@ from kfp_llmops.images import RUNTIME_IMAGE
 def merge_adapter(base_model: str, adapter: Input[Model], hf_model: Output[Model], dtype: str = "bf16"):
     """Folds the adapter into the base and writes safetensors in ``dtype`` (bf16, as vLLM serves it), the tokenizer
     with the training prompt format as its chat template, and a generation config that stops at its end of turn."""
+    import time
+
+    started = time.monotonic()
     from kfp_llmops.artifacts import HfModelMetadata
+    from kfp_llmops.cost import usage
     from kfp_llmops.components.compilation.merge_adapter import core
     from kfp_llmops.errors import user_errors
     from kfp_llmops.lineage import atomic_dir, lineage
@@ -22,5 +26,6 @@ def merge_adapter(base_model: str, adapter: Input[Model], hf_model: Output[Model
                             prompt_format=info["prompt_format"])
     hf_model.metadata.update(lineage(path=hf_model.path, parents={"adapter": adapter.uri}, base_model=base_model,
                                      adapter_sha256=adapter.metadata.get("sha256"),
-                                     merged_weights_sha256=info["merged_weights_sha256"], **typed.to_metadata()))
+                                     merged_weights_sha256=info["merged_weights_sha256"], **typed.to_metadata(),
+                                     **usage(started)))
     print(info)

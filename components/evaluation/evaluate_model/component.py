@@ -22,11 +22,16 @@ def evaluate_model(
     served) and each baseline, side by side: the base model (``base``), the registry's production version when
     ``production`` (from resolve_production) found one, and ``baseline_models`` (names to model ids or paths, adapter
     folders, or ``{"base_model", "adapter"}``; a ``production`` entry there overrides the registry's).
-    ``eval_config`` overrides EvalConfig fields."""
+    ``eval_config`` overrides EvalConfig fields. ``metrics`` also records the step's accelerator usage (for the
+    run's cost estimate)."""
     import json
+    import time
+
+    started = time.monotonic()
 
     from kfp_llmops.components.evaluation.evaluate_model import core
     from kfp_llmops.components.evaluation.evaluate_model.report import render_html
+    from kfp_llmops.cost import usage
     from kfp_llmops.datasets import read_jsonl, records
     from kfp_llmops.prompts import PromptFormat
     from kfp_llmops.errors import user_errors
@@ -61,4 +66,5 @@ def evaluate_model(
     report.metadata.update({"parents": parents})
     for name, value in core.flat_metrics(result).items():
         metrics.log_metric(name, value)
+    metrics.metadata.update(usage(started))
     print(json.dumps({k: v for k, v in core.flat_metrics(result).items() if k.startswith("candidate.")}, indent=1))

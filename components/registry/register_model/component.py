@@ -20,11 +20,14 @@ def register_model(
     source_commit: str = "",
     run_id: str = "",
     registry_uri: str = "",
+    cost_config: dict = {},
 ):
     """``onnx_model``: the model to serve, an ONNX Triton repository (export_onnx) or a merged Hugging Face folder
     (merge_adapter). Registers it and the adapter (MLflow by default, or Vertex AI Model Registry) with their
-    lineage; writes ``lineage.json`` (digests, parents, metrics, gate, registered versions) and a Markdown model card."""
+    lineage; writes ``lineage.json`` (digests, parents, metrics, gate, registered versions, the estimated cost of
+    training, evaluation and export priced with ``cost_config``) and a Markdown model card."""
     from kfp_llmops.artifacts import served_model_metadata
+    from kfp_llmops.cost import CostConfig
     from kfp_llmops.components.registry.register_model import core
     from kfp_llmops.errors import user_errors
     from kfp_llmops.lineage import atomic_file
@@ -32,6 +35,7 @@ def register_model(
 
     with user_errors():
         served_model_metadata(dict(onnx_model.metadata), where=f"register_model's onnx_model ({onnx_model.uri})")
+        cost_cfg = CostConfig.from_dict(cost_config)
     record = core.build_lineage(
         model_name=model_name,
         base_model=base_model,
@@ -43,6 +47,7 @@ def register_model(
         source_commit=source_commit,
         run_id=run_id,
         training_config=core.read_training_config(adapter.path),
+        cost_config=cost_cfg,
     )
     with user_errors():
         registry = open_registry(registry_uri)

@@ -40,8 +40,16 @@ def build_lineage(
     source_commit: str,
     run_id: str,
     training_config: dict | None = None,
+    cost_config=None,
 ) -> dict:
+    from kfp_llmops.cost import USAGE_KEYS, CostConfig, estimate, usage_from_metadata
+
+    usages = [u for u in (usage_from_metadata("train-lora", adapter.metadata),
+                          usage_from_metadata("evaluate-model", evaluation),
+                          usage_from_metadata("export", onnx_model.metadata)) if u is not None]
+    evaluation = {k: v for k, v in evaluation.items() if k not in USAGE_KEYS}
     return {
+        "cost": estimate(usages, cost_config or CostConfig()),
         "model_name": model_name,
         "base_model": base_model,
         # the hub commit (or the local folder's sha256) the adapter was trained on: what base_model meant that day
@@ -62,7 +70,8 @@ def build_lineage(
                            "model_sha256": onnx_model.metadata.get("model_sha256")},
         },
         "training": {**{k: adapter.metadata.get(k) for k in ("trainable_parameters", "train_loss_final", "validation_loss",
-                                                                 "steps", "tokens_seen")},
+                                                                 "steps", "tokens_seen", "tracking_run_id")
+                        if adapter.metadata.get(k) not in (None, "")},
                      "config": dict(training_config or {})},
         "evaluation": dict(sorted(whole_numbers(evaluation).items())),
         "gate": list(gate_reasons),
@@ -114,6 +123,8 @@ def is_safety(metric: str) -> bool:
 
 
 def model_card(lineage: dict) -> str:
+    from kfp_llmops.cost import describe
+
     ev = lineage["evaluation"]
     art = lineage["artifacts"]
     rows = [
@@ -153,6 +164,11 @@ def model_card(lineage: dict) -> str:
         f"- merged weights (base + adapter) sha256: `{art['merged_weights']['sha256']}`",
         *(f"- {k}: {v}" for k, v in lineage["export"].items()),
         "",
+        *(["## Cost (estimate)",
+           f"- training, evaluation and export: {describe(lineage['cost'])}",
+           *(f"- {step}: {value:.4f} {lineage['cost']['currency']}" for step, value in lineage["cost"]["steps"].items()),
+           "- accelerator-hours times the prices in the run's cost_config (placeholders unless you set yours)", ""]
+          if lineage.get("cost") else []),
         "## Limits",
         "- Evaluated only on the evaluation set above; behaviour outside that distribution is unmeasured.",
         "- Gate and safety results compare against the baselines of this run, not against an absolute standard.",
@@ -189,6 +205,9 @@ def register(registry, lineage: dict) -> dict:
         "adapter_sha256": art["adapter"]["sha256"],
         "merged_weights_sha256": art["merged_weights"]["sha256"] or "",
         "gate": "passed",
+        **({"cost.estimate": f"{lineage['cost']['total']:.6f}", "cost.currency": lineage["cost"]["currency"],
+            **{f"cost.{k}_hours": f"{v:.6f}" for k, v in lineage["cost"]["accelerator_hours"].items()}}
+           if lineage.get("cost") else {}),
         **{f"eval.{k}": v for k, v in lineage["evaluation"].items() if isinstance(v, (int, float))},
     }
     name = lineage["model_name"]

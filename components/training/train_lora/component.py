@@ -17,15 +17,24 @@ def train_lora(
     nproc_per_node: int = 1,
     trainer_job: dict = {},
     trainer_platform: str = "kubeflow",
+    tracking_uri: str = "",
+    model_name: str = "",
 ):
     """Trains LoRA on ``base_model`` (hub id or path); ``train_config`` holds the TrainConfig fields to override.
     ``nproc_per_node`` > 1 runs data-parallel under torchrun inside this task (one process per GPU, or CPU/gloo).
     ``trainer_job`` with ``num_nodes`` > 1 (TrainerJobSpec fields: namespace, num_nodes, shared_dir, ...) runs it as a
     Kubeflow Trainer TrainJob across nodes instead (``trainer_platform`` kubeflow), or a Vertex AI CustomJob with worker
-    pools (``trainer_platform`` vertex: the pipelines compiled for Vertex AI set it), and waits for it."""
+    pools (``trainer_platform`` vertex: the pipelines compiled for Vertex AI set it), and waits for it.
+    ``tracking_uri`` (an MLflow store: the pipelines pass their registry URI) receives the step metrics while the step
+    trains, in the experiment of ``model_name``; the adapter records the step's accelerator usage for the cost
+    estimate."""
+    import time
+
+    started = time.monotonic()
     from kfp_llmops.components.data.prepare_dataset.core import read_prepared
     from kfp_llmops.components.training.train_lora import core
     from kfp_llmops.components.training.train_lora.report import loss_curve_html, read_history
+    from kfp_llmops.cost import usage
     from kfp_llmops.errors import user_errors
     from kfp_llmops.lineage import atomic_dir, atomic_file, lineage
     from kfp_llmops.modeling import load_tokenizer, resolved_revision
@@ -51,13 +60,17 @@ def train_lora(
             elif nproc_per_node > 1:
                 from kfp_llmops.components.training.train_lora.distributed import launch
 
-                values = launch(prepared.path, base_model, cfg.to_dict(), str(tmp), nproc_per_node)
+                values = launch(prepared.path, base_model, cfg.to_dict(), str(tmp), nproc_per_node,
+                                tracking={"uri": tracking_uri, "model_name": model_name})
             else:
                 data = read_prepared(prepared.path)
                 tokenizer = load_tokenizer(base_model)
-                result = core.train(base_model, data.train, data.validation, cfg, pad_id=tokenizer.pad_token_id)
+                with core.tracked(tracking_uri, model_name, cfg, base_model=base_model,
+                                  dataset_sha256=prepared.metadata.get("sha256", "")) as tracker:
+                    result = core.train(base_model, data.train, data.validation, cfg, pad_id=tokenizer.pad_token_id,
+                                        tracker=tracker)
                 core.save_adapter(result, cfg, tmp)
-                values = result.metrics()
+                values = {**result.metrics(), "tracking_run_id": tracker.run_id}
             PromptFormat.load(prepared.path).save(tmp)  # the adapter is served in the format it was trained in
     with atomic_file(loss_curve.path) as tmp:
         tmp.write_text(loss_curve_html(read_history(adapter.path), values["validation_loss"]), encoding="utf-8")
@@ -65,7 +78,9 @@ def train_lora(
     adapter.metadata.update(
         lineage(path=adapter.path, parents={"prepared": prepared.uri}, base_model=base_model, format="peft-lora-safetensors",
                 base_model_revision=resolved_revision(base_model), prompt_format=PromptFormat.load(adapter.path).kind,
-                dataset_sha256=prepared.metadata.get("sha256"), **values)
+                dataset_sha256=prepared.metadata.get("sha256"), **values,
+                **usage(started, processes=nproc_per_node))
     )
     for name, value in values.items():
-        metrics.log_metric(name, value)
+        if isinstance(value, (int, float)):
+            metrics.log_metric(name, value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import json
@@ -183,7 +184,10 @@ def train(
     *,
     pad_id: int,
     log: Callable[[str], None] = print,
+    tracker=None,
 ) -> TrainResult:
+    """``tracker`` (:func:`kfp_llmops.tracking.open_tracker`) receives loss, learning rate, tokens/s and peak memory
+    every step and the validation loss at each evaluation, while training runs."""
     if not train_examples:
         raise UserInputError("the training split is empty")
     import torch
@@ -223,13 +227,28 @@ def train(
     total = cfg.total_steps(len(train_examples))
     every = max(1, total // 10)
     stats: dict = {}
+    if tracker is None:
+        from kfp_llmops.tracking import NullTracker
+
+        tracker = NullTracker()
+    from kfp_llmops.tracking import peak_memory_mb
+
+    done = [0]
 
     def on_step(step: int, loss: float) -> None:
+        elapsed = time.perf_counter() - start
+        tps = stats.get("real_tokens", 0) / elapsed if elapsed else 0.0
+        done[0] = step + 1
+        tracker.log_step(step + 1, loss=loss, learning_rate=(stats.get("learning_rates") or [None])[-1],
+                         tokens_per_second=tps, peak_memory_mb=peak_memory_mb())
         if (step + 1) % every == 0 or step == 0:
-            elapsed = time.perf_counter() - start
             eta = elapsed / (step + 1) * (total - step - 1)
-            tps = stats.get("real_tokens", 0) / elapsed if elapsed else 0.0
             log(f"step {step + 1}/{total} loss {loss:.4f} tokens/s {tps:.0f} elapsed {elapsed:.1f}s eta {eta:.1f}s")
+
+    def evaluate() -> float:
+        value = _mean_nll(model, validation_examples, pad_id)
+        tracker.log_step(done[0], validation_loss=value)
+        return value
 
     losses = train_loop(
         model,
@@ -250,16 +269,36 @@ def train(
         stats=stats,
         accumulation=cfg.gradient_accumulation,
         precision=precision,
-        eval_fn=(lambda: _mean_nll(model, validation_examples, pad_id)) if validation_examples else None,
+        eval_fn=evaluate if validation_examples else None,
         eval_every=cfg.eval_every,
         patience=cfg.early_stopping_patience,
         strategy=cfg.strategy,
     )
     seconds = time.perf_counter() - start
     nll, count = response_nll(model, validation_examples, pad_id=pad_id)
+    tracker.log_step(len(losses), final_validation_loss=nll / max(1, count))
+    tracker.flush()
     return TrainResult(model, losses, nll / max(1, count), trainable, seconds,
                        stats.get("real_tokens", 0), stats.get("token_slots", 0), stats.get("evaluations", []),
                        stats.get("learning_rates", []))
+
+
+@contextlib.contextmanager
+def tracked(uri: str, model_name: str, cfg: TrainConfig, *, base_model: str, dataset_sha256: str = "",
+            log: Callable[[str], None] = print):
+    """An MLflow run for one training (a NullTracker when ``uri`` is no MLflow store) with the config as parameters;
+    ended FINISHED, or FAILED when training raises."""
+    from kfp_llmops.tracking import open_tracker
+
+    tracker = open_tracker(uri, model_name=model_name or "llm", run_name=f"train-{model_name or 'llm'}",
+                           params={**cfg.to_dict(), "base_model": base_model},
+                           tags={"base_model": base_model, "dataset_sha256": dataset_sha256}, log=log)
+    try:
+        yield tracker
+    except BaseException:
+        tracker.close("FAILED")
+        raise
+    tracker.close("FINISHED")
 
 
 def _mean_nll(model, examples: list[Example], pad_id: int) -> float:

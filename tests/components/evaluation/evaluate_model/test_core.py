@@ -76,8 +76,12 @@ def test_a_slower_candidate_is_blocked_on_latency(base_model, tokenizer, pairs, 
     plain = slow.generate
 
     def delayed(*args, **kwargs):
-        time.sleep(0.05)  # an injected delay per request
-        return plain(*args, **kwargs)
+        start = time.perf_counter()
+        out = plain(*args, **kwargs)
+        # three times as slow as the same call, whatever else the machine is doing (a fixed delay drowned in the
+        # base's own latency when the host was busy)
+        time.sleep(2 * (time.perf_counter() - start) + 0.02)
+        return out
 
     slow.generate = delayed
     report = core.evaluate_all(slow, {"base": load_causal_lm(base_model)}, tokenizer, pairs, FAST)

@@ -82,3 +82,30 @@ def test_the_served_model_digest_is_the_registry_identity(tmp_path):
     for record, measured in ((first, "1" * 64), (second, "2" * 64)):  # export.json timings differ between runs
         record["artifacts"]["onnx_model"].update(sha256=measured, model_sha256="s" * 64)
     assert core.register(registry, first)["version"] == core.register(registry, second)["version"] == "1"
+
+
+def test_cost_of_training_evaluation_and_export_is_in_the_card_and_the_tags(tmp_path):
+    from kfp_llmops.cost import CostConfig
+    from kfp_llmops.registry import open_registry
+
+    record = core.build_lineage(
+        model_name="llm", base_model="org/base",
+        dataset=core.ArtifactRef("gs://r/validated", {"sha256": "d" * 64, "rows": 10.0}),
+        adapter=core.ArtifactRef("gs://r/adapter", {"sha256": "a" * 64, "step_seconds": 7200.0,
+                                                    "accelerator": "NVIDIA_L4", "accelerator_count": 2.0}),
+        onnx_model=core.ArtifactRef("gs://r/onnx", {"sha256": "o" * 64, "step_seconds": 360.0, "accelerator": "cpu"}),
+        evaluation={"candidate.exact_match": 0.5, "step_seconds": 1800.0, "accelerator": "NVIDIA_L4",
+                    "accelerator_count": 1.0},
+        gate_reasons=[], source_commit="", run_id="r",
+        cost_config=CostConfig.from_dict({"prices_per_hour": {"NVIDIA_L4": 0.5, "cpu": 0.1}}),
+    )
+    assert "step_seconds" not in record["evaluation"] and "accelerator" not in record["evaluation"]
+    assert record["cost"]["accelerator_hours"] == {"NVIDIA_L4": 4.5, "cpu": 0.1}
+    assert record["cost"]["total"] == 2.26  # 4 L4-hours training + 0.5 evaluating at 0.5, 0.1 cpu-hours at 0.1
+    card = core.model_card(record)
+    assert "## Cost (estimate)\n- training, evaluation and export: 2.2600 USD (NVIDIA_L4 4.5000 h, cpu 0.1000 h)" in card
+    assert "- train-lora: 2.0000 USD" in card
+    version = open_registry(f"sqlite:///{tmp_path / 'r.db'}").get_version("llm", core.register(
+        open_registry(f"sqlite:///{tmp_path / 'r.db'}"), record)["version"])
+    assert version.tags["cost.estimate"] == "2.260000" and version.tags["cost.currency"] == "USD"
+    assert version.tags["cost.NVIDIA_L4_hours"] == "4.500000"
