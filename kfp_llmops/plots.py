@@ -88,7 +88,8 @@ def rollout_steps(steps: list[dict]) -> str:
     share.bar(x, [s["percent"] for s in steps],
               color=[PALETTE["candidate"] if s.get("passed", True) else PALETTE["validation"] for s in steps])
     share.set_ylim(0, 100)
-    share.set_xticks(x, [f"{s['percent']}%" for s in steps])
+    ticks = [s.get("label") or f"{s['percent']}%" for s in steps]
+    share.set_xticks(x, ticks)
     share.set_xlabel("step (red: failed analysis)")
     share.set_ylabel("canary traffic %")
     share.grid(axis="y", alpha=0.3)
@@ -96,7 +97,7 @@ def rollout_steps(steps: list[dict]) -> str:
         values = [s.get(key) for s in steps]
         if any(v is not None for v in values):
             latency.plot(x, [float("nan") if v is None else v for v in values], "o-", color=PALETTE[label], label=label)
-    latency.set_xticks(x, [f"{s['percent']}%" for s in steps])
+    latency.set_xticks(x, ticks)
     latency.set_xlabel("step")
     latency.set_ylabel("p95 latency (ms)")
     latency.grid(alpha=0.3)
@@ -115,4 +116,22 @@ def overlaid_losses(curves: dict[str, list[float]]) -> str:
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", fontsize=8)
     ax.set_title("Training loss by run")
+    return to_svg(fig)
+
+
+def distributions(panels: dict[str, tuple[list[float], list[float]]]) -> str:
+    """One panel per feature: the training data's distribution and the served traffic's, as overlaid density
+    histograms on the same bins (monitoring)."""
+    import numpy as np
+
+    fig, axes = _figure(1, len(panels), size=(3.2 * len(panels) + 0.8, 2.8))
+    for ax, (name, (reference, served)) in zip(axes, panels.items()):
+        values = np.asarray(list(reference) + list(served), float)
+        edges = np.histogram_bin_edges(values, bins=min(30, max(5, len(np.unique(values))))) if values.size else 10
+        ax.hist(reference, bins=edges, density=True, alpha=0.55, color=PALETTE["stable"], label="training data")
+        ax.hist(served, bins=edges, density=True, alpha=0.55, color=PALETTE["candidate"], label="served")
+        ax.set_title(name, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("training data vs served traffic", fontsize=10)
     return to_svg(fig)

@@ -17,6 +17,7 @@ class FakeVertex:
         self._ids = itertools.count(100)
         self._clock = itertools.count(1)  # createTime seconds and etags: strictly increasing
         self._lock = threading.Lock()  # each API call is atomic, as on the real service
+        self.triton = None  # host:port of a real model server behind every endpoint's rawPredict (Triton's routes)
 
     # --- helpers ---------------------------------------------------------------------------------------------
     def add_endpoint(self, endpoint_id: str, deployed: dict[str, str] | None = None, split: dict[str, int] | None = None):
@@ -42,8 +43,23 @@ class FakeVertex:
 
     # --- the API ---------------------------------------------------------------------------------------------
     def __call__(self, req):
+        if req.method == "POST" and req.path.endswith(":rawPredict"):  # served by the model, outside the lock
+            return self._raw_predict(req)
         with self._lock:
             return self._call(req)
+
+    def _raw_predict(self, req):
+        """Vertex AI's Triton integration: the body goes to the route named by X-Vertex-Ai-Triton-Redirect."""
+        import requests
+
+        ep = self.endpoints[req.path.removeprefix("/v1/").removesuffix(":rawPredict")]
+        if not ep["trafficSplit"] or self.triton is None:
+            return 400, {"error": {"code": 400, "message": "no deployed model takes traffic", "status": "FAILED_PRECONDITION"}}
+        route = (req.headers or {}).get("x-vertex-ai-triton-redirect")
+        if not route:
+            return 400, {"error": {"code": 400, "message": "no X-Vertex-Ai-Triton-Redirect header", "status": "INVALID_ARGUMENT"}}
+        answer = requests.post(f"http://{self.triton}/{route}", json=req.body, timeout=60)
+        return answer.status_code, answer.json()
 
     def _call(self, req):
         path = req.path.removeprefix("/v1/")

@@ -17,6 +17,7 @@ class Recorded:
     query: dict
     content_type: str
     body: object
+    headers: dict | None = None
 
 
 class RecordingServer:
@@ -33,7 +34,7 @@ class RecordingServer:
                 raw = self.rfile.read(length) if length else b""
                 body = json.loads(raw) if raw else None
                 req = Recorded(self.command, unquote(url.path), {k: v[0] for k, v in parse_qs(url.query).items()},
-                               self.headers.get("Content-Type", ""), body)
+                               self.headers.get("Content-Type", ""), body, {k.lower(): v for k, v in self.headers.items()})
                 outer.requests.append(req)
                 status, answer = outer.handler(req)
                 data = json.dumps(answer).encode()

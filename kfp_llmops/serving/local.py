@@ -77,7 +77,8 @@ def chat_completion(url: str, model_name: str, messages: list[dict], *, max_toke
     """``POST /openai/v1/chat/completions`` (greedy); raises on an HTTP error."""
     import requests
 
-    response = requests.post(f"http://{url}/openai/v1/chat/completions", timeout=60,
+    base = url if "://" in url else f"http://{url}"  # host:port, or a service URL (KServe's status.url)
+    response = requests.post(f"{base}/openai/v1/chat/completions", timeout=60,
                              json={"model": model_name, "messages": messages, "max_tokens": max_tokens, "temperature": 0})
     response.raise_for_status()
     return response.json()
@@ -88,7 +89,7 @@ def infer_logits(url: str, model_name: str, input_ids, attention_mask, *, binary
     import numpy as np
     import tritonclient.http as http
 
-    client = http.InferenceServerClient(url=url)
+    client = http.InferenceServerClient(url=url.split("://", 1)[-1].rstrip("/"), ssl=url.startswith("https://"))
     inputs = []
     for name, arr in (("input_ids", input_ids), ("attention_mask", attention_mask)):
         arr = np.asarray(arr, dtype=np.int64)

@@ -1,4 +1,5 @@
-"""finetune-and-rollout: validate -> prepare -> train -> evaluate -> gate -> export -> register -> canary rollout.
+"""finetune-and-rollout: validate -> prepare -> train -> evaluate -> gate -> export -> register -> staging smoke test
+-> approval -> (shadow) canary rollout.
 
 ``serving_format`` picks what is exported, registered and served: ``onnx`` (a Triton repository, protocol v2) or
 ``hf`` (the merged safetensors folder for KServe's Hugging Face runtime, OpenAI-compatible chat).
@@ -23,6 +24,7 @@ from kfp_llmops.components.data.validate_dataset.component import validate_datas
 from kfp_llmops.components.deployment.restore_stable.component import restore_stable
 from kfp_llmops.components.preflight.check_configs.component import check_configs
 from kfp_llmops.components.deployment.rollout_model.component import rollout_model
+from kfp_llmops.components.deployment.staging_smoke_test.component import staging_smoke_test
 from kfp_llmops.components.evaluation.evaluate_model.component import evaluate_model
 from kfp_llmops.components.evaluation.regression_gate.component import regression_gate
 from kfp_llmops.components.registry.await_approval.component import await_approval
@@ -60,7 +62,9 @@ def build(target: str = "vertex"):
         registry_uri: str = "",
         deploy_target: str = "local",
         rollout_config: dict = {},
+        staging_config: dict = {},
         approval_config: dict = {},
+        cost_config: dict = {},
         namespace: str = "kfp-llmops",
         inference_service: str = "",
         storage_uri: str = "",
@@ -82,7 +86,8 @@ def build(target: str = "vertex"):
         with dsl.ExitHandler(restore, name="rollout-guard"):
             checked = check_configs(train_config=train_config, eval_config=eval_config, gate_config=gate_config,
                                     rollout_config=rollout_config, screening=screening, trainer_job=trainer_job,
-                                    approval_config=approval_config, prompt_format=prompt_format, serving_format=serving_format)
+                                    approval_config=approval_config, cost_config=cost_config, staging_config=staging_config,
+                                    prompt_format=prompt_format, serving_format=serving_format)
             train_ds = dsl.importer(artifact_uri=train_data, artifact_class=Dataset, reimport=False).set_display_name("import-train-data")
             eval_ds = dsl.importer(artifact_uri=eval_data, artifact_class=Dataset, reimport=False).set_display_name("import-eval-data")
             validated = validate_dataset(
@@ -102,9 +107,12 @@ def build(target: str = "vertex"):
                     nproc_per_node=train_processes,
                     trainer_job=trainer_job,
                     trainer_platform="vertex" if target == "vertex" else "kubeflow",  # Vertex AI has no Kubeflow Trainer
+                    tracking_uri=registry_uri,  # an MLflow registry gets the training run's step metrics beside its versions
+                    model_name=model_name,
                 )
                 gpu_task(trained, target)
                 training_volumes(trained, target)
+                registry_credentials(trained, target)  # for the MLflow tracking server
                 # a retried task resumes from train_config.checkpoint_dir (a PVC path on Kubeflow, /gcs/... on Vertex)
                 trained.set_retry(num_retries=2, backoff_duration="60s", backoff_factor=2)
                 production = resolve_production(model_name=model_name, base_model=base_model, registry_uri=registry_uri)
@@ -134,15 +142,21 @@ def build(target: str = "vertex"):
                             source_commit=source_commit,
                             run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
                             registry_uri=registry_uri,
+                            cost_config=cost_config,
                         )
                         registry_credentials(registered, target)
                         return registered
 
                     def roll_out(served, registered):
-                        """After a person's approval when approval_config asks for one, the canary rollout."""
+                        """The staging smoke test (when staging_config names a target), a person's approval (when
+                        approval_config asks for one), then the canary rollout."""
+                        staged = staging_smoke_test(served=served, registered=registered.outputs["lineage"],
+                                                    eval_dataset=eval_ds.output, staging_config=staging_config,
+                                                    storage_uri=storage_uri)
+                        rollout_credentials(staged, target)
                         approved = await_approval(registered=registered.outputs["lineage"],
                                                   evaluation_report=evaluated.outputs["report"],
-                                                  approval_config=approval_config)
+                                                  approval_config=approval_config).after(staged)
                         registry_credentials(approved, target)
                         with dsl.If(approved.outputs["Output"] == True, name="approved"):  # noqa: E712 (a KFP condition)
                             rollout(served, registered)

@@ -22,7 +22,7 @@ def docs(name: str) -> list[dict]:
 
 def test_there_are_manifests():
     assert {p.name for p in MANIFESTS} == {"inferenceservice.yaml", "inferenceservice-hf.yaml", "servingruntime.yaml",
-                                         "rollout-rbac.yaml", "training.yaml"}
+                                         "rollout-rbac.yaml", "staging-rbac.yaml", "training.yaml"}
 
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
@@ -93,3 +93,13 @@ def test_training_volume_and_token_match_what_the_pipeline_mounts():
     assert secret["metadata"]["name"] == DEFAULT_SETTINGS.trainer_secret
     assert secret["metadata"]["annotations"]["kubernetes.io/service-account.name"] == sa["metadata"]["name"]
     assert binding["subjects"][0]["name"] == sa["metadata"]["name"]
+
+
+def test_staging_role_lets_the_rollout_account_create_and_update_inference_services_there_only():
+    role, binding = docs("staging-rbac.yaml")
+    assert role["kind"] == "Role" and role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "kfp-llmops-staging"
+    assert role["rules"] == [{"apiGroups": ["serving.kserve.io"], "resources": ["inferenceservices"],
+                              "verbs": ["get", "list", "watch", "create", "patch"]}]  # no delete, nothing else
+    rollout_sa = docs("rollout-rbac.yaml")[0]["metadata"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": rollout_sa["name"], "namespace": rollout_sa["namespace"]}]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}

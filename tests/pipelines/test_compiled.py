@@ -57,7 +57,8 @@ def test_finetune_spec_has_the_kubernetes_settings():
         [secret] = configs[step].secret_as_env
         assert secret.secret_name == "model-registry-credentials"
         assert {k.env_var for k in secret.key_to_env} == {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}
-    for step in ("exec-rollout-model", "exec-rollout-model-2", "exec-restore-stable"):  # the least-privilege ServiceAccount's token
+    for step in ("exec-rollout-model", "exec-rollout-model-2", "exec-restore-stable",  # the least-privilege ServiceAccount's token
+                 "exec-staging-smoke-test", "exec-staging-smoke-test-2"):
         [volume] = configs[step].secret_as_volume
         assert (volume.secret_name, volume.mount_path) == ("kfp-llmops-rollout-token", "/var/run/secrets/kfp-llmops/rollout")
     [volume] = train.secret_as_volume  # may create TrainJobs (multi-node training)
@@ -66,7 +67,8 @@ def test_finetune_spec_has_the_kubernetes_settings():
     with_secrets = {name for name, c in configs.items() if c.secret_as_env or c.secret_as_volume}
     assert with_secrets == {"exec-train-lora", "exec-resolve-production", "exec-register-model", "exec-rollout-model",
                             "exec-register-model-2", "exec-rollout-model-2", "exec-restore-stable",
-                            "exec-await-approval", "exec-await-approval-2"}  # -2: serve-hf
+                            "exec-await-approval", "exec-await-approval-2",
+                            "exec-staging-smoke-test", "exec-staging-smoke-test-2"}  # -2: serve-hf
 
 
 @pytest.mark.parametrize("path", KFP_SPECS + VERTEX_SPECS, ids=lambda p: f"{p.parent.name}/{p.name}")

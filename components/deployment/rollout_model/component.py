@@ -32,7 +32,8 @@ def rollout_model(
     ``inference_service`` (default: the registered model name) and reads Prometheus. ``vertex``: the traffic split of
     ``vertex_endpoint``, read from Cloud Monitoring. ``serving_format`` (overrides ``rollout_config``'s): ``onnx``, a
     Triton repository over protocol v2; ``hf``, a merged Hugging Face folder over OpenAI-compatible chat (KServe's
-    Hugging Face runtime; locally ``kfp_llmops.serving.hf_server``)."""
+    Hugging Face runtime; locally ``kfp_llmops.serving.hf_server``). ``rollout_config.shadow`` adds a shadow stage
+    before the canary: the candidate answers copies of stable's requests, compared on the same requests."""
     import functools
     import json
     import signal

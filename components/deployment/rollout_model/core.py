@@ -82,6 +82,38 @@ SERVING_FORMATS = ("onnx", "hf")
 
 
 @dataclass(frozen=True)
+class ShadowConfig:
+    """The shadow stage before the canary (off while ``requests`` is 0): the candidate serves no user; each of
+    ``requests`` requests that stable answers is copied to it, and the two are compared on the same requests.
+
+    - ``max_disagreement``: the largest share of requests on which the two may answer differently (1 - the mean
+      agreement: the same next token for ``onnx``; the word-level similarity of the two replies for ``hf``). A
+      fine-tune is meant to answer differently sometimes: set it for your task.
+    - ``max_p95_latency_ratio`` (+ ``latency_slack_ms``): the candidate's p95 latency against stable's.
+    - ``error_rate_slack``: how much the candidate's error rate may exceed stable's (absolute).
+    """
+
+    requests: int = 0
+    max_disagreement: float = 0.5
+    max_p95_latency_ratio: float = 1.5
+    latency_slack_ms: float = 5.0
+    error_rate_slack: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.requests < 0:
+            raise ConfigError(f"ShadowConfig.requests must be >= 0 (0: no shadow stage), got {self.requests}")
+        if not 0 <= self.max_disagreement <= 1:
+            raise ConfigError(f"ShadowConfig.max_disagreement must be in [0, 1], got {self.max_disagreement}")
+        if self.max_p95_latency_ratio < 1.0 or self.latency_slack_ms < 0 or not 0 <= self.error_rate_slack < 1:
+            raise ConfigError("ShadowConfig: max_p95_latency_ratio must be >= 1, latency_slack_ms >= 0 and "
+                              "error_rate_slack in [0, 1)")
+
+    @property
+    def enabled(self) -> bool:
+        return self.requests > 0
+
+
+@dataclass(frozen=True)
 class RolloutConfig:
     """``schedule``: canary traffic percentages, rising, ending at 100. ``window_s``: analysis window per step
     (``local`` sends ``requests_per_step`` replayed requests instead). ``progress_deadline_s`` bounds each wait for
@@ -93,6 +125,7 @@ class RolloutConfig:
     requests_per_step: int = 40
     serving_format: str = "onnx"  # onnx: Triton repository (protocol v2); hf: merged safetensors (OpenAI-compatible)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    shadow: ShadowConfig = field(default_factory=ShadowConfig)
     vertex: VertexDeployConfig = field(default_factory=VertexDeployConfig)
 
     def __post_init__(self) -> None:
@@ -135,6 +168,16 @@ class RevisionStats:
 
 
 @dataclass(frozen=True)
+class ShadowStats:
+    """Candidate and stable on the same mirrored requests: each one's statistics, and how often they agreed."""
+
+    candidate: RevisionStats
+    stable: RevisionStats
+    compared: int  # requests both answered
+    agreement: float  # mean agreement over those, in [0, 1]
+
+
+@dataclass(frozen=True)
 class Verdict:
     passed: bool
     reasons: tuple[str, ...]
@@ -168,10 +211,49 @@ def analyse(canary: RevisionStats, stable: RevisionStats | None, cfg: AnalysisCo
     return Verdict(passed, tuple(reasons))
 
 
+def analyse_shadow(stats: ShadowStats, cfg: ShadowConfig) -> Verdict:
+    """The shadow stage's rules: output disagreement, p95 latency ratio and error rate against stable."""
+    c, s = stats.candidate, stats.stable
+    if stats.compared < 1:
+        return Verdict(False, (f"inconclusive: none of the {c.requests:g} mirrored requests was answered by both "
+                               "candidate and stable",))
+    disagreement = 1.0 - stats.agreement
+    ok = disagreement <= cfg.max_disagreement
+    reasons = [f"disagreement with stable {disagreement:.3f} on {stats.compared} requests (max "
+               f"{cfg.max_disagreement:.3f}): {'ok' if ok else 'FAIL'}"]
+    passed = ok
+    limit = s.error_rate + cfg.error_rate_slack
+    ok = c.error_rate <= limit
+    reasons.append(f"error rate {c.error_rate:.4f} vs stable {s.error_rate:.4f} (limit {limit:.4f}): {'ok' if ok else 'FAIL'}")
+    passed &= ok
+    if c.p95_ms is not None and s.p95_ms is not None:
+        limit = cfg.max_p95_latency_ratio * s.p95_ms + cfg.latency_slack_ms
+        ok = c.p95_ms <= limit
+        reasons.append(f"p95 latency {c.p95_ms:.2f} ms vs stable {s.p95_ms:.2f} ms (limit {limit:.2f} ms): "
+                       f"{'ok' if ok else 'FAIL'}")
+        passed &= ok
+    return Verdict(passed, tuple(reasons))
+
+
+def text_agreement(a: str, b: str) -> float:
+    """How alike two replies are, word by word (difflib's ratio: 1.0 identical, 0.0 nothing in common)."""
+    import difflib
+
+    x, y = a.split(), b.split()
+    if not x and not y:
+        return 1.0
+    return difflib.SequenceMatcher(None, x, y, autojunk=False).ratio()
+
+
 class Target(Protocol):
-    """What a rollout target does; the rollout decides when."""
+    """What a rollout target does; the rollout decides when. The shadow stage (``start_shadow`` then ``shadow``)
+    is asked of targets only when ``RolloutConfig.shadow`` is on."""
 
     def has_stable(self) -> bool: ...
+
+    def start_shadow(self) -> None: ...  # the candidate beside stable with no traffic of its own
+
+    def shadow(self, requests: int) -> ShadowStats: ...  # ``requests`` copied to the candidate, compared
 
     def start(self, percent: int) -> None: ...  # the candidate beside stable, ``percent`` of traffic to it
 
@@ -197,6 +279,8 @@ class StepResult:
     stable: dict | None
     passed: bool
     reasons: list[str]
+    stage: str = "canary"  # or "shadow" (percent 0: the candidate answered copies only)
+    agreement: float | None = None
 
 
 @dataclass
@@ -218,9 +302,24 @@ def run(target: Target, cfg: RolloutConfig, *, log: Callable[[str], None] = prin
     baseline: RevisionStats | None = None  # the last window in which stable served enough requests
     started = False
     try:
+        if not first and cfg.shadow.enabled:
+            t0 = time.monotonic()
+            target.start_shadow()
+            started = True
+            target.wait_ready(cfg.progress_deadline_s)
+            stats = target.shadow(cfg.shadow.requests)
+            verdict = analyse_shadow(stats, cfg.shadow)
+            steps.append(StepResult(0, asdict(stats.candidate), asdict(stats.stable), verdict.passed,
+                                    list(verdict.reasons), stage="shadow", agreement=stats.agreement))
+            log(f"shadow on {stats.candidate.requests:g} mirrored requests: {'pass' if verdict.passed else 'FAIL'} in "
+                f"{time.monotonic() - t0:.1f} s; " + "; ".join(verdict.reasons))
+            if not verdict.passed:
+                target.rollback()
+                log("stopped before the canary: the candidate served no user; all traffic stays on the stable revision")
+                return RolloutResult("rolled_back", steps, list(verdict.reasons), first)
         for i, percent in enumerate(schedule):
             t0 = time.monotonic()
-            if i == 0:
+            if not started:
                 target.start(percent)
                 started = True
             else:
@@ -300,7 +399,8 @@ def report_html(result: RolloutResult, *, target: str, model_name: str, version:
     from kfp_llmops.plots import rollout_steps
 
     steps = [{"percent": s.percent, "passed": s.passed, "canary_p95_ms": s.canary.get("p95_ms"),
-              "stable_p95_ms": (s.stable or {}).get("p95_ms")} for s in result.steps]
+              "stable_p95_ms": (s.stable or {}).get("p95_ms"), "label": "shadow" if s.stage == "shadow" else None}
+             for s in result.steps]
     plot = f'<figure id="rollout-steps">{rollout_steps(steps)}</figure>' if steps else "<p>no traffic steps</p>"
     text = report_markdown(result, target=target, model_name=model_name, version=version, stable=stable)
     return (f'<!doctype html><html><head><meta charset="utf-8"><title>Rollout of {escape(model_name)} version '
@@ -316,16 +416,18 @@ def report_markdown(result: RolloutResult, *, target: str, model_name: str, vers
         "",
         f"- target: `{target}`; stable: {f'version {stable}' if stable else 'none (first rollout)'}",
         "",
-        "| canary % | canary requests | canary errors | canary p95 ms | stable requests | stable p95 ms | result |",
-        "|---|---|---|---|---|---|---|",
+        "| canary % | canary requests | canary errors | canary p95 ms | stable requests | stable p95 ms | agreement | result |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for s in result.steps:
         st = s.stable or {}
         p95 = s.canary.get("p95_ms")
         sp95 = st.get("p95_ms")
-        lines.append(f"| {s.percent} | {s.canary['requests']:g} | {s.canary['errors']:g} | "
+        share = "shadow (0, mirrored)" if s.stage == "shadow" else str(s.percent)
+        lines.append(f"| {share} | {s.canary['requests']:g} | {s.canary['errors']:g} | "
                      f"{'' if p95 is None else f'{p95:.2f}'} | {st.get('requests', 0):g} | "
-                     f"{'' if sp95 is None else f'{sp95:.2f}'} | {'pass' if s.passed else 'FAIL'} |")
+                     f"{'' if sp95 is None else f'{sp95:.2f}'} | {'' if s.agreement is None else f'{s.agreement:.3f}'} | "
+                     f"{'pass' if s.passed else 'FAIL'} |")
     if result.reasons:
         lines += ["", "## Why it was rolled back", *(f"- {r}" for r in result.reasons)]
     return "\n".join(lines) + "\n"

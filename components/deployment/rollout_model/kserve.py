@@ -5,6 +5,11 @@ it (its Role grants nothing else). A rollout patches the new ``storageUri`` toge
 ``canaryTrafficPercent``, which makes KServe start a new revision beside the one last rolled out; later steps patch
 the percentage; rollback patches ``canaryTrafficPercent: 0``; promotion removes the field (JSON merge patch ``null``).
 Revisions come from ``status.components.predictor`` and are analysed with Knative's queue-proxy metrics.
+
+The shadow stage (``RolloutConfig.shadow``) starts the new revision at ``canaryTrafficPercent: 0`` with KServe's tag
+routing on (``serving.kserve.io/enable-tag-routing``: Knative then gives the revisions ``prev-`` and ``latest-`` URLs in
+``status.components.predictor.traffic``); the step sends each replayed request to stable's URL and a copy to the
+candidate's and compares the answers. No user request reaches the candidate until the canary's first step.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from kfp_llmops.errors import ConfigError, UserInputError
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 DIGEST_ANNOTATION = "kfp-llmops/sha256"
+TAG_ROUTING_ANNOTATION = "serving.kserve.io/enable-tag-routing"
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,19 @@ def start_patch(storage_uri: str, percent: int, digest: str = "") -> dict:
     return patch
 
 
+def shadow_patch(storage_uri: str, digest: str = "") -> dict:
+    """The new revision beside stable with no traffic of its own, reachable at its tagged URL."""
+    patch = start_patch(storage_uri, 0, digest)
+    patch.setdefault("metadata", {}).setdefault("annotations", {})[TAG_ROUTING_ANNOTATION] = "true"
+    return patch
+
+
+def tagged_urls(isvc: dict) -> dict[str, str]:
+    """``{tag: url}`` of the predictor's traffic targets (``prev``: stable, ``latest``: the new revision)."""
+    predictor = ((isvc.get("status") or {}).get("components") or {}).get("predictor") or {}
+    return {t["tag"]: t["url"] for t in predictor.get("traffic") or [] if t.get("tag") and t.get("url")}
+
+
 def traffic_patch(percent: int | None) -> dict:
     """``None`` removes the field: the latest revision takes all traffic (promotion)."""
     return {"spec": {"predictor": {"canaryTrafficPercent": percent}}}
@@ -90,9 +109,12 @@ def is_ready(isvc: dict) -> bool:
 
 class KServeTarget:
     def __init__(self, settings: KServeSettings, cfg: RolloutConfig, *, api, prometheus: Prometheus,
-                 queries: Queries = KNATIVE_QUERIES, sleep=time.sleep, clock=time.monotonic):
-        """``api``: a ``kubernetes.client.CustomObjectsApi``."""
+                 queries: Queries = KNATIVE_QUERIES, sleep=time.sleep, clock=time.monotonic,
+                 requests: list | None = None, model_name: str = ""):
+        """``api``: a ``kubernetes.client.CustomObjectsApi``. ``requests``: what the shadow stage replays (in the
+        format of ``cfg.serving_format``) to the served model ``model_name`` (default: the InferenceService's name)."""
         self.s, self.cfg, self.api, self.prom, self.queries = settings, cfg, api, prometheus, queries
+        self.requests, self.model_name = requests or [], model_name or settings.name
         self.sleep, self.clock = sleep, clock
         self.stable_revision: str | None = None
         self.canary_revision: str | None = None
@@ -127,6 +149,29 @@ class KServeTarget:
 
     def set_traffic(self, percent: int) -> None:
         self._patch(traffic_patch(percent))
+
+    def start_shadow(self) -> None:
+        if not self.requests:
+            raise ConfigError("the kserve shadow stage needs requests to mirror (the evaluation prompts)")
+        self._patch(shadow_patch(self.s.storage_uri, self.s.digest))
+
+    def shadow(self, requests: int):
+        from kfp_llmops.components.deployment.rollout_model.mirror import mirror
+
+        deadline = self.clock() + self.cfg.progress_deadline_s
+        while True:  # Knative publishes the tagged URLs once the new revision is routed
+            urls = tagged_urls(self._get())
+            if {"prev", "latest"} <= set(urls):
+                break
+            if self.clock() >= deadline:
+                raise UserInputError(
+                    f"InferenceService {self.s.namespace}/{self.s.name}: no prev/latest tagged URLs in "
+                    f"status.components.predictor.traffic (found {sorted(urls) or 'none'}) within "
+                    f"{self.cfg.progress_deadline_s:.0f} s; the shadow stage needs KServe's serverless mode with "
+                    f"tag routing ({TAG_ROUTING_ANNOTATION}: 'true')")
+            self.sleep(self.s.poll_s)
+        return mirror(self.cfg.serving_format, {"stable": urls["prev"], "candidate": urls["latest"]}, self.model_name,
+                      self.requests, requests)
 
     def wait_ready(self, timeout_s: float) -> None:
         deadline = self.clock() + timeout_s

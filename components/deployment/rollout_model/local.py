@@ -12,14 +12,14 @@ import contextlib
 import math
 from pathlib import Path
 
-from kfp_llmops.components.deployment.rollout_model.core import RevisionStats, RolloutConfig
+from kfp_llmops.components.deployment.rollout_model import mirror
+from kfp_llmops.components.deployment.rollout_model.core import RevisionStats, RolloutConfig, ShadowStats
 from kfp_llmops.components.deployment.rollout_model.metrics import Scrape
 from kfp_llmops.errors import UserInputError
-from kfp_llmops.serving.local import chat_completion, infer_logits, is_ready, local_server
+from kfp_llmops.serving.local import is_ready, local_server
 
 REVISIONS = ("stable", "candidate")
 WARMUP_REQUESTS = 5
-HF_MAX_TOKENS = 16  # per replayed chat request: enough to exercise decoding, short enough for a quick local canary
 
 
 class LocalTarget(contextlib.AbstractContextManager):
@@ -68,6 +68,24 @@ class LocalTarget(contextlib.AbstractContextManager):
     def set_traffic(self, percent: int) -> None:
         self.percent = percent
 
+    def start_shadow(self) -> None:
+        """Both servers up; the candidate gets no traffic of its own (``percent`` 0), only copies."""
+        self.start(0)
+
+    def shadow(self, requests: int) -> ShadowStats:
+        """Each request goes to stable (whose answer a user would get) and a copy to the candidate, as a mirroring
+        proxy does; their answers are compared request by request."""
+        before = {rev: self._scrape(rev) for rev in self.urls}
+        scores = []
+        for _ in range(requests):
+            request = self.requests[self._next % len(self.requests)]
+            self._next += 1
+            answers = {rev: self._answer(rev, request) for rev in REVISIONS}
+            if all(a is not None for a in answers.values()):
+                scores.append(mirror.agreement(self.serving_format, answers["stable"], answers["candidate"]))
+        stats = {rev: self._scrape(rev).since(before[rev]) for rev in self.urls}
+        return ShadowStats(stats["candidate"], stats["stable"], len(scores), sum(scores) / len(scores) if scores else 0.0)
+
     def wait_ready(self, timeout_s: float) -> None:
         for rev, url in self.urls.items():
             if not is_ready(url, self.model_name):
@@ -102,17 +120,19 @@ class LocalTarget(contextlib.AbstractContextManager):
     def _send(self, rev: str) -> None:
         request = self.requests[self._next % len(self.requests)]
         self._next += 1
+        self._answer(rev, request)
+
+    def _answer(self, rev: str, request):
+        """The revision's answer, or None when it failed (counted; the analysis decides)."""
         self.sent[rev] += 1
         try:
-            self._call(rev, request)
-        except Exception:  # an HTTP 500 or a dropped connection: counted, the analysis decides
+            return self._call(rev, request)
+        except Exception:  # an HTTP 500 or a dropped connection
             self.failed[rev] += 1
+            return None
 
-    def _call(self, rev: str, request) -> None:
-        if self.serving_format == "hf":
-            chat_completion(self.urls[rev], self.model_name, request, max_tokens=HF_MAX_TOKENS)
-        else:
-            infer_logits(self.urls[rev], self.model_name, *request)
+    def _call(self, rev: str, request):
+        return mirror.answer(self.serving_format, self.urls[rev], self.model_name, request)
 
     def _scrape(self, rev: str) -> Scrape:
         import requests

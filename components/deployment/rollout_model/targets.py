@@ -74,14 +74,26 @@ def build(target: str, cfg, *, onnx_model, eval_dataset, stable, model_name: str
         from kfp_llmops.components.deployment.rollout_model.metrics import Prometheus
 
         settings = kserve.KServeSettings(inference_service, namespace, storage_uri, onnx_model.metadata.get("sha256", ""))
-        rendered = kserve.start_patch(settings.storage_uri, cfg.schedule[0], settings.digest)
-        yield kserve.KServeTarget(settings, cfg, api=kserve.kubernetes_api(), prometheus=Prometheus(prometheus_url)), rendered
+        requests = []
+        if cfg.shadow.enabled:  # what the shadow stage mirrors: the evaluation prompts, as the served model takes them
+            hf = cfg.serving_format == "hf"
+            requests = replay_messages(eval_dataset.path) if hf else replay_requests(eval_dataset.path, onnx_model.path)
+        rendered = (kserve.shadow_patch(settings.storage_uri, settings.digest) if cfg.shadow.enabled and stable is not None
+                    else kserve.start_patch(settings.storage_uri, cfg.schedule[0], settings.digest))
+        yield kserve.KServeTarget(settings, cfg, api=kserve.kubernetes_api(), prometheus=Prometheus(prometheus_url),
+                                  requests=requests, model_name=model_name), rendered
     elif target == "vertex":
         from kfp_llmops.components.deployment.rollout_model import vertex
 
         if cfg.serving_format != "onnx":
             raise ConfigError("the vertex target deploys the ONNX model (serving_format onnx); serving_format hf "
                               "runs on the local and kserve targets")
+        if cfg.shadow.enabled:
+            raise ConfigError("rollout_config.shadow is not available on the vertex target: a Vertex AI endpoint routes "
+                              "predict requests by its traffic split (only an explain request names a deployed model, "
+                              "and it needs an explanation spec), so a model deployed at 0 % cannot be called on its "
+                              "own. Use the canary's first step (e.g. schedule [1, ...]) there, or the kserve "
+                              "or local target for a shadow stage")
         if not vertex_endpoint.startswith("projects/"):
             raise ConfigError(f"vertex_endpoint must be projects/P/locations/L/endpoints/E, got {vertex_endpoint!r}")
         if not resource:

@@ -13,7 +13,7 @@ from kfp_llmops.pipelines.registry import build
 from kfp_llmops.registry import open_registry
 
 STEPS = {"check-configs", "validate-dataset", "prepare-dataset", "resolve-production", "train-lora", "evaluate-model", "regression-gate",
-         "export-onnx", "register-model", "await-approval", "rollout-model", "restore-stable"}
+         "export-onnx", "register-model", "staging-smoke-test", "await-approval", "rollout-model", "restore-stable"}
 
 
 def _approve_when_registered(registry_uri: str, version: str, reason: str) -> threading.Thread:
@@ -36,13 +36,17 @@ def test_whole_pipeline_promotes_the_fine_tune_then_blocks_a_worse_one_against_p
     arguments = {**_demo_arguments(demo_assets), "registry_uri": registry_uri}
     approver = _approve_when_registered(registry_uri, "1", "eval report reviewed")
     summary = run_local(build("finetune-and-rollout", "vertex"),
-                        {**arguments, "approval_config": {"required": True, "poll_s": 0.5, "timeout_s": 900}}, tmp_path / "runs")
+                        {**arguments, "approval_config": {"required": True, "poll_s": 0.5, "timeout_s": 900},
+                         "staging_config": {"target": "local", "prompts": 4}}, tmp_path / "runs")
     approver.join(timeout=5)
     text = summary.text()
     assert summary.succeeded, text
     approval = summary.artifacts("await-approval", "approval")[0]["metadata"]
     assert approval["approved"] is True and approval["reason"] == "eval report reviewed"  # the rollout waited for it
     assert "Approval: APPROVED by " in text
+    staging = summary.artifacts("staging-smoke-test", "report")[0]
+    assert staging["metadata"]["passed"] is True and staging["metadata"]["target"] == "local"
+    assert "answered 4 of 4 golden prompts: ok" in Path(staging["uri"]).read_text()  # before the approval and rollout
     assert {s.name for s in summary.steps if not s.name.startswith("importer")} == STEPS
     assert all(s.status == "SUCCESS" for s in summary.steps)
     assert summary.steps[-1].name == "restore-stable"
@@ -70,6 +74,22 @@ def test_whole_pipeline_promotes_the_fine_tune_then_blocks_a_worse_one_against_p
     assert lineage["run_id"]  # the pipeline-job-id placeholder, filled in by kfp.local
     assert lineage["registry"]["registered_model"] == "llm" and lineage["registry"]["adapter_model"] == "llm-adapter"
     assert "Gate: PROMOTE" in text and "Rollout (local): promoted version 1" in text
+
+    # the training step's metrics are in the registry's MLflow store, in the experiment beside the model's versions
+    from mlflow import MlflowClient
+
+    adapter = summary.artifacts("train-lora", "adapter")[0]["metadata"]
+    client = MlflowClient(tracking_uri=registry_uri)
+    run = client.get_run(adapter["tracking_run_id"])
+    assert client.get_experiment(run.info.experiment_id).name == "kfp-llmops/llm" and run.info.status == "FINISHED"
+    losses = client.get_metric_history(run.info.run_id, "loss")
+    assert len(losses) == lineage["training"]["steps"] == 300 and lineage["training"]["tracking_run_id"] == run.info.run_id
+    assert {"learning_rate", "tokens_per_second", "peak_memory_mb", "final_validation_loss"} <= set(run.data.metrics)
+    # and the cost estimate: the run summary (every step), the model card and the registry (training to export)
+    assert "Estimated cost: " in text and " USD (cpu " in text
+    assert lineage["cost"]["currency"] == "USD" and set(lineage["cost"]["steps"]) == {"train-lora", "evaluate-model", "export"}
+    assert "## Cost (estimate)" in card
+    assert open_registry(registry_uri).get_version("llm", "1").tags["cost.estimate"] == f"{lineage['cost']['total']:.6f}"
 
     # A second run trains a worse adapter (fewer steps): far better than the base model, clearly worse than production.
     weak = run_local(build("finetune-and-rollout", "vertex"),

@@ -156,3 +156,66 @@ def test_exit_handler_restores_stable_only_when_a_canary_is_in_flight():
     assert [r.body for r in api.calls("PATCH")] == [traffic(0)]
     assert first == "InferenceService team-a/reverser: canary at 25 % rolled back to the stable revision"
     assert "no canary in flight" in second
+
+
+class TaggedCluster(FakeCluster):
+    """With tag routing on, KServe's status lists the revisions' tagged URLs: here two real local servers."""
+
+    def __init__(self, prev_url, latest_url):
+        super().__init__()
+        self.urls = {"prev": prev_url, "latest": latest_url}
+
+    def __call__(self, req):
+        code, body = super().__call__(req)
+        annotations = self.isvc.get("metadata", {}).get("annotations", {})
+        if code == 200 and annotations.get(kserve.TAG_ROUTING_ANNOTATION) == "true":
+            self.isvc["status"]["components"]["predictor"]["traffic"] = [
+                {"tag": "prev", "url": f"http://{self.urls['prev']}", "percent": 100},
+                {"tag": "latest", "url": f"http://{self.urls['latest']}", "latestRevision": True, "percent": 0}]
+        return code, self.isvc
+
+
+@pytest.mark.parametrize("faults, decision", [((), "promoted"), (("--fail-every", "3"), "rolled_back")])
+def test_shadow_stage_mirrors_to_the_tagged_revisions_before_any_traffic_moves(onnx_repository, demo_assets, base_model,
+                                                                               kserve_crds, faults, decision):
+    from kubernetes import client
+
+    from kfp_llmops.components.deployment.rollout_model.targets import replay_requests
+    from kfp_llmops.serving.local import local_server
+
+    cfg = core.RolloutConfig.from_dict({"window_s": 60, "schedule": [50, 100], "shadow": {"requests": 12}})
+    requests = replay_requests(str(demo_assets / "eval.jsonl"), base_model, limit=6)
+    with local_server("reverser", onnx_repository) as stable, \
+            local_server("reverser", onnx_repository, extra_args=faults) as candidate:
+        cluster = TaggedCluster(stable, candidate)
+        with RecordingServer(cluster) as api, RecordingServer(FakePrometheus()) as prom:
+            custom = client.CustomObjectsApi(client.ApiClient(client.Configuration(host=api.url)))
+            target = kserve.KServeTarget(kserve.KServeSettings("reverser", "team-a", STORAGE, "ab" * 32, poll_s=0), cfg,
+                                         api=custom, prometheus=Prometheus(prom.url), sleep=lambda s: None,
+                                         requests=requests)
+            result = core.run(target, cfg, log=lambda _: None)
+            patches = [r.body for r in api.calls("PATCH")]
+    shadow = result.steps[0]
+    assert shadow.stage == "shadow" and shadow.canary["requests"] == shadow.stable["requests"] == 12
+    assert patches[0] == {"metadata": {"annotations": {"kfp-llmops/sha256": "ab" * 32, kserve.TAG_ROUTING_ANNOTATION: "true"}},
+                          "spec": {"predictor": {"canaryTrafficPercent": 0, "model": {"storageUri": STORAGE}}}}
+    assert result.decision == decision
+    if decision == "promoted":
+        assert shadow.agreement == 1.0 and patches[1:] == [traffic(50), traffic(100), traffic(None)]
+    else:  # stopped in the shadow stage: traffic never moved off stable
+        assert shadow.canary["errors"] == 4 and shadow.stable["errors"] == 0
+        assert patches[1:] == [traffic(0)]
+        assert "error rate 0.3333 vs stable 0.0000 (limit 0.0000): FAIL" in result.reasons
+    assert crd_errors({k: v for k, v in cluster.isvc.items() if k != "status"}, kserve_crds) == []
+
+
+def test_vertex_has_no_shadow_stage_and_says_why():
+    from kfp_llmops.components.deployment.rollout_model import targets
+
+    cfg = core.RolloutConfig.from_dict({"shadow": {"requests": 8}})
+    with pytest.raises(ConfigError, match="rollout_config.shadow is not available on the vertex target"):
+        with targets.build("vertex", cfg, onnx_model=None, eval_dataset=None, stable=None, model_name="m", version="2",
+                           resource="projects/p/locations/l/models/m", namespace="", inference_service="",
+                           storage_uri="", prometheus_url="", vertex_endpoint="projects/p/locations/l/endpoints/e",
+                           work_dir="/tmp"):
+            pass

@@ -75,3 +75,61 @@ def test_three_rollouts_promote_then_roll_back_and_leave_nothing_behind(onnx_rep
         else:
             assert [s.percent for s in result.steps] == [5]  # caught at the first step
             assert any(r.endswith("FAIL") for r in result.reasons)
+
+
+@pytest.fixture(scope="module")
+def other_model_repository(base_model, tokenizer, tmp_path_factory) -> Path:
+    """A different model under the same name: the demo architecture from seed 0, not pretrained (it answers
+    differently from the demo base)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from kfp_llmops.components.compilation.export_onnx.core import export_with_parity, session
+    from kfp_llmops.components.compilation.export_onnx.repository import write_repository
+    from kfp_llmops.prompts import format_prompt
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(base_model)).eval()
+    out = tmp_path_factory.mktemp("other-onnx")
+    export_with_parity(model, tokenizer, [format_prompt("copy: sun moon")], out / "export")
+    write_repository(out / "repo", "reverser", out / "export" / "model.onnx", session(out / "export" / "model.onnx"))
+    return out / "repo"
+
+
+def test_shadow_stage_mirrors_requests_and_stops_a_candidate_that_answers_otherwise(
+        onnx_repository, other_model_repository, requests, tmp_path):
+    """The candidate gets copies of stable's requests before any user traffic: the same model agrees on every next
+    token and goes on to the canary; a different model, or one that fails, is stopped there with production kept."""
+    registry = open_registry(f"sqlite:///{tmp_path / 'registry.db'}")
+    for digest in "abcd":
+        registry.register("reverser", str(onnx_repository), digest * 64, {})
+    registry.set_alias("reverser", PRODUCTION, "1")
+    cfg = core.RolloutConfig.from_dict({"schedule": [50, 100], "requests_per_step": 20,
+                                        "shadow": {"requests": 16, "max_disagreement": 0.25}})
+    cases = [("2", onnx_repository, {}, "promoted"),
+             ("3", other_model_repository, {}, "rolled_back"),
+             ("4", onnx_repository, {"candidate": ["--fail-every", "4"]}, "rolled_back")]
+    for version, candidate, faults, decision in cases:
+        lines = []
+        with LocalTarget("reverser", candidate, onnx_repository, requests, cfg, server_args=faults,
+                         log_dir=tmp_path / version) as target:
+            result = core.execute(target, cfg, registry, "reverser", version, log=lines.append)
+        shadow = result.steps[0]
+        assert (shadow.stage, shadow.percent, shadow.canary["requests"], shadow.stable["requests"]) == ("shadow", 0, 16, 16)
+        assert result.decision == decision, "\n".join(lines)
+        assert target.failed["stable"] == 0
+        if decision == "promoted":
+            assert shadow.agreement == 1.0 and [s.percent for s in result.steps] == [0, 50, 100]
+            assert registry.get_alias("reverser", PRODUCTION).version == "2"
+            text = core.report_markdown(result, target="local", model_name="reverser", version=version, stable="1")
+            assert "| shadow (0, mirrored) | 16 | 0 |" in text and "| 1.000 | pass |" in text
+        else:
+            assert len(result.steps) == 1  # stopped before the canary: no user request reached the candidate
+            assert target.sent["candidate"] == 16  # the copies only (warm-up requests are outside any count)
+            assert registry.get_alias("reverser", PRODUCTION).version == "2"  # production unchanged
+            assert any("stopped before the canary" in line for line in lines)
+        reasons = "\n".join(r for r in result.reasons if r.endswith("FAIL"))
+        if version == "3":
+            assert shadow.agreement < 0.75 and reasons.startswith("disagreement with stable ")
+        if version == "4":
+            assert reasons == "error rate 0.2500 vs stable 0.0000 (limit 0.0000): FAIL"

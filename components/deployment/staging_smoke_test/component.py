@@ -1,0 +1,62 @@
+"""KFP component: deploy the registered candidate on a staging target and call it with golden prompts."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Model, Output
+
+from kfp_llmops.images import RUNTIME_IMAGE
+
+
+@dsl.component(base_image=RUNTIME_IMAGE, install_kfp_package=False)
+def staging_smoke_test(
+    served: Input[Model],
+    registered: Input[Artifact],
+    eval_dataset: Input[Dataset],
+    report: Output[Markdown],
+    staging_config: dict = {},
+    storage_uri: str = "",
+):
+    """With ``staging_config.target`` (``local``, ``kserve``: an InferenceService in ``namespace``; ``vertex``: the
+    staging ``vertex_endpoint``), deploys ``served`` there and calls it with ``prompts`` golden prompts (the first
+    evaluation records) through the production clients; any unanswered or malformed answer, a p95 above
+    ``max_p95_ms``, or (``hf``) fewer than ``min_match`` replies starting with the reference fails the step, before
+    any production traffic moves. Without a target, passes at once and says so."""
+    from kfp_llmops.components.deployment.staging_smoke_test import core
+    from kfp_llmops.errors import user_errors
+    from kfp_llmops.lineage import atomic_file
+
+    meta = dict(registered.metadata)
+    name, version = meta["registered_model"], str(meta["version"]).removesuffix(".0")  # kfp.local: ints as floats
+    result = None
+    with user_errors():
+        cfg = core.StagingConfig.from_dict(dict(staging_config))
+        if cfg.enabled:
+            from kfp_llmops.components.deployment.staging_smoke_test.deploy import golden_prompts, staged
+            from kfp_llmops.modeling import load_tokenizer
+
+            serving_format = "hf" if served.metadata.get("schema") == "kfp_llmops.HfModel" else "onnx"
+            golden = golden_prompts(eval_dataset.path, served.path, serving_format, cfg.prompts)
+            api = vertex_client = None
+            if cfg.target == "kserve":
+                from kfp_llmops.components.deployment.rollout_model.kserve import kubernetes_api
+
+                api = kubernetes_api()
+            elif cfg.target == "vertex":
+                from google.cloud import aiplatform_v1
+
+                from kfp_llmops.vertex_api import gapic_client
+
+                vertex_client = gapic_client(aiplatform_v1.EndpointServiceClient, cfg.vertex_endpoint.split("/")[3])
+            with staged(cfg, serving_format=serving_format, model_dir=served.path, model_name=name,
+                        storage_uri=storage_uri or served.uri, digest=served.metadata.get("sha256", ""),
+                        resource=meta.get("resource", ""), api=api, vertex_client=vertex_client) as (call, where):
+                result = core.smoke_test(call, golden, cfg, serving_format=serving_format,
+                                         vocab_size=len(load_tokenizer(served.path)), target=cfg.target, where=where)
+        text = core.report_markdown(result, model_name=name, version=version)
+        print(text)
+        if result is not None:
+            core.raise_if_failed(result, name, version)
+    with atomic_file(report.path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    report.metadata.update({"passed": True, "skipped": result is None, "target": cfg.target, "model": name,
+                            "version": version, **({"p95_ms": result.p95_ms, "prompts": result.prompts} if result else {}),
+                            "parents": {"served": served.uri, "registered": registered.uri}})
