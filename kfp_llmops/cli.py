@@ -390,6 +390,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--registry-uri", default="", help="as in the pipelines: sqlite:///..., http(s)://..., vertex://...")
     p.set_defaults(func=cmd_registry)
 
+    p = sub.add_parser("monitor", help="check served traffic (a payload log) against the training data and the SLOs; "
+                                       "exit 1 on a breach")
+    p.add_argument("payload_log", help="KServe payload logger CloudEvents (a JSONL file or a folder of them; the local "
+                                       "servers write them with --payload-log)")
+    p.add_argument("--reference", required=True, help="the training data (JSONL) the production model was trained on")
+    p.add_argument("--model", default="llm", help="the registered model (default llm)")
+    p.add_argument("--base-model", default="", help="whose tokenizer counts prompt tokens for protocol v2 traffic")
+    p.add_argument("--registry-uri", default="", help="as in the pipelines: sqlite:///..., http(s)://..., vertex://...")
+    p.add_argument("--target", default="local", choices=["local", "kserve", "vertex"], help="where production is served")
+    p.add_argument("--config", default="{}", help="MonitorConfig as JSON, e.g. '{\"on_breach\": [\"rollback\"]}'")
+    p.add_argument("--retrain-config", default="{}", help="RetrainConfig as JSON (for on_breach retrain)")
+    p.add_argument("--namespace", default="kfp-llmops")
+    p.add_argument("--inference-service", default="")
+    p.add_argument("--prometheus-url", default="")
+    p.add_argument("--vertex-endpoint", default="")
+    p.add_argument("--out", default="build/monitor", help="folder for monitor.html and monitor.json (default build/monitor)")
+    p.set_defaults(func=cmd_monitor)
+
     p = sub.add_parser("compare", help="compare runs side by side (kfp.local run folders and/or registry versions)")
     p.add_argument("runs", nargs="*", help="kfp.local run folders (e.g. build/local-runs/finetune-and-rollout-...)")
     p.add_argument("--model", default="llm", help="the registered model of --version (default llm)")
@@ -473,6 +491,38 @@ def cmd_compare(args) -> int:
         tmp.write_text(markdown, encoding="utf-8")
     print(markdown + f"\nwrote {out / 'compare.html'} and {out / 'compare.md'}")
     return 0
+
+
+def cmd_monitor(args) -> int:
+    from kfp_llmops.components.monitoring.monitor_model.core import report_html
+    from kfp_llmops.components.monitoring.monitor_model.service import monitor_once
+    from kfp_llmops.lineage import atomic_file
+
+    result, version, done = monitor_once(
+        args.payload_log, args.reference, monitor_config=_json_arg(args.config, "--config"),
+        retrain_config=_json_arg(args.retrain_config, "--retrain-config"), model_name=args.model,
+        base_model=args.base_model, registry_uri=args.registry_uri, target=args.target, namespace=args.namespace,
+        inference_service=args.inference_service, prometheus_url=args.prometheus_url,
+        vertex_endpoint=args.vertex_endpoint)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_file(out / "monitor.html") as tmp:
+        tmp.write_text(report_html(result, model_name=args.model, version=version, actions=done), encoding="utf-8")
+    with atomic_file(out / "monitor.json") as tmp:
+        tmp.write_text(json.dumps({"version": version, "actions": done, **result.to_dict()}, indent=2) + "\n",
+                       encoding="utf-8")
+    print(f"wrote {out / 'monitor.html'} and {out / 'monitor.json'}")
+    return 1 if result.breached else 0
+
+
+def _json_arg(text: str, name: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise UserInputError(f"{name} must be a JSON object: {exc}") from None
+    if not isinstance(value, dict):
+        raise UserInputError(f"{name} must be a JSON object, got {value!r}")
+    return value
 
 
 def cmd_decide(args) -> int:

@@ -21,6 +21,10 @@ CONFIGS = {
     "screening": ("kfp_llmops.components.data.validate_dataset.screening", "ScreeningConfig"),
     "approval_config": ("kfp_llmops.components.registry.await_approval.core", "ApprovalConfig"),
     "trainer_job": ("kfp_llmops.components.training.train_lora.trainer_job", "TrainerJobSpec"),
+    "cost_config": ("kfp_llmops.cost", "CostConfig"),
+    "staging_config": ("kfp_llmops.components.deployment.staging_smoke_test.core", "StagingConfig"),
+    "monitor_config": ("kfp_llmops.components.monitoring.monitor_model.core", "MonitorConfig"),
+    "retrain_config": ("kfp_llmops.components.monitoring.monitor_model.actions", "RetrainConfig"),
 }
 LISTS = {"configs": "train_config"}  # lora-sweep: a list of training configs
 # inputs a remote run's steps read: a path on this machine means nothing to a cluster

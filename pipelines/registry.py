@@ -8,6 +8,7 @@ PIPELINES = {
     "finetune-and-rollout": "kfp_llmops.pipelines.finetune_and_rollout.pipeline",
     "eval-only": "kfp_llmops.pipelines.eval_only.pipeline",
     "lora-sweep": "kfp_llmops.pipelines.lora_sweep.pipeline",
+    "monitor": "kfp_llmops.pipelines.monitor.pipeline",
 }
 
 

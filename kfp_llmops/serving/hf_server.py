@@ -19,7 +19,8 @@ import itertools
 import time
 
 
-def build_app(model_name: str, model_dir: str, *, fail_every: int = 0, delay_ms: float = 0.0, dtype: str = "auto"):
+def build_app(model_name: str, model_dir: str, *, fail_every: int = 0, delay_ms: float = 0.0, dtype: str = "auto",
+              payload_log: str | None = None):
     import threading
 
     import torch
@@ -30,6 +31,9 @@ def build_app(model_name: str, model_dir: str, *, fail_every: int = 0, delay_ms:
     from kfp_llmops.modeling import accelerator, load_causal_lm, load_tokenizer
     from kfp_llmops.prompts import PromptFormat
     from kfp_llmops.serving.onnx_server import LATENCY, REQUESTS
+    from kfp_llmops.serving.payload_log import open_logger
+
+    payloads = open_logger(payload_log, model_name)
 
     device, auto_dtype = accelerator()
     model = load_causal_lm(model_dir, dtype=auto_dtype if dtype == "auto" else dtype,
@@ -67,14 +71,19 @@ def build_app(model_name: str, model_dir: str, *, fail_every: int = 0, delay_ms:
             if body.get("model") not in (None, model_name):
                 raise HTTPException(404, f"model {body.get('model')!r} not found; this server has {model_name!r}")
             start = time.perf_counter()
+            event = payloads.request(body) if payloads else None
             try:
                 response = handler(body)
-            except Exception:
+            except Exception as exc:
                 REQUESTS.labels(model_name, "error").inc()
+                if payloads:
+                    payloads.response(event, {"error": str(getattr(exc, "detail", exc))})
                 raise
             finally:
                 LATENCY.labels(model_name).observe(time.perf_counter() - start)
             REQUESTS.labels(model_name, "success").inc()
+            if payloads:
+                payloads.response(event, response)
             return response
         return run
 
@@ -131,8 +140,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dtype", default="auto", help="auto (bf16 on a GPU, fp32 on CPU), fp32, bf16 or fp16")
     parser.add_argument("--fail-every", type=int, default=0, help="fail every N-th request (fault injection)")
     parser.add_argument("--delay-ms", type=float, default=0.0, help="delay every request (fault injection)")
+    parser.add_argument("--payload-log", help="append each request and response as CloudEvents (KServe's payload "
+                                              "logger format) to this JSONL file")
     args = parser.parse_args(argv)
-    app = build_app(args.model_name, args.model_dir, fail_every=args.fail_every, delay_ms=args.delay_ms, dtype=args.dtype)
+    app = build_app(args.model_name, args.model_dir, fail_every=args.fail_every, delay_ms=args.delay_ms, dtype=args.dtype,
+                    payload_log=args.payload_log)
     uvicorn.run(app, host="127.0.0.1", port=args.http_port, log_level="warning")
 
 

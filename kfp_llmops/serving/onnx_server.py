@@ -39,8 +39,12 @@ _V2_TO_NUMPY = {"INT64": np.int64, "INT32": np.int32, "FP32": np.float32, "FP16"
 
 
 class OnnxModel(kserve.Model):
-    def __init__(self, name: str, model_path: str, *, fail_every: int = 0, delay_ms: float = 0.0):
+    def __init__(self, name: str, model_path: str, *, fail_every: int = 0, delay_ms: float = 0.0,
+                 payload_log: str | None = None):
+        from kfp_llmops.serving.payload_log import open_logger
+
         super().__init__(name)
+        self.payloads = open_logger(payload_log, name)
         self.model_path = model_path
         self.session = None
         self.fail_every = fail_every
@@ -56,14 +60,22 @@ class OnnxModel(kserve.Model):
 
     def predict(self, payload: InferRequest, headers=None, response_headers=None) -> InferResponse:
         start = time.perf_counter()
+        event = None
+        if self.payloads:  # shapes, not tensors: the logits of a long prompt are megabytes
+            event = self.payloads.request({"inputs": [{"name": i.name, "shape": list(i.shape), "datatype": i.datatype}
+                                                      for i in payload.inputs]})
         try:
             response = self._predict(payload)
-        except Exception:
+        except Exception as exc:
             REQUESTS.labels(self.name, "error").inc()
+            if self.payloads:
+                self.payloads.response(event, {"error": str(exc)})
             raise
         finally:
             LATENCY.labels(self.name).observe(time.perf_counter() - start)
         REQUESTS.labels(self.name, "success").inc()
+        if self.payloads:
+            self.payloads.response(event, {"outputs": [{"name": o.name, "shape": list(o.shape)} for o in response.outputs]})
         return response
 
     def _predict(self, payload: InferRequest) -> InferResponse:
@@ -115,8 +127,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--http-port", type=int, default=8080)
     parser.add_argument("--fail-every", type=int, default=0, help="fail every N-th request (fault injection)")
     parser.add_argument("--delay-ms", type=float, default=0.0, help="delay every request (fault injection)")
+    parser.add_argument("--payload-log", help="append each request and response as CloudEvents (KServe's payload "
+                                              "logger format) to this JSONL file")
     args = parser.parse_args(argv)
-    faults = {"fail_every": args.fail_every, "delay_ms": args.delay_ms}
+    faults = {"fail_every": args.fail_every, "delay_ms": args.delay_ms, "payload_log": args.payload_log}
     if args.model_repository:
         from kfp_llmops.components.compilation.export_onnx.repository import find_models
 

@@ -14,6 +14,10 @@ def check_configs(
     screening: dict = {},
     trainer_job: dict = {},
     approval_config: dict = {},
+    cost_config: dict = {},
+    staging_config: dict = {},
+    monitor_config: dict = {},
+    retrain_config: dict = {},
     configs: list = [],
     prompt_format: str = "auto",
     serving_format: str = "onnx",
@@ -26,7 +30,9 @@ def check_configs(
 
     values = {"train_config": train_config, "eval_config": eval_config, "gate_config": gate_config,
               "rollout_config": rollout_config, "screening": screening, "trainer_job": trainer_job,
-              "approval_config": approval_config, "configs": configs,
+              "approval_config": approval_config, "cost_config": cost_config,
+              "staging_config": staging_config, "monitor_config": monitor_config, "retrain_config": retrain_config,
+              "configs": configs,
               "prompt_format": prompt_format, "serving_format": serving_format}
     with user_errors():
         check(values)

@@ -1,0 +1,1 @@
+"""monitor: scheduled production monitoring."""

@@ -1,0 +1,173 @@
+"""Production monitoring on recorded traffic: traffic like the training data is healthy; traffic that drifts, refuses,
+fails or slows down is a breach, and the breach rolls production back or starts a retraining run (recording stand-ins
+of the Kubernetes and Kubeflow Pipelines APIs). The local servers' payload logs are what monitoring reads."""
+
+import json
+
+import pytest
+from html_check import check_html
+from payload_logs import drifting, like_training, record
+from recording_server import RecordingServer
+
+from kfp_llmops.components.monitoring.monitor_model import actions, core
+from kfp_llmops.components.monitoring.monitor_model.service import monitor_once
+from kfp_llmops.errors import ConfigError, UserInputError
+from kfp_llmops.registry import PREVIOUS, PRODUCTION, open_registry
+
+
+@pytest.fixture(scope="module")
+def reference(demo_assets):
+    return core.reference_pairs(str(demo_assets / "train.jsonl"))
+
+
+def production_registry(tmp_path):
+    registry = open_registry(f"sqlite:///{tmp_path / 'registry.db'}")
+    for digest in "ab":
+        registry.register("llm", f"gs://bucket/served/{digest}", digest * 64, {})
+    registry.set_alias("llm", PREVIOUS, "1")
+    registry.set_alias("llm", PRODUCTION, "2")
+    return registry
+
+
+def test_traffic_like_the_training_data_is_healthy(reference, tmp_path):
+    log = record(tmp_path / "payloads.jsonl", like_training(reference))
+    result = core.monitor(core.read_payload_log(log), reference, core.MonitorConfig(slo_p95_ms=200))
+    assert result.conclusive and not result.breached, [c.line() for c in result.checks]
+    assert result.requests == 150 and result.drift["input.prompt.words"] < 0.1
+    assert [c.name for c in result.checks] == ["input drift (max PSI)", "output drift (PSI of reply length)",
+                                               "refusal rate increase", "error rate", "p95 latency ms"]
+    assert result.checks[-1].value == pytest.approx(20.0, abs=0.01)  # from the events' times
+    page = core.report_html(result, model_name="llm", version="2", actions=[])
+    check_html(page, plots=1)
+    assert "all checks ok" in page
+
+
+def test_drifting_refusing_traffic_is_a_breach_and_rolls_production_back(demo_assets, tmp_path):
+    registry = production_registry(tmp_path)
+    log = record(tmp_path / "payloads.jsonl", drifting())
+    lines = []
+    result, version, done = monitor_once(str(log), str(demo_assets / "train.jsonl"),
+                                         monitor_config={"on_breach": ["rollback"]}, retrain_config={},
+                                         model_name="llm", registry_uri=registry.uri, log=lines.append)
+    assert result.breached and version == "2"
+    breached = {c.name for c in result.checks if c.breached}
+    assert {"input drift (max PSI)", "output drift (PSI of reply length)", "refusal rate increase"} <= breached
+    assert "error rate" not in breached
+    assert done == ["registry: llm production 2 -> 1 (the local target has no running server to move)"]
+    assert registry.aliases("llm") == {PRODUCTION: "1", PREVIOUS: "2"}
+    assert lines[0].startswith("llm version 2: BREACH: input drift (max PSI) ")
+
+
+def test_unanswered_requests_and_slow_answers_break_the_slos(reference, tmp_path):
+    traffic = [(p, None if i % 10 == 0 else r) for i, (p, r) in enumerate(like_training(reference))]
+    log = record(tmp_path / "payloads.jsonl", traffic, latency_ms=900)
+    result = core.monitor(core.read_payload_log(log), reference, core.MonitorConfig(slo_p95_ms=500))
+    failed = {c.name: c for c in result.checks if c.breached}
+    assert set(failed) == {"error rate", "p95 latency ms"}
+    assert failed["error rate"].value == pytest.approx(0.1) and failed["error rate"].note == "payload log"
+
+
+def test_too_little_traffic_decides_nothing(reference, tmp_path):
+    log = record(tmp_path / "payloads.jsonl", drifting(10))
+    result = core.monitor(core.read_payload_log(log), reference, core.MonitorConfig())
+    assert not result.conclusive and not result.breached and result.summary() == "inconclusive: 10 logged requests"
+
+
+def test_a_log_that_is_not_cloudevents_is_named(tmp_path):
+    bad = tmp_path / "payloads.jsonl"
+    bad.write_text('{"hello": 1}\n')
+    with pytest.raises(UserInputError, match=r"payloads.jsonl:1: not a CloudEvent in JSON"):
+        core.read_payload_log(bad)
+    with pytest.raises(UserInputError, match="no payload log"):
+        core.read_payload_log(tmp_path / "missing")
+
+
+def test_the_local_servers_write_the_log_monitoring_reads(base_model, onnx_repository, demo_assets, tmp_path):
+    from kfp_llmops.components.deployment.rollout_model.targets import replay_requests
+    from kfp_llmops.serving.local import chat_completion, infer_logits, local_server
+
+    hf_log, onnx_log = tmp_path / "hf.jsonl", tmp_path / "onnx.jsonl"
+    with local_server("llm", base_model, serving_format="hf", extra_args=["--payload-log", str(hf_log)]) as url:
+        for word in ("sun", "moon"):
+            chat_completion(url, "llm", [{"role": "user", "content": f"copy: {word}"}], max_tokens=4)
+    [request] = replay_requests(str(demo_assets / "eval.jsonl"), base_model, limit=1)
+    with local_server("reverser", onnx_repository, extra_args=["--payload-log", str(onnx_log)]) as url:
+        infer_logits(url, "reverser", *request)
+    chats = core.read_payload_log(hf_log)
+    assert [e.prompt for e in chats] == ["copy: sun", "copy: moon"]
+    assert all(isinstance(e.reply, str) and e.latency_ms > 0 and not e.error for e in chats)
+    [v2] = core.read_payload_log(onnx_log)
+    assert v2.prompt is None and v2.prompt_tokens == request[0].shape[1] and not v2.error
+
+
+def test_kserve_rollback_serves_the_previous_versions_files(tmp_path):
+    from kubernetes import client
+
+    registry = production_registry(tmp_path)
+    with RecordingServer(lambda req: (200, {})) as api:
+        custom = client.CustomObjectsApi(client.ApiClient(client.Configuration(host=api.url)))
+        done = actions.rollback_production(registry, "llm", "kserve", kserve_api=custom, namespace="team-a",
+                                           inference_service="llm")
+    [patch] = api.calls("PATCH")
+    assert patch.path == "/apis/serving.kserve.io/v1beta1/namespaces/team-a/inferenceservices/llm"
+    assert patch.body == {"spec": {"predictor": {"canaryTrafficPercent": None, "model": {"storageUri": "gs://bucket/served/a"}}}}
+    assert done.endswith("InferenceService team-a/llm serves gs://bucket/served/a")
+
+
+def _kfp_api(req):
+    if req.method == "GET" and req.path == "/apis/v2beta1/healthz":
+        return 200, {"multi_user": False}
+    if req.method == "GET" and req.path == "/apis/v2beta1/experiments":
+        return 200, {}
+    if req.method == "POST" and req.path == "/apis/v2beta1/experiments":
+        return 200, {"experiment_id": "exp-1", "display_name": req.body["display_name"]}
+    if req.method == "POST" and req.path == "/apis/v2beta1/runs":
+        return 200, {"run_id": "run-9", "display_name": req.body["display_name"]}
+    return 404, {"error": "not here"}
+
+
+def test_retraining_starts_a_kubeflow_run_of_the_committed_spec():
+    with RecordingServer(_kfp_api) as server:
+        cfg = actions.RetrainConfig.from_dict({"backend": "kfp", "host": server.url,
+                                               "arguments": {"base_model": "org/base", "train_data": "gs://b/new.jsonl",
+                                                             "eval_data": "gs://b/eval.jsonl"}})
+        started = actions.start_retraining(cfg)
+    assert started == "Kubeflow run run-9"
+    [run] = server.calls("POST")[-1:]
+    assert run.path == "/apis/v2beta1/runs" and run.body["experiment_id"] == "exp-1"
+    spec = run.body["pipeline_spec"]  # the Kubeflow spec: the pipeline and its kfp-kubernetes platform spec
+    assert spec["pipeline_spec"]["pipelineInfo"]["name"] == "finetune-and-rollout" and "platform_spec" in spec
+    assert run.body["runtime_config"]["parameters"]["train_data"] == "gs://b/new.jsonl"
+
+
+@pytest.mark.parametrize("values, match", [
+    ({"on_breach": ["page-someone"]}, r"unknown action\(s\) \['page-someone'\]"),
+    ({"refusal_patterns": ["("]}, "is not a regular expression"),
+    ({"slo_error_rate": 2}, "slo_error_rate must be in"),
+])
+def test_bad_monitor_config_is_named(values, match):
+    with pytest.raises(ConfigError, match=match):
+        core.MonitorConfig.from_dict(values)
+
+
+def test_retrain_config_is_checked():
+    with pytest.raises(ConfigError, match="RetrainConfig.backend must be one of"):
+        actions.RetrainConfig.from_dict({"backend": "local"})
+    with pytest.raises(ConfigError, match="needs project and a gs:// pipeline_root"):
+        actions.RetrainConfig.from_dict({"backend": "vertex"})
+
+
+def test_cli_exits_1_on_a_breach_and_0_when_healthy(demo_assets, tmp_path, capsys):
+    from kfp_llmops.cli import main
+
+    registry = production_registry(tmp_path)
+    reference = core.reference_pairs(str(demo_assets / "train.jsonl"))
+    healthy = record(tmp_path / "healthy.jsonl", like_training(reference))
+    drifted = record(tmp_path / "drifted.jsonl", drifting())
+    common = ["--reference", str(demo_assets / "train.jsonl"), "--registry-uri", registry.uri, "--out"]
+    assert main(["monitor", str(healthy), *common, str(tmp_path / "ok")]) == 0
+    assert main(["monitor", str(drifted), *common, str(tmp_path / "bad")]) == 1
+    saved = json.loads((tmp_path / "bad" / "monitor.json").read_text())
+    assert saved["breached"] is True and saved["version"] == "2" and saved["actions"] == []  # no on_breach: report only
+    check_html((tmp_path / "bad" / "monitor.html").read_text(), plots=1)
+    assert registry.aliases("llm")[PRODUCTION] == "2"
