@@ -28,7 +28,7 @@ CONFIGS = {
 }
 LISTS = {"configs": "train_config"}  # lora-sweep: a list of training configs
 # inputs a remote run's steps read: a path on this machine means nothing to a cluster
-REMOTE_INPUTS = ("base_model", "train_data", "eval_data", "reference_data", "adapter_uri", "storage_uri")
+REMOTE_INPUTS = ("base_model", "train_data", "eval_data", "reference_data", "adapter_uri", "storage_uri", "payload_log")
 
 
 def _config_class(parameter: str):

@@ -83,3 +83,15 @@ def test_vertex_schedule_creates_the_pipeline_job_on_the_cron(capsys):
 def test_schedule_mistakes_are_named(argv, message, capsys):
     assert main(["schedule", *argv, *PARAMS]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_monitor_pipeline_is_scheduled_like_any_other(capsys):
+    with RecordingServer(_kfp_api) as server:
+        code = main(["schedule", "--backend", "kfp", "--host", server.url, "--pipeline", "monitor", "--cron", "0 * * * *",
+                     "--param", "payload_log=gs://b/payloads/", "--param", "reference_data=gs://b/train.jsonl",
+                     "--param", 'monitor_config={"on_breach": ["rollback"]}'])
+    assert code == 0, capsys.readouterr().err
+    [body] = [r.body for r in server.calls("POST") if r.path == "/apis/v2beta1/recurringruns"]
+    assert body["pipeline_spec"]["pipeline_spec"]["pipelineInfo"]["name"] == "monitor"
+    assert body["runtime_config"]["parameters"]["monitor_config"] == {"on_breach": ["rollback"]}
+    assert body["trigger"]["cron_schedule"]["cron"] == "0 0 * * * *"

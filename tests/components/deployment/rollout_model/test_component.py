@@ -62,3 +62,25 @@ def test_bad_rollout_config_is_named_before_anything_starts(inputs, tmp_path, ca
     with pytest.raises(SystemExit):
         rollout_model.python_func(**args, **outputs(tmp_path), rollout_config={"schedule": [50]})
     assert "ERROR: RolloutConfig.schedule must rise strictly within (0, 100] and end at 100, got [50]" in capsys.readouterr().err
+
+
+def test_a_second_version_goes_through_the_shadow_stage_against_production(inputs, tmp_path):
+    """Production (version 1, downloaded from the registry) answers; version 2 gets mirrored copies first, then the
+    canary: the report's first row is the shadow stage."""
+    import json
+
+    args, uri = inputs
+    rollout_model.python_func(**args, **outputs(tmp_path / "1"), rollout_config={"requests_per_step": 20})
+    version = open_registry(uri).register("reverser", args["onnx_model"].path, "c" * 64, {})
+    second = {**args, "registered": Artifact(uri=str(tmp_path / "lineage2"), metadata={
+        **args["registered"].metadata, "version": float(version.version)})}
+    out = outputs(tmp_path / "2")
+    rollout_model.python_func(**second, **out, rollout_config={"schedule": [50, 100], "requests_per_step": 20,
+                                                                "shadow": {"requests": 12}})
+    assert out["report"].metadata["decision"] == "promoted" and out["report"].metadata["stable_version"] == "1"
+    steps = json.loads((tmp_path / "2" / "out" / "manifest").read_text())["result"]["steps"]
+    assert [(s["stage"], s["percent"]) for s in steps] == [("shadow", 0), ("canary", 50), ("canary", 100)]
+    assert steps[0]["agreement"] == 1.0 and steps[0]["canary"]["requests"] == 12  # the same weights agree
+    assert "| shadow (0, mirrored) | 12 |" in (tmp_path / "2" / "out" / "report").read_text()
+    check_html((tmp_path / "2" / "out" / "report_html").read_text(), plots=1)
+    assert open_registry(uri).aliases("reverser") == {PRODUCTION: "2", "previous": "1"}

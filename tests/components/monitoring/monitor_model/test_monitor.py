@@ -171,3 +171,69 @@ def test_cli_exits_1_on_a_breach_and_0_when_healthy(demo_assets, tmp_path, capsy
     assert saved["breached"] is True and saved["version"] == "2" and saved["actions"] == []  # no on_breach: report only
     check_html((tmp_path / "bad" / "monitor.html").read_text(), plots=1)
     assert registry.aliases("llm")[PRODUCTION] == "2"
+
+
+def test_slos_come_from_prometheus_for_the_whole_production_service(reference, tmp_path):
+    """KServe: Knative's queue-proxy metrics of the InferenceService's predictor service, every revision."""
+    queries = []
+
+    def prometheus(req):
+        query = req.query["query"]
+        queries.append(query)
+        assert 'service_name="llm-predictor"' in query and 'namespace_name="team-a"' in query and "[3600s]" in query
+        value = 0.8 if query.startswith("histogram_quantile") else 30.0 if "5xx" in query else 1000.0
+        return 200, {"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [0, str(value)]}]}}
+
+    cfg = core.MonitorConfig(slo_p95_ms=500)
+    with RecordingServer(prometheus) as prom:
+        stats = core.prometheus_slo(prom.url, "kserve", cfg, namespace="team-a", inference_service="llm")
+    assert (stats.requests, stats.errors, stats.p95_ms) == (1000.0, 30.0, 800.0) and len(queries) == 3
+    log = record(tmp_path / "payloads.jsonl", like_training(reference))  # the log itself is fast and error-free
+    result = core.monitor(core.read_payload_log(log), reference, cfg, slo_stats=stats)
+    failed = {c.name: c for c in result.checks if c.breached}
+    assert set(failed) == {"error rate", "p95 latency ms"} and failed["error rate"].note == "Prometheus"
+    with pytest.raises(ConfigError, match="the local target's SLOs come from its payload log"):
+        core.prometheus_slo("http://x", "local", cfg, namespace="", inference_service="llm")
+
+
+def test_vertex_rollback_deploys_the_previous_version_and_retraining_creates_a_pipeline_job(tmp_path):
+    from fake_vertex import PARENT, FakeVertex
+    from google.cloud import aiplatform_v1
+
+    from kfp_llmops.vertex_api import gapic_client
+
+    registry = production_registry(tmp_path)
+
+    class Versions:  # the registry's versions as Vertex AI Model Registry resources
+        def __getattr__(self, name):
+            return getattr(registry, name)
+
+        def get_alias(self, name, alias):
+            found = registry.get_alias(name, alias)
+            return found and type(found)(found.name, found.version, found.source, found.digest, found.created,
+                                         found.tags, f"{PARENT}/models/42@{found.version}")
+
+    fake = FakeVertex()
+    endpoint = fake.add_endpoint("7", deployed={"5": f"{PARENT}/models/42@2"}, split={"5": 100})
+    jobs = []
+
+    def vertex_api(req):
+        if req.method == "POST" and req.path == f"/v1/{PARENT}/pipelineJobs":
+            jobs.append(req.body)
+            return 200, {**req.body, "name": f"{PARENT}/pipelineJobs/77"}
+        return fake(req)
+
+    with RecordingServer(vertex_api) as api:
+        client = gapic_client(aiplatform_v1.EndpointServiceClient, "us-central1", api.url)
+        done = actions.rollback_production(Versions(), "llm", "vertex", vertex_client=client, vertex_endpoint=endpoint)
+        cfg = actions.RetrainConfig.from_dict({"backend": "vertex", "project": "p", "location": "us-central1",
+                                               "pipeline_root": "gs://b/root", "api_endpoint": api.url,
+                                               "arguments": {"base_model": "org/base", "train_data": "gs://b/new.jsonl",
+                                                             "eval_data": "gs://b/eval.jsonl"}})
+        started = actions.start_retraining(cfg)
+    assert [m["modelVersionId"] for m in fake.endpoints[endpoint]["deployedModels"]] == ["1"]
+    assert done.startswith("registry: llm production 2 -> 1; endpoint ") and registry.aliases("llm")[PRODUCTION] == "1"
+    assert started == f"Vertex AI pipeline job {PARENT}/pipelineJobs/77"
+    [job] = jobs
+    assert job["runtimeConfig"]["parameterValues"]["train_data"] == "gs://b/new.jsonl"
+    assert job["pipelineSpec"]["pipelineInfo"]["name"] == "finetune-and-rollout"
