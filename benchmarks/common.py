@@ -40,8 +40,8 @@ def write_result(name: str, *, metric: str, unit: str, ours: float, baseline: fl
 
 def table() -> str:
     rows = [r for r in (json.loads(p.read_text()) for p in sorted(OUT.glob("*.json"))) if "metric" in r]  # not scale.json
-    lines = [f"{'benchmark':<24} {'metric':<32} {'ours':>10} {'baseline':>10} {'ratio':>7}  goal",
-             "-" * 104]
+    lines = [f"{'benchmark':<40} {'metric':<36} {'ours':>10} {'baseline':>10} {'ratio':>7}  goal",
+             "-" * 124]
     for r in rows:
-        lines.append(f"{r['name']:<24} {r['metric']:<32} {r['ours']:>10.4g} {r['baseline']:>10.4g} {r['ratio']:>7.3f}  {r['goal']}")
+        lines.append(f"{r['name']:<40} {r['metric']:<36} {r['ours']:>10.4g} {r['baseline']:>10.4g} {r['ratio']:>7.3f}  {r['goal']}")
     return "\n".join(lines)

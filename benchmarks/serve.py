@@ -3,7 +3,9 @@
 1. forward latency at batch 1, sequence 32: onnxruntime vs torch eager (goal >= 3x), for the fp32 export and for its
    dynamic int8 variant (export_onnx's other candidate), with the GFLOP/s each reaches (2 x parameters x tokens);
 2. generating 64 new tokens at batch 1 and batch 8: our ONNX decoder with KV cache vs ``transformers`` ``generate``
-   (goal >= 1.5x). On the demo model and on a larger config of about 50M parameters (random weights: speed only).
+   (goal >= 1.5x), and vs onnxruntime-genai on the same weights, built by its own builder (fp32: goal >= 1.0x; our
+   int8 variant against its int4, for information). On the demo model and on a larger config of about 50M parameters
+   (random weights: speed only).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -28,7 +31,7 @@ def larger_model(vocab_size: int, pad_id: int, eos_id: int):
     return LlamaForCausalLM(cfg).eval()
 
 
-def bench_model(label: str, model, tokenizer, repeats: int, new_tokens: int) -> list[dict]:
+def bench_model(label: str, model, tokenizer, repeats: int, new_tokens: int, genai: bool = True) -> list[dict]:
     import onnxruntime as ort
     import torch
 
@@ -59,8 +62,6 @@ def bench_model(label: str, model, tokenizer, repeats: int, new_tokens: int) -> 
                                     baseline=theirs * 1000, baseline_name="torch eager", higher_is_better=False,
                                     goal="ratio >= 3", details={"parameters": params, "threads": torch.get_num_threads(),
                                                                 "gflops_ours": flop / ours / 1e9, "gflops_baseline": flop / theirs / 1e9}))
-        from pathlib import Path
-
         from kfp_llmops.components.compilation.export_onnx import variants
 
         int8 = variants.make_variants(path, Path(tmp) / "variants")["int8-dynamic"]
@@ -94,6 +95,64 @@ def bench_model(label: str, model, tokenizer, repeats: int, new_tokens: int) -> 
                                         unit="tokens/s", ours=tokens / ours, baseline=tokens / theirs,
                                         baseline_name="transformers generate (KV cache, torch eager)", higher_is_better=True,
                                         goal="ratio >= 1.5", details={"parameters": params, "new_tokens": new_tokens}))
+        if genai:
+            results += bench_genai(label, model, tokenizer, sess, q_sess, Path(tmp), repeats, new_tokens)
+    return results
+
+
+def bench_genai(label, model, tokenizer, sess, q_sess, tmp, repeats: int, new_tokens: int) -> list[dict]:
+    """onnxruntime-genai (ONNX Runtime's own LLM builder and generation loop) on the same weights: its builder makes
+    fp32 and int4 models from the merged Hugging Face folder, offline; each generates ``new_tokens`` tokens at batch 1
+    and 8 from the same prompt ids as ours (one prompt repeated, so no padding on either side). Ours fp32 is compared
+    with its fp32, our int8-dynamic variant with its int4."""
+    import subprocess
+
+    import onnxruntime_genai as og
+
+    from kfp_llmops.components.compilation.export_onnx import core
+
+    hf_dir = tmp / "hf"
+    model.save_pretrained(hf_dir, safe_serialization=True)
+    tokenizer.save_pretrained(hf_dir)
+    built = {}
+    for precision in ("fp32", "int4"):
+        out = tmp / f"genai-{precision}"
+        done = subprocess.run([sys.executable, "-m", "onnxruntime_genai.models.builder", "-m", label, "-i", str(hf_dir),
+                               "-o", str(out), "-p", precision, "-e", "cpu", "-c", str(tmp / "genai-cache")],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"onnxruntime-genai's builder failed on {label} ({precision}): {done.stderr[-1500:]}")
+        built[precision] = og.Model(str(out))
+    prompt = "copy: sun moon kite lamp"
+    ids = tokenizer([prompt], add_special_tokens=False)["input_ids"][0]
+    results = []
+    for batch in (1, 8):
+        tokens = np.array([ids] * batch, dtype=np.int32)
+
+        def genai(m):
+            params = og.GeneratorParams(m)
+            length = tokens.shape[1] + new_tokens
+            params.set_search_options(max_length=length, min_length=length, batch_size=batch, do_sample=False)
+            generator = og.Generator(m, params)
+            generator.append_tokens(tokens)
+            while not generator.is_done():
+                generator.generate_next_token()
+
+        for ours_sess, precision, theirs_name in ((sess, "fp32", "fp32"), (q_sess, "int8-dynamic", "int4")):
+            def ours():
+                core.onnx_greedy(ours_sess, tokenizer, [prompt] * batch, new_tokens, stop_at_eos=False)
+
+            ours(), genai(built[theirs_name])
+            t_ours = best_of(ours, repeats)
+            t_theirs = best_of(lambda: genai(built[theirs_name]), repeats)
+            n = batch * new_tokens
+            suffix = "" if precision == "fp32" else "-quantized"
+            results.append(write_result(
+                f"serve-generate-genai{suffix}-b{batch}-{label}", metric=f"tokens/s, {new_tokens} new, batch {batch}",
+                unit="tokens/s", ours=n / t_ours, baseline=n / t_theirs,
+                baseline_name=f"onnxruntime-genai {og.__version__} ({theirs_name}, its builder, same weights)",
+                higher_is_better=True, goal="ratio >= 1.0" if precision == "fp32" else "informative (int8 vs int4)",
+                details={"ours": precision, "theirs": theirs_name, "prompt_tokens": len(ids), "new_tokens": new_tokens}))
     return results
 
 
@@ -103,15 +162,17 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument("--skip-genai", action="store_true", help="leave out the onnxruntime-genai comparison")
     args = parser.parse_args(argv)
 
     from kfp_llmops.modeling import load_causal_lm, load_tokenizer
 
     tokenizer = load_tokenizer(f"{args.assets}/base-model")
-    bench_model("demo", load_causal_lm(f"{args.assets}/base-model").eval(), tokenizer, args.repeats, args.new_tokens)
+    bench_model("demo", load_causal_lm(f"{args.assets}/base-model").eval(), tokenizer, args.repeats, args.new_tokens,
+                not args.skip_genai)
     if not args.skip_large:
         bench_model("50m", larger_model(len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id), tokenizer,
-                    args.repeats, args.new_tokens)
+                    args.repeats, args.new_tokens, not args.skip_genai)
     print(table())
     return 0
 

@@ -41,10 +41,18 @@ def test_eval_benchmark(tmp_path, monkeypatch, demo_assets):
 def test_serve_benchmark(tmp_path, monkeypatch, demo_assets):
     argv = ["--assets", str(demo_assets), "--repeats", "1", "--new-tokens", "4", "--skip-large"]
     results = run_bench("serve", argv, tmp_path, monkeypatch)
-    assert sorted(results) == ["serve-forward-demo", "serve-forward-int8-demo", "serve-generate-b1-demo", "serve-generate-b8-demo"]
+    assert sorted(results) == ["serve-forward-demo", "serve-forward-int8-demo", "serve-generate-b1-demo", "serve-generate-b8-demo",
+                               "serve-generate-genai-b1-demo", "serve-generate-genai-b8-demo",
+                               "serve-generate-genai-quantized-b1-demo", "serve-generate-genai-quantized-b8-demo"]
+    genai = results["serve-generate-genai-b8-demo"]  # onnxruntime-genai's builder and loop on the same weights
+    assert genai["details"]["theirs"] == "fp32" and genai["baseline_name"].startswith("onnxruntime-genai 0.18")
 
 
 def test_train_benchmark(tmp_path, monkeypatch):
-    details = run_bench("train", ["--steps", "2", "--batch", "16"], tmp_path, monkeypatch)["train"]["details"]
+    results = run_bench("train", ["--steps", "2", "--batch", "16"], tmp_path, monkeypatch)
+    trl = results["train-vs-trl"]["details"]  # TRL SFTTrainer on the same examples, steps and schedule
+    assert trl["examples"] == 32 and trl["trl_batch_rows"] * 2 >= trl["trl_packed_rows"]
+    assert abs(trl["eval_loss_ratio"] - 1) < 0.01 and {"mfu_ours", "mfu_baseline", "mfu_hf_trainer"} <= set(trl)
+    details = results["train"]["details"]
     assert details["padding_efficiency_ours"] > details["padding_efficiency_baseline"]
     assert abs(details["eval_loss_ours"] - details["eval_loss_baseline"]) / details["eval_loss_baseline"] < 0.01
