@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 MLFLOW_VENV ?= .venv-mlflow
 MLFLOW_STAMP := $(MLFLOW_VENV)/.installed
 
-.PHONY: install demo demo-assets compile check test test-all bench scale clean
+.PHONY: install demo demo-assets compile check test test-all bench bench-gpu scale clean
 
 install: $(STAMP) $(MLFLOW_STAMP)
 
@@ -55,6 +55,17 @@ bench: $(DEMO_ASSETS)/assets.json
 	$(PY) benchmarks/eval.py --assets $(DEMO_ASSETS)
 	$(PY) benchmarks/serve.py --assets $(DEMO_ASSETS)
 	$(PY) benchmarks/train.py
+
+# GPU benchmarks (benchmarks/gpu.py; build/bench/*-gpu.json and gpu-status.json), meant for a GPU machine with its own
+# CUDA build of torch (e.g. through the device tool): it runs from this checkout on that Python's torch, transformers
+# and peft, with any wheels carried in .whl/ (trl, datasets, bitsandbytes, liger-kernel, tensorrt ...) installed
+# offline into a folder of their own. Without a GPU it writes gpu-status.json saying nothing was measured.
+GPU_PYTHON ?= python3
+GPU_SITE ?= build/gpu-site
+BENCH_GPU_ARGS ?=
+bench-gpu:
+	$(if $(wildcard .whl/*.whl),$(GPU_PYTHON) -m pip install -q --no-index --no-deps --upgrade --target $(GPU_SITE) .whl/*.whl)
+	PYTHONPATH=$(GPU_SITE) $(GPU_PYTHON) benchmarks/gpu.py $(BENCH_GPU_ARGS)
 
 # The scale ladder: 1M generated chat rows through validate and prepare, and the whole pipeline on kfp.local with a
 # ~0.5B-parameter model; writes build/bench/scale.json. ROWS=... for fewer rows.
