@@ -515,16 +515,6 @@ def cmd_monitor(args) -> int:
     return 1 if result.breached else 0
 
 
-def _json_arg(text: str, name: str) -> dict:
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise UserInputError(f"{name} must be a JSON object: {exc}") from None
-    if not isinstance(value, dict):
-        raise UserInputError(f"{name} must be a JSON object, got {value!r}")
-    return value
-
-
 def cmd_decide(args) -> int:
     from kfp_llmops.components.registry.await_approval.core import record
     from kfp_llmops.registry import open_registry

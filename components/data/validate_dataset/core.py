@@ -242,6 +242,13 @@ def _check_suite_columns(suite: dict, frame) -> None:
 
 
 def _run_gx(frame, suite_json: dict, cfg: ValidationConfig):
+    """Runs the suite in two passes, as GX's result formats allow: every expectation with ``BOOLEAN_ONLY`` (its
+    success and nothing else: no unexpected values, indexes or value counts to compute), then only the failed ones
+    again with ``SUMMARY`` for the examples the report shows. Passing data (the common case) costs the first pass
+    only; the results are those of a single ``SUMMARY`` run."""
+    import copy
+    import json
+
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
@@ -252,15 +259,33 @@ def _run_gx(frame, suite_json: dict, cfg: ValidationConfig):
         expectations = [ExpectationConfiguration(**e).to_domain_obj() for e in suite_json["expectations"]]
     except Exception as exc:  # GX raises pydantic and its own errors for a bad suite
         raise UserInputError(f"suite {suite_json.get('name')!r} is not a valid GX suite: {exc}") from None
-    suite = ctx.suites.add(gx.ExpectationSuite(name=suite_json.get("name") or "user-suite", expectations=expectations))
     batch = ctx.data_sources.add_pandas("kfp-llmops").add_dataframe_asset("records").add_batch_definition_whole_dataframe("all")
-    vd = ctx.validation_definitions.add(gx.ValidationDefinition(name="validate", data=batch, suite=suite))
-    with _without_gx_fingerprint():
-        run = vd.run(
-            batch_parameters={"dataframe": frame},
-            result_format={"result_format": "SUMMARY", "partial_unexpected_count": cfg.max_examples},
-        )
-    return run.results, run.to_json_dict()
+    name = suite_json.get("name") or "user-suite"
+
+    def run(suite_name: str, items: list, result_format: dict):
+        suite = ctx.suites.add(gx.ExpectationSuite(name=suite_name, expectations=items))
+        vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=suite_name, data=batch, suite=suite))
+        with _without_gx_fingerprint():
+            return vd.run(batch_parameters={"dataframe": frame}, result_format=result_format)
+
+    def key(config) -> str:
+        return json.dumps([config.type, config.kwargs], sort_keys=True, default=str)
+
+    first = run(name, expectations, {"result_format": "BOOLEAN_ONLY"})
+    results, document = list(first.results), first.to_json_dict()
+    failed = [i for i, r in enumerate(results) if not r.success]
+    if failed:
+        by_id = {e.id: e for e in expectations}  # the suite gave them ids; a second suite takes copies
+        again = run(f"{name}-failures", [copy.copy(by_id[results[i].expectation_config.id]) for i in failed],
+                    {"result_format": "SUMMARY", "partial_unexpected_count": cfg.max_examples})
+        detailed = {key(r.expectation_config): r for r in again.results}
+        detailed_json = {key(r.expectation_config): j for r, j in zip(again.results, again.to_json_dict()["results"])}
+        for i in failed:
+            k = key(results[i].expectation_config)
+            if k in detailed:
+                results[i] = detailed[k]
+                document["results"][i] = detailed_json[k]
+    return results, document
 
 
 @contextlib.contextmanager
