@@ -7,6 +7,7 @@ import yaml
 from kfp_llmops.cli import main
 from kfp_llmops.errors import ConfigError
 from kfp_llmops.scheduling import ScheduleSpec
+from fake_kfp import kfp_api
 from recording_server import RecordingServer
 
 PARAMS = ["--param", "base_model=org/base", "--param", "train_data=gs://b/train.jsonl", "--param", "eval_data=gs://b/eval.jsonl"]
@@ -22,20 +23,8 @@ def test_spec_checks_the_cron_and_renders_it_per_platform():
     assert ScheduleSpec("n", "0 3 * * 1", time_zone="Europe/Berlin").vertex_cron() == "TZ=Europe/Berlin 0 3 * * 1"
 
 
-def _kfp_api(req):
-    if req.method == "GET" and req.path == "/apis/v2beta1/healthz":
-        return 200, {"multi_user": False}
-    if req.method == "GET" and req.path == "/apis/v2beta1/experiments":
-        return 200, {}
-    if req.method == "POST" and req.path == "/apis/v2beta1/experiments":
-        return 200, {"experiment_id": "exp-1", "display_name": req.body["display_name"]}
-    if req.method == "POST" and req.path == "/apis/v2beta1/recurringruns":
-        return 200, {"recurring_run_id": "rr-1", "display_name": req.body["display_name"]}
-    return 404, {"error": "not here"}
-
-
 def test_kubeflow_recurring_run_of_the_committed_spec(capsys):
-    with RecordingServer(_kfp_api) as server:
+    with RecordingServer(kfp_api) as server:
         code = main(["schedule", "--backend", "kfp", "--host", server.url, "--cron", "30 2 * * *", "--name", "nightly", *PARAMS])
     assert code == 0, (capsys.readouterr().err, [(r.method, r.path) for r in server.requests])
     assert "created recurring run rr-1 (nightly: '0 30 2 * * *' UTC" in capsys.readouterr().out
@@ -86,7 +75,7 @@ def test_schedule_mistakes_are_named(argv, message, capsys):
 
 
 def test_the_monitor_pipeline_is_scheduled_like_any_other(capsys):
-    with RecordingServer(_kfp_api) as server:
+    with RecordingServer(kfp_api) as server:
         code = main(["schedule", "--backend", "kfp", "--host", server.url, "--pipeline", "monitor", "--cron", "0 * * * *",
                      "--param", "payload_log=gs://b/payloads/", "--param", "reference_data=gs://b/train.jsonl",
                      "--param", 'monitor_config={"on_breach": ["rollback"]}'])

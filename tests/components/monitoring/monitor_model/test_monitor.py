@@ -7,6 +7,7 @@ import json
 import pytest
 from html_check import check_html
 from payload_logs import drifting, like_training, record
+from fake_kfp import kfp_api
 from recording_server import RecordingServer
 
 from kfp_llmops.components.monitoring.monitor_model import actions, core
@@ -114,20 +115,8 @@ def test_kserve_rollback_serves_the_previous_versions_files(tmp_path):
     assert done.endswith("InferenceService team-a/llm serves gs://bucket/served/a")
 
 
-def _kfp_api(req):
-    if req.method == "GET" and req.path == "/apis/v2beta1/healthz":
-        return 200, {"multi_user": False}
-    if req.method == "GET" and req.path == "/apis/v2beta1/experiments":
-        return 200, {}
-    if req.method == "POST" and req.path == "/apis/v2beta1/experiments":
-        return 200, {"experiment_id": "exp-1", "display_name": req.body["display_name"]}
-    if req.method == "POST" and req.path == "/apis/v2beta1/runs":
-        return 200, {"run_id": "run-9", "display_name": req.body["display_name"]}
-    return 404, {"error": "not here"}
-
-
 def test_retraining_starts_a_kubeflow_run_of_the_committed_spec():
-    with RecordingServer(_kfp_api) as server:
+    with RecordingServer(kfp_api) as server:
         cfg = actions.RetrainConfig.from_dict({"backend": "kfp", "host": server.url,
                                                "arguments": {"base_model": "org/base", "train_data": "gs://b/new.jsonl",
                                                              "eval_data": "gs://b/eval.jsonl"}})
