@@ -183,7 +183,7 @@ def test_shadow_stage_mirrors_to_the_tagged_revisions_before_any_traffic_moves(o
     from kfp_llmops.components.deployment.rollout_model.targets import replay_requests
     from kfp_llmops.serving.local import local_server
 
-    cfg = core.RolloutConfig.from_dict({"window_s": 60, "schedule": [50, 100], "shadow": {"requests": 12}})
+    cfg = core.RolloutConfig.from_dict({"window_s": 60, "schedule": [50, 100], "shadow": {"requests": 12, "latency_slack_ms": 200}})
     requests = replay_requests(str(demo_assets / "eval.jsonl"), base_model, limit=6)
     with local_server("reverser", onnx_repository) as stable, \
             local_server("reverser", onnx_repository, extra_args=faults) as candidate:

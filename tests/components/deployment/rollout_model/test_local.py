@@ -105,7 +105,8 @@ def test_shadow_stage_mirrors_requests_and_stops_a_candidate_that_answers_otherw
         registry.register("reverser", str(onnx_repository), digest * 64, {})
     registry.set_alias("reverser", PRODUCTION, "1")
     cfg = core.RolloutConfig.from_dict({"schedule": [50, 100], "requests_per_step": 20,
-                                        "shadow": {"requests": 16, "max_disagreement": 0.25}})
+                                        "analysis": {"latency_slack_ms": 200},  # outputs and errors are tested here
+                                        "shadow": {"requests": 16, "max_disagreement": 0.25, "latency_slack_ms": 200}})
     cases = [("2", onnx_repository, {}, "promoted"),
              ("3", other_model_repository, {}, "rolled_back"),
              ("4", onnx_repository, {"candidate": ["--fail-every", "4"]}, "rolled_back")]
