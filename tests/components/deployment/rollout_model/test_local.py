@@ -134,3 +134,19 @@ def test_shadow_stage_mirrors_requests_and_stops_a_candidate_that_answers_otherw
             assert shadow.agreement < 0.75 and reasons.startswith("disagreement with stable ")
         if version == "4":
             assert reasons == "error rate 0.2500 vs stable 0.0000 (limit 0.0000): FAIL"
+
+
+def test_shadow_stage_compares_chat_replies_for_the_hf_format(base_model, demo_assets, tmp_path):
+    """serving_format hf: the copies go through the OpenAI-compatible route and the replies are compared word by word
+    (the same model on both sides replies the same, greedy)."""
+    from kfp_llmops.components.deployment.rollout_model.targets import replay_messages
+
+    cfg = core.RolloutConfig.from_dict({"serving_format": "hf", "shadow": {"requests": 4, "latency_slack_ms": 1000}})
+    messages = replay_messages(str(demo_assets / "eval_chat.jsonl"), limit=4)
+    with LocalTarget("llm", base_model, base_model, messages, cfg, serving_format="hf", log_dir=tmp_path) as target:
+        target.start_shadow()
+        stats = target.shadow(4)
+    assert (stats.compared, stats.agreement) == (4, 1.0)
+    assert stats.candidate.requests == stats.stable.requests == 4 and stats.candidate.errors == 0
+    assert core.analyse_shadow(stats, cfg.shadow).passed
+    assert core.text_agreement("a b c d", "a b x d") == 0.75 and core.text_agreement("", "") == 1.0
