@@ -128,6 +128,12 @@ class RunSummary:
             stable = f"version {meta['stable_version']}" if meta.get("stable_version") else "none (first rollout)"
             lines += ["", f"Rollout ({meta.get('target')}): {meta.get('decision')} version {meta.get('version')}; "
                           f"stable was {stable}; report: {rollout[0]['uri']}"]
+        monitored = self.artifacts("monitor-model", "report")
+        if monitored:
+            meta = monitored[0]["metadata"]
+            lines += ["", f"Monitoring: {meta.get('model')} version {meta.get('version')}: {meta.get('summary')} "
+                          f"(report: {monitored[0]['uri']})"]
+            lines += [f"  action: {a}" for a in meta.get("actions", [])]
         if self.error:
             lines += ["", f"Error: {self.error}"]
         if self.run_dir:

@@ -31,3 +31,6 @@ def test_monitor_pipeline_leaves_healthy_production_and_rolls_back_on_drift(demo
     assert report["metadata"]["breached"] is True and report["metadata"]["actions"] == [
         "registry: llm production 2 -> 1 (the local target has no running server to move)"]
     assert registry.aliases("llm") == {PRODUCTION: "1", PREVIOUS: "2"}
+    text = bad.text()  # what `kfp-llmops run --pipeline monitor` prints
+    assert "Monitoring: llm version 2: BREACH: input drift (max PSI)" in text
+    assert "  action: registry: llm production 2 -> 1" in text
