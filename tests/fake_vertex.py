@@ -73,6 +73,8 @@ class FakeVertex:
             if match:
                 versions = [v for v in versions if v["labels"].get(match.group(1)) == match.group(2)]
             return 200, {"models": versions}
+        if len((req.body or {}).get("labels") or (req.body or {}).get("model", {}).get("labels") or {}) > 64:
+            return 400, {"error": {"code": 400, "message": "labels: at most 64", "status": "INVALID_ARGUMENT"}}
         if req.method == "POST" and path == f"{PARENT}/models:upload":
             model = req.body["model"]
             base = req.body.get("parentModel") or f"{PARENT}/models/{next(self._ids)}"

@@ -78,8 +78,7 @@ class VertexRegistry:
             found = self._with_digest(parent.name, digest)
             if found:
                 return self._version(found[0])
-        labels = {_label(k): _label(v) for k, v in tags.items()}
-        labels[DIGEST_LABEL] = label
+        labels = _fit({**{_label(k): _label(v) for k, v in tags.items()}, DIGEST_LABEL: label}, keep={DIGEST_LABEL})
         request = {
             "parent": self.parent,
             "model": {
@@ -169,7 +168,8 @@ class VertexRegistry:
         current = self.get_version(name, version)
         if current is None:
             raise ConfigError(f"no version {version} of {name!r} in the Vertex AI Model Registry of {self.parent}")
-        labels = {**current.tags, **{_label(k): _label(v) for k, v in tags.items()}}
+        new = {_label(k): _label(v) for k, v in tags.items()}
+        labels = _fit({**current.tags, **new}, keep={DIGEST_LABEL, LOCK_LABEL, *new})
         self._client.update_model(request={"model": {"name": current.resource, "labels": labels},
                                            "update_mask": {"paths": ["labels"]}})
 
@@ -211,6 +211,22 @@ class VertexRegistry:
                 if a != "default":
                     out[a] = mv.version_id
         return out
+
+
+MAX_LABELS = 64  # Vertex AI takes at most 64 labels on a resource
+
+
+def _fit(labels: dict[str, str], keep: set[str]) -> dict[str, str]:
+    """At most ``MAX_LABELS``: evaluation figures (``eval-*``) go first, from the last, then other labels from the
+    last, never those in ``keep`` (the digest, the lock, what is being set now). Everything stays in lineage.json."""
+    out = dict(labels)
+    for prefer_eval in (True, False):
+        for key in reversed(list(out)):
+            if len(out) <= MAX_LABELS:
+                return out
+            if key not in keep and (key.startswith("eval-") or not prefer_eval):
+                del out[key]
+    return out
 
 
 def _label(text) -> str:

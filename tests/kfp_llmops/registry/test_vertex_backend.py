@@ -102,3 +102,18 @@ def test_download_reads_the_gcs_mount(vertex, tmp_path, monkeypatch):
     assert (got / "adapter_config.json").read_text() == "{}"
     with pytest.raises(ConfigError, match="is not gs://"):
         registry.download(ModelVersion("llm-adapter", "1", "s3://x/y", "d"), tmp_path / "out2")
+
+
+def test_at_most_64_labels_reach_vertex_ai_and_the_identity_and_new_tags_are_kept(vertex):
+    """A model version takes at most 64 labels: a run's 100 evaluation figures are cut (they are in lineage.json),
+    never the digest, the tags set later (an approval) or the other lineage tags."""
+    fake, server, registry = vertex
+    tags = {"base_model": "org/base", "run_id": "r1", **{f"eval.metric_{i:03d}": i / 100 for i in range(100)}}
+    version = registry.register("llm", "gs://b/run1/onnx", "a" * 64, tags)
+    stored = fake.models[next(iter(fake.models))][0]["labels"]
+    assert len(stored) == 64 and stored["kfp-llmops-sha256"] == "a" * 40 and stored["run_id"] == "r1"
+    assert "eval-metric_000" in stored and "eval-metric_099" not in stored  # the first figures stay
+    registry.set_tags("llm", version.version, {"approval_decision": "approved", "approval_by": "ana"})
+    stored = fake.models[next(iter(fake.models))][0]["labels"]
+    assert len(stored) == 64 and stored["approval_decision"] == "approved" and stored["approval_by"] == "ana"
+    assert registry.find("llm", "a" * 64).version == version.version  # still found by its digest
