@@ -208,7 +208,9 @@ def register(registry, lineage: dict) -> dict:
         **({"cost.estimate": f"{lineage['cost']['total']:.6f}", "cost.currency": lineage["cost"]["currency"],
             **{f"cost.{k}_hours": f"{v:.6f}" for k, v in lineage["cost"]["accelerator_hours"].items()}}
            if lineage.get("cost") else {}),
-        **{f"eval.{k}": v for k, v in lineage["evaluation"].items() if isinstance(v, (int, float))},
+        # the candidate's own figures first: a registry with a label limit (Vertex AI: 64) keeps those
+        **{f"eval.{k}": v for k, v in sorted(lineage["evaluation"].items(), key=lambda kv: not kv[0].startswith("candidate."))
+           if isinstance(v, (int, float))},
     }
     name = lineage["model_name"]
     description = f"LoRA fine-tune of {lineage['base_model']} (run {lineage['run_id'] or 'local'})"
