@@ -290,32 +290,14 @@ def suite_train(args, dtype, device_name: str, peak: float | None, quantization:
 
 
 def trl_tokens_per_second(args, data, cfg, dtype, liger: bool) -> float:
-    import datasets
-    from tokenizers import Tokenizer
-    from tokenizers.models import WordLevel
-    from transformers import PreTrainedTokenizerFast
-    from trl import SFTConfig, SFTTrainer
-
     from kfp_llmops.components.training.train_lora.core import attach_lora
+    from trl_baseline import sft_trainer
 
     if liger:
         import liger_kernel  # noqa: F401  (ImportError: skipped, said so)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(WordLevel({"<pad>": 0, "<unk>": 1, "<eos>": 2},
-                                                                             unk_token="<unk>")),
-                                        pad_token="<pad>", unk_token="<unk>", eos_token="<eos>")
-    rows = datasets.Dataset.from_dict({"input_ids": [e.input_ids for e in data], "labels": [e.labels for e in data]})
-    on_gpu = args.device == "cuda"
-    common = dict(output_dir="build/bench/trl-gpu", max_steps=args.steps, learning_rate=cfg.learning_rate,
-                  lr_scheduler_type="cosine", warmup_steps=2, logging_steps=10**6, report_to=[], save_strategy="no",
-                  seed=0, disable_tqdm=True, packing=True, packing_strategy="bfd", max_length=args.seq)
-    # as many packed rows per step as it takes to see every example once in args.steps steps, as ours does
-    probe = SFTTrainer(model=model("tiny", "cpu", None), train_dataset=rows, processing_class=tokenizer,
-                       args=SFTConfig(**common, use_cpu=True, per_device_train_batch_size=1))
-    per_step = math.ceil(len(probe.train_dataset) / args.steps)
-    config = SFTConfig(**common, use_cpu=not on_gpu, bf16=on_gpu, per_device_train_batch_size=per_step,
-                       use_liger_kernel=liger)
-    trainer = SFTTrainer(model=attach_lora(model(args.size, args.device, dtype), cfg), args=config, train_dataset=rows,
-                         processing_class=tokenizer)
+    trainer, _ = sft_trainer(data, attach_lora(model(args.size, args.device, dtype), cfg), model("tiny", "cpu", None),
+                             steps=args.steps, learning_rate=cfg.learning_rate, warmup_steps=2, max_length=args.seq,
+                             output_dir="build/bench/trl-gpu", on_gpu=args.device == "cuda", liger=liger)
     sync(args.device)
     start = time.perf_counter()
     trainer.train()

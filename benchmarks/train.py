@@ -148,35 +148,18 @@ def _version(name: str) -> str:
 
 
 def train_trl(train, vocab: int, args, cfg):
-    """TRL's SFTTrainer on the same examples (pre-tokenized, labels -100 on the prompt), LoRA config, learning rate
-    schedule, optimizer steps and one pass over the data: BFD packing into rows of ``cfg.pack_length`` tokens,
-    padding-free (per-document positions), with as many packed rows per step as it takes to see every example once."""
-    import datasets
+    """TRL's SFTTrainer on the same examples, LoRA config, learning rate schedule, optimizer steps and one pass over
+    the data (:mod:`trl_baseline`)."""
     import torch
-    from tokenizers import Tokenizer
-    from tokenizers.models import WordLevel
-    from transformers import PreTrainedTokenizerFast
-    from trl import SFTConfig, SFTTrainer
 
     from kfp_llmops.components.training.train_lora.core import attach_lora
+    from trl_baseline import sft_trainer
 
-    # a tokenizer only for its pad and eos ids: the data is already token ids
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(WordLevel({"<pad>": 0, "<unk>": 1, "<eos>": 2},
-                                                                             unk_token="<unk>")),
-                                        pad_token="<pad>", unk_token="<unk>", eos_token="<eos>")
-    data = datasets.Dataset.from_dict({"input_ids": [e.input_ids for e in train], "labels": [e.labels for e in train]})
-    sft = dict(output_dir="build/bench/trl", max_steps=args.steps, learning_rate=cfg.learning_rate,
-               lr_scheduler_type="cosine", warmup_steps=cfg.warmup_steps, weight_decay=0.0, max_grad_norm=1.0,
-               logging_steps=10**6, report_to=[], save_strategy="no", use_cpu=True, seed=0, disable_tqdm=True,
-               packing=True, packing_strategy="bfd", max_length=cfg.pack_length, dataloader_num_workers=0,
-               dataset_num_proc=None)
-    probe = SFTTrainer(model=attach_lora(model_10m(vocab), cfg), args=SFTConfig(**sft, per_device_train_batch_size=1),
-                       train_dataset=data, processing_class=tokenizer)
-    rows = len(probe.train_dataset)  # how many packed rows the data makes
     torch.manual_seed(0)
     model = attach_lora(model_10m(vocab), cfg)
-    trainer = SFTTrainer(model=model, args=SFTConfig(**sft, per_device_train_batch_size=math.ceil(rows / args.steps)),
-                         train_dataset=data, processing_class=tokenizer)
+    trainer, rows = sft_trainer(train, model, attach_lora(model_10m(vocab), cfg), steps=args.steps,
+                                learning_rate=cfg.learning_rate, warmup_steps=cfg.warmup_steps,
+                                max_length=cfg.pack_length, output_dir="build/bench/trl")
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start

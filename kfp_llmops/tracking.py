@@ -15,11 +15,12 @@ import sys
 import time
 from typing import Callable
 
-MLFLOW_SCHEMES = ("http://", "https://", "sqlite:///", "databricks")
 KIND_TAG = "kfp_llmops.kind"
 
 
 def is_mlflow_uri(uri: str) -> bool:
+    from kfp_llmops.registry import MLFLOW_SCHEMES
+
     return bool(uri) and uri.startswith(MLFLOW_SCHEMES)
 
 

@@ -3,8 +3,7 @@
 import random
 from datetime import datetime, timedelta, timezone
 
-REQUEST_TYPE = "org.kubeflow.serving.inference.request"
-RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
+from kfp_llmops.serving.payload_log import REQUEST_TYPE, RESPONSE_TYPE
 
 
 def event(kind, event_id, data, when):

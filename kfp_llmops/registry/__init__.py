@@ -76,13 +76,16 @@ def default_uri() -> str:
     return f"sqlite:///{(home / 'registry.db').resolve()}"
 
 
+MLFLOW_SCHEMES = ("sqlite:///", "http://", "https://", "databricks")  # the URIs an MLflow store answers
+
+
 def open_registry(uri: str = "") -> Registry:
     uri = uri or default_uri()
     if uri.startswith("vertex://"):
         from kfp_llmops.registry.vertex_backend import VertexRegistry
 
         return VertexRegistry.from_uri(uri)
-    if uri.startswith(("sqlite:///", "http://", "https://", "databricks")):
+    if uri.startswith(MLFLOW_SCHEMES):
         from kfp_llmops.registry.mlflow_backend import MlflowRegistry
 
         return MlflowRegistry(uri)

@@ -35,20 +35,9 @@ def staging_smoke_test(
 
             serving_format = "hf" if served.metadata.get("schema") == "kfp_llmops.HfModel" else "onnx"
             golden = golden_prompts(eval_dataset.path, served.path, serving_format, cfg.prompts)
-            api = vertex_client = None
-            if cfg.target == "kserve":
-                from kfp_llmops.components.deployment.rollout_model.kserve import kubernetes_api
-
-                api = kubernetes_api()
-            elif cfg.target == "vertex":
-                from google.cloud import aiplatform_v1
-
-                from kfp_llmops.vertex_api import gapic_client
-
-                vertex_client = gapic_client(aiplatform_v1.EndpointServiceClient, cfg.vertex_endpoint.split("/")[3])
             with staged(cfg, serving_format=serving_format, model_dir=served.path, model_name=name,
                         storage_uri=storage_uri or served.uri, digest=served.metadata.get("sha256", ""),
-                        resource=meta.get("resource", ""), api=api, vertex_client=vertex_client) as (call, where):
+                        resource=meta.get("resource", "")) as (call, where):
                 result = core.smoke_test(call, golden, cfg, serving_format=serving_format,
                                          vocab_size=len(load_tokenizer(served.path)), target=cfg.target, where=where)
         text = core.report_markdown(result, model_name=name, version=version)

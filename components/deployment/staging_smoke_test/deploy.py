@@ -38,6 +38,10 @@ def staged(cfg: StagingConfig, *, serving_format: str, model_dir: str, model_nam
         with local_server(model_name, model_dir, serving_format=serving_format) as url:
             yield (lambda request: answer(serving_format, url, model_name, request)), f"local server {url}"
     elif cfg.target == "kserve":
+        if api is None:  # the rollout ServiceAccount's token, as the rollout step uses it
+            from kfp_llmops.components.deployment.rollout_model.kserve import kubernetes_api
+
+            api = kubernetes_api()
         name = cfg.inference_service or f"{model_name}-staging"
         url = apply_inference_service(api, name, cfg.namespace, storage_uri, digest, serving_format, model_name,
                                       deadline_s=cfg.progress_deadline_s, sleep=sleep, clock=clock, log=log)
@@ -49,6 +53,13 @@ def staged(cfg: StagingConfig, *, serving_format: str, model_dir: str, model_nam
         if not resource:
             raise ConfigError("the vertex staging target needs a model registered in the Vertex AI Model Registry "
                               "(registry_uri vertex://projects/P/locations/L)")
+        if vertex_client is None:
+            from google.cloud import aiplatform_v1
+
+            from kfp_llmops.vertex_api import gapic_client
+
+            vertex_client = gapic_client(aiplatform_v1.EndpointServiceClient, cfg.vertex_endpoint.split("/")[3],
+                                         vertex_api_endpoint)
         deployed = deploy_to_endpoint(vertex_client, cfg.vertex_endpoint, resource, deadline_s=cfg.progress_deadline_s)
         log(f"staging: {resource} deployed to {cfg.vertex_endpoint} as {deployed}")
         yield (lambda request: vertex_triton_logits(cfg.vertex_endpoint, model_name, request, vertex_api_endpoint),

@@ -23,9 +23,8 @@ from pathlib import Path
 
 from kfp_llmops.config import from_dict
 from kfp_llmops.errors import ConfigError, UserInputError
+from kfp_llmops.serving.payload_log import REQUEST_TYPE, RESPONSE_TYPE  # KServe's CloudEvent types
 
-REQUEST_TYPE = "org.kubeflow.serving.inference.request"
-RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
 ACTIONS = ("rollback", "retrain")
 # common refusal openings of instruction-tuned models; replace them in config for your model and language
 REFUSALS = (r"^\s*(i'?m sorry|i am sorry|sorry,|i can(?:'|no)t|i cannot|i won'?t|i'?m (?:not able|unable)|"
