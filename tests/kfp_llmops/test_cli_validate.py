@@ -74,6 +74,7 @@ def test_byte_order_mark_and_numbers_where_strings_belong(tmp_path, capsys):
     assert "expect_column_values_to_be_strings failed on field 'instruction': 1 row(s); line(s) 3; value(s) [42]" in stdout
 
 
+@pytest.mark.slow  # ~35 s: in make test-all
 def test_a_50_mb_record_is_reported_by_length_not_printed(tmp_path, capsys):
     path = tmp_path / "big.jsonl"
     path.write_bytes(GOOD + json.dumps({"instruction": "x" * 50_000_000, "response": "a"}).encode() + b"\n")

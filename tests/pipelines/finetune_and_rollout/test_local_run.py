@@ -5,6 +5,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from html_check import check_html
 
 from kfp_llmops.cli import _demo_arguments, main
@@ -193,6 +195,7 @@ def test_chat_records_go_through_to_a_rollout_in_one_prompt_format(demo_assets, 
     assert rollout["decision"] == "promoted"
 
 
+@pytest.mark.slow  # ~95 s: in make test-all (the hf format's rollout is also tested at the component: rollout_model/test_local.py)
 def test_serving_format_hf_rolls_out_the_merged_model_over_openai_compatible_chat(demo_assets, tmp_path):
     """The same pipeline with serving_format hf: the merged safetensors folder (with the chat template) is registered
     and canaried on two local OpenAI-compatible servers; the analysis and the registry are the same as for ONNX."""
