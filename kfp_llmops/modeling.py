@@ -48,7 +48,8 @@ def pack(examples: Sequence[Example], width: int, attention_width: float = 0.0) 
     long (the collated batch is as wide as its longest row, so uneven rows waste slots).
 
     A packing of R rows, the longest W tokens wide, costs R x W slots, each weighted by ``1 + W / attention_width``:
-    a slot attends over its row's W slots (masked per document, but computed), and ``attention_width`` is the width
+    a slot attends over its row's W slots (masked per document, but computed, unless attention runs per document:
+    then pass 0), and ``attention_width`` is the width
     at which that attention costs as much as the slot's matrix products (:func:`attention_width`). With
     ``attention_width`` 0 only the slots count. For row counts from the fewest that can hold the tokens to a
     few more (and, with an attention cost, for narrower rows down to the longest example, in 10 % steps), the
@@ -120,30 +121,35 @@ def _first_fit_decreasing(examples: Sequence[Example], width: int) -> list[list[
     return rows
 
 
-def collate_packed(rows: Sequence[Sequence[Example]], pad_id: int):
-    """Packed rows with per-document isolation: position ids restart at each document, and a block-diagonal causal
-    4D mask keeps attention inside it. The loss is the same mean over response tokens as the padded batch's."""
+def collate_packed(rows: Sequence[Sequence[Example]], pad_id: int, spans: bool = False):
+    """Packed rows with per-document isolation, in transformers' packed-sequence format: position ids restart at each
+    document (and at each row's padded tail) and no attention mask is passed, so the model builds its own mask from
+    the position ids, for whichever attention it runs (block-diagonal causal, with its sliding windows; flash
+    attention reads the spans from them). The loss is the same mean over response tokens as the padded batch's.
+    ``spans``: also ``cu_seq_lens_q`` / ``cu_seq_lens_k``, the same spans for attention per document
+    (:mod:`kfp_llmops.packed_attention`)."""
     import torch
 
     width = max(sum(len(e.input_ids) for e in row) for row in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
     positions = torch.zeros((len(rows), width), dtype=torch.long)
-    doc = torch.full((len(rows), width), -1, dtype=torch.long)
     for r, row in enumerate(rows):
         at = 0
-        for d, e in enumerate(row):
+        for e in row:
             n = len(e.input_ids)
             ids[r, at : at + n] = torch.tensor(e.input_ids)
             labels[r, at : at + n] = torch.tensor(e.labels)
             positions[r, at : at + n] = torch.arange(n)
-            doc[r, at : at + n] = d
             at += n
-    causal = torch.tril(torch.ones(width, width, dtype=torch.bool))
-    same = doc[:, :, None] == doc[:, None, :]
-    real = (doc >= 0)[:, :, None] & (doc >= 0)[:, None, :]
-    mask = (same & real & causal) | torch.eye(width, dtype=torch.bool)  # a pad slot sees itself only: no empty rows
-    return {"input_ids": ids, "labels": labels, "position_ids": positions, "attention_mask": mask[:, None]}
+        positions[r, at:] = torch.arange(width - at)  # the padded tail: a span of its own, seen by nothing else
+    batch = {"input_ids": ids, "labels": labels, "position_ids": positions}
+    if spans:
+        from kfp_llmops.packed_attention import cu_seq_lens
+
+        lengths = [[len(e.input_ids) for e in row] for row in rows]
+        batch["cu_seq_lens_q"] = batch["cu_seq_lens_k"] = cu_seq_lens(lengths, width)
+    return batch
 
 
 def train_loop(
@@ -179,8 +185,10 @@ def train_loop(
     the latest complete one (parameters, optimizer, scheduler, RNG and data position), ending where an
     uninterrupted run would. ``pack_width`` > 0 packs each batch's examples into rows of that many tokens with
     per-document isolation (same loss, fewer padded slots); -1 packs into rows as long as the batch's longest example.
-    Rows are chosen by their estimated cost (:func:`pack`) with the model's :func:`attention_width` unless
-    ``pack_attention_width`` is given (0: the fewest slots).
+    On CPU, an ``sdpa`` model attends per packed document (:mod:`kfp_llmops.packed_attention`: the same sums, none
+    of the masked-out pairs computed) and rows take the fewest slots; otherwise the block-diagonal mask is computed
+    in full and rows are chosen by their estimated cost (:func:`pack`) with the model's :func:`attention_width`.
+    ``pack_attention_width`` overrides either choice (0: the fewest slots).
     ``accumulation`` micro-batches of ``batch_size`` make one optimizer step. ``stats`` receives real tokens and slots.
     Batches go to the model's device; ``precision="bf16"`` runs forward and loss under bf16 autocast (weights and
     optimizer stay fp32). ``eval_fn`` (a validation loss) runs every ``eval_every`` steps; after ``patience``
@@ -193,6 +201,7 @@ def train_loop(
 
     from kfp_llmops import checkpoints
     from kfp_llmops.lora_forward import fused_lora
+    from kfp_llmops.packed_attention import packed_attention
 
     torch.manual_seed(seed)
     rank, world = _distributed()
@@ -235,9 +244,6 @@ def train_loop(
         for _ in range(start * accumulation):  # the data position: the same shuffle, the batches already seen skipped
             next(batches)
         log(f"resumed from the checkpoint at step {start} in {checkpoint_dir}")
-    if pack_width and pack_attention_width is None:
-        pack_attention_width = attention_width(model)
-        log(f"packing rows of at most {pack_width} tokens by estimated cost (attention width {pack_attention_width:.0f})")
     if stats is not None:  # the learning rate of each step (the steps before a resume from the schedule)
         stats["learning_rates"] = [learning_rate * schedule(s) for s in range(start)]
     device = next(model.parameters()).device
@@ -245,9 +251,20 @@ def train_loop(
     evals: list[tuple[int, float]] = []
     best: tuple[float, dict] | None = None
     model.train()
-    with fused_lora(model, enabled=not (world > 1 and strategy == "fsdp")) as fused:
+    # Attention per packed document where it was measured to pay (CPU); on CUDA the masked SDPA kernel stays.
+    with (fused_lora(model, enabled=not (world > 1 and strategy == "fsdp")) as fused,
+          packed_attention(model, enabled=bool(pack_width) and device.type == "cpu") as per_document):
         if fused:
             log(f"fused LoRA forward on {fused} layers")
+        if pack_width and pack_attention_width is None:
+            # Per document, a slot's attention no longer grows with its row's width: the fewest slots are cheapest.
+            pack_attention_width = 0.0 if per_document else attention_width(model)
+        if per_document:
+            log(f"packing rows of at most {pack_width} tokens in the fewest slots, attention per document "
+                "(causal SDPA on each document's span)")
+        elif pack_width:
+            log(f"packing rows of at most {pack_width} tokens by estimated cost "
+                f"(attention width {pack_attention_width:.0f})")
         for step in range(start, steps):
             step_loss = 0.0
             for _ in range(accumulation):
@@ -255,7 +272,7 @@ def train_loop(
                 examples_now = examples_now[rank::world] if world > 1 else examples_now
                 if pack_width:
                     width = pack_width if pack_width > 0 else max(len(e.input_ids) for e in examples_now)
-                    batch = collate_packed(pack(examples_now, width, pack_attention_width), pad_id)
+                    batch = collate_packed(pack(examples_now, width, pack_attention_width), pad_id, spans=per_document)
                 else:
                     batch = collate(examples_now, pad_id)
                 if stats is not None:
@@ -263,7 +280,7 @@ def train_loop(
                     stats["token_slots"] = stats.get("token_slots", 0) + batch["input_ids"].numel()
                 batch = {k: v.to(device) for k, v in batch.items()}
                 with autocast:
-                    loss = forward(**batch).loss / accumulation
+                    loss = forward(**batch, use_cache=False).loss / accumulation  # a cache would hide the packing
                 loss.backward()
                 step_loss = step_loss + loss.detach()
             loss = step_loss

@@ -1,0 +1,121 @@
+"""Packed rows are exact for every architecture we train (the loss of the padded batch, sliding windows and eager
+attention included), attention per packed document computes what the model's own packed mask computes (same loss and
+gradients; what it cannot compute exactly falls back to transformers' sdpa), and the model's attention setting is back
+as it was after the block."""
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+from kfp_llmops.modeling import Example, collate, collate_packed, pack, train_loop
+from kfp_llmops.packed_attention import NAME, cu_seq_lens, packed_attention
+
+SHAPES = {  # as in the export test: grouped-query attention, explicit head sizes, sliding windows of 8 tokens
+    "llama": {}, "mistral": {"num_key_value_heads": 2, "sliding_window": 8}, "qwen2": {"num_key_value_heads": 2},
+    "qwen3": {"num_key_value_heads": 2, "head_dim": 16}, "phi3": {}, "granite": {}, "olmo2": {}, "phi": {},
+    "gemma2": {"num_key_value_heads": 2, "head_dim": 16, "sliding_window": 8},
+    "gemma3_text": {"num_key_value_heads": 2, "head_dim": 16, "sliding_window": 8},
+    "gpt_neox": {"rotary_pct": 1.0}, "starcoder2": {"num_key_value_heads": 2, "sliding_window": 8},
+    "gpt2": {"n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 256},
+}
+EAGER = {"gemma2"}  # transformers has no sdpa for it: the mask path stays
+
+
+def examples(lengths, vocab=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for n in lengths:
+        ids = torch.randint(3, vocab, (n,), generator=g).tolist()
+        out.append(Example(input_ids=ids, labels=[-100] * (n // 3) + ids[n // 3:]))
+    return out
+
+
+def loss_and_grads(model, batch, per_document: bool):
+    model.zero_grad(set_to_none=True)
+    with packed_attention(model, enabled=per_document) as active:
+        loss = model(**batch, use_cache=False).loss
+        loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    return active, float(loss.detach()), grads
+
+
+@pytest.mark.parametrize("model_type", sorted(SHAPES))
+def test_same_loss_and_gradients_as_the_mask(model_type):
+    torch.manual_seed(0)
+    config = AutoConfig.for_model(model_type, vocab_size=64, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                  intermediate_size=128, max_position_embeddings=256, pad_token_id=0,
+                                  **SHAPES[model_type])
+    model = AutoModelForCausalLM.from_config(config).eval()  # sdpa, or eager where transformers has none; no dropout
+    attention = model.config._attn_implementation
+    docs = examples([23, 17, 9, 30, 5, 12, 26])  # documents longer than the 8-token windows
+    rows = pack(docs, 40)
+    masked = collate_packed(rows, pad_id=0)
+    spans = collate_packed(rows, pad_id=0, spans=True)
+    with torch.no_grad():
+        padded = float(model(**collate(docs, pad_id=0)).loss)
+    _, mask_loss, mask_grads = loss_and_grads(model, masked, per_document=False)
+    active, doc_loss, doc_grads = loss_and_grads(model, spans, per_document=True)
+    assert active == (model_type not in EAGER)
+    assert mask_loss == pytest.approx(padded, abs=1e-6)
+    assert doc_loss == pytest.approx(mask_loss, abs=1e-6)
+    assert doc_grads.keys() == mask_grads.keys()
+    for name, grad in doc_grads.items():
+        torch.testing.assert_close(grad, mask_grads[name], atol=1e-6, rtol=1e-4, msg=name)
+    assert model.config._attn_implementation == attention
+
+
+def test_spans_cover_each_document_and_each_rows_padded_tail():
+    assert cu_seq_lens([[3, 2], [4], [5]], 5).tolist() == [0, 3, 5, 9, 10, 15]
+    rows = [examples([3, 2]), examples([4])]
+    batch = collate_packed(rows, pad_id=0, spans=True)
+    assert batch["input_ids"].shape == (2, 5) and batch["cu_seq_lens_q"].tolist() == [0, 3, 5, 9, 10]
+
+
+def tiny_llama(attn_implementation="sdpa"):
+    torch.manual_seed(0)
+    return LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                                        attn_implementation=attn_implementation))
+
+
+def test_the_setting_is_restored_and_other_attention_is_left_alone():
+    model = tiny_llama()
+    with pytest.raises(RuntimeError), packed_attention(model) as active:
+        assert active and model.config._attn_implementation == NAME
+        raise RuntimeError("training failed")
+    assert model.config._attn_implementation == "sdpa"
+    eager = tiny_llama("eager")
+    with packed_attention(eager) as active:
+        assert not active and eager.config._attn_implementation == "eager"
+    with packed_attention(model, enabled=False) as active:
+        assert not active and model.config._attn_implementation == "sdpa"
+
+
+def test_without_spans_or_with_a_kv_cache_it_is_plain_sdpa():
+    model = tiny_llama().eval()
+    ids = torch.randint(3, 64, (2, 9))
+    with torch.no_grad():
+        expected = model(input_ids=ids).logits
+        greedy = model.generate(ids, max_new_tokens=4, do_sample=False)
+        with packed_attention(model):
+            torch.testing.assert_close(model(input_ids=ids).logits, expected)
+            assert torch.equal(model.generate(ids, max_new_tokens=4, do_sample=False), greedy)
+
+
+def test_train_loop_packs_the_fewest_slots_and_matches_the_masked_run():
+    data = examples([23, 17, 9, 30, 5, 12, 26, 8, 19, 14, 3, 28], seed=1)
+
+    def run(pack_attention_width):
+        model = tiny_llama()
+        stats, lines = {}, []
+        losses = train_loop(model, data, pad_id=0, steps=3, batch_size=6, learning_rate=1e-2, seed=0, pack_width=64,
+                            pack_attention_width=pack_attention_width, stats=stats, log=lines.append)
+        return losses, stats, lines
+
+    losses, stats, lines = run(None)
+    assert any("attention per document" in line for line in lines)
+    fewest, fewest_stats, _ = run(0.0)  # the fewest slots, chosen explicitly: the same rows, the same losses
+    assert losses == fewest and stats["token_slots"] == fewest_stats["token_slots"]
+    masked = train_loop(tiny_llama("eager"), data, pad_id=0, steps=3, batch_size=6, learning_rate=1e-2, seed=0,
+                        pack_width=64, pack_attention_width=0.0)  # eager attention: the mask path
+    assert losses == pytest.approx(masked, abs=1e-5)
