@@ -5,19 +5,12 @@ as it was after the block."""
 
 import pytest
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+from tiny_architectures import SHAPES, tiny_config
+from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
 from kfp_llmops.modeling import Example, collate, collate_packed, pack, train_loop
 from kfp_llmops.packed_attention import NAME, cu_seq_lens, packed_attention
 
-SHAPES = {  # as in the export test: grouped-query attention, explicit head sizes, sliding windows of 8 tokens
-    "llama": {}, "mistral": {"num_key_value_heads": 2, "sliding_window": 8}, "qwen2": {"num_key_value_heads": 2},
-    "qwen3": {"num_key_value_heads": 2, "head_dim": 16}, "phi3": {}, "granite": {}, "olmo2": {}, "phi": {},
-    "gemma2": {"num_key_value_heads": 2, "head_dim": 16, "sliding_window": 8},
-    "gemma3_text": {"num_key_value_heads": 2, "head_dim": 16, "sliding_window": 8},
-    "gpt_neox": {"rotary_pct": 1.0}, "starcoder2": {"num_key_value_heads": 2, "sliding_window": 8},
-    "gpt2": {"n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 256},
-}
 EAGER = {"gemma2"}  # transformers has no sdpa for it: the mask path stays
 
 
@@ -42,9 +35,7 @@ def loss_and_grads(model, batch, per_document: bool):
 @pytest.mark.parametrize("model_type", sorted(SHAPES))
 def test_same_loss_and_gradients_as_the_mask(model_type):
     torch.manual_seed(0)
-    config = AutoConfig.for_model(model_type, vocab_size=64, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                                  intermediate_size=128, max_position_embeddings=256, pad_token_id=0,
-                                  **SHAPES[model_type])
+    config = tiny_config(model_type, 64, pad_token_id=0)
     model = AutoModelForCausalLM.from_config(config).eval()  # sdpa, or eager where transformers has none; no dropout
     attention = model.config._attn_implementation
     docs = examples([23, 17, 9, 30, 5, 12, 26])  # documents longer than the 8-token windows

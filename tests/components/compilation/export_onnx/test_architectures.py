@@ -5,23 +5,15 @@ the sliding window where there is one) or is refused by it, naming the model typ
 
 import pytest
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM
+from tiny_architectures import SHAPES, WINDOWED, tiny_config
+from transformers import AutoModelForCausalLM
 
 from kfp_llmops.components.compilation.export_onnx import core
 from kfp_llmops.components.training.train_lora.core import TrainConfig
 from kfp_llmops.errors import UserInputError
 from kfp_llmops.prompts import format_prompt
 
-SHAPES = {  # beyond the common shape: grouped-query attention, explicit head sizes, sliding windows of 8 tokens
-    "llama": {}, "mistral": {"num_key_value_heads": 2, "sliding_window": 8}, "qwen2": {"num_key_value_heads": 2},
-    "qwen3": {"num_key_value_heads": 2, "head_dim": 16}, "phi3": {}, "granite": {}, "olmo2": {}, "phi": {},
-    "gemma2": {"num_key_value_heads": 2, "head_dim": 16, "sliding_window": 8},
-    "gemma3_text": {"num_key_value_heads": 2, "head_dim": 16, "sliding_window": 8},
-    "gpt_neox": {"rotary_pct": 1.0}, "starcoder2": {"num_key_value_heads": 2, "sliding_window": 8},
-    "gpt2": {"n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 256},
-}
 REFUSED = {"gpt2"}  # its exported graph differs from torch under left padding: the gate says so
-WINDOWED = {"mistral", "gemma2", "gemma3_text", "starcoder2"}  # sliding-window attention in some layer
 
 
 @pytest.mark.parametrize("model_type", sorted(SHAPES))
@@ -33,10 +25,8 @@ def test_architecture_goes_through_prepare_train_merge_export_evaluate(model_typ
 
     base = tmp_path / "base"
     torch.manual_seed(0)
-    config = AutoConfig.for_model(model_type, vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2,
-                                  num_attention_heads=4, intermediate_size=128, max_position_embeddings=256,
-                                  pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                                  bos_token_id=tokenizer.bos_token_id, **SHAPES[model_type])
+    config = tiny_config(model_type, len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                         eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id)
     AutoModelForCausalLM.from_config(config).save_pretrained(base, safe_serialization=True)
     tokenizer.save_pretrained(base)
     pairs = instruction_pairs(read_jsonl(demo_assets / "train.jsonl"))[:24]
