@@ -144,11 +144,10 @@ def collate_packed(rows: Sequence[Sequence[Example]], pad_id: int, spans: bool =
             at += n
         positions[r, at:] = torch.arange(width - at)  # the padded tail: a span of its own, seen by nothing else
     batch = {"input_ids": ids, "labels": labels, "position_ids": positions}
-    if spans:
-        from kfp_llmops.packed_attention import cu_seq_lens
+    if spans:  # the cumulative span lengths over the flattened rows, as transformers' flash-attention path reads them
+        from transformers.modeling_flash_attention_utils import prepare_fa_kwargs_from_position_ids
 
-        lengths = [[len(e.input_ids) for e in row] for row in rows]
-        batch["cu_seq_lens_q"] = batch["cu_seq_lens_k"] = cu_seq_lens(lengths, width)
+        (batch["cu_seq_lens_q"], batch["cu_seq_lens_k"]), _ = prepare_fa_kwargs_from_position_ids(positions)
     return batch
 
 

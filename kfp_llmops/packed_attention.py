@@ -56,18 +56,6 @@ def register() -> None:
     ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, sdpa_mask)  # masks are built as for sdpa (ours come prepared)
 
 
-def cu_seq_lens(doc_lengths: list[list[int]], width: int):
-    """``cu_seq_lens_q`` for packed rows of ``width`` slots: each row's documents, then its padded tail as one span."""
-    import torch
-
-    spans = []
-    for row in doc_lengths:
-        spans += row
-        if width > sum(row):
-            spans.append(width - sum(row))
-    return torch.tensor([0, *spans], dtype=torch.int32).cumsum(0, dtype=torch.int32)
-
-
 def _configs(model):
     seen = {}
     for module in model.modules():

@@ -9,7 +9,7 @@ from tiny_architectures import SHAPES, tiny_config
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
 from kfp_llmops.modeling import Example, collate, collate_packed, pack, train_loop
-from kfp_llmops.packed_attention import NAME, cu_seq_lens, packed_attention
+from kfp_llmops.packed_attention import NAME, packed_attention
 
 EAGER = {"gemma2"}  # transformers has no sdpa for it: the mask path stays
 
@@ -56,10 +56,12 @@ def test_same_loss_and_gradients_as_the_mask(model_type):
 
 
 def test_spans_cover_each_document_and_each_rows_padded_tail():
-    assert cu_seq_lens([[3, 2], [4], [5]], 5).tolist() == [0, 3, 5, 9, 10, 15]
+    batch = collate_packed([examples([3, 2]), examples([4]), examples([5])], pad_id=0, spans=True)
+    assert batch["input_ids"].shape == (3, 5) and batch["cu_seq_lens_q"].tolist() == [0, 3, 5, 9, 10, 15]
     rows = [examples([3, 2]), examples([4])]
     batch = collate_packed(rows, pad_id=0, spans=True)
     assert batch["input_ids"].shape == (2, 5) and batch["cu_seq_lens_q"].tolist() == [0, 3, 5, 9, 10]
+    assert batch["cu_seq_lens_k"].tolist() == [0, 3, 5, 9, 10]
 
 
 def tiny_llama(attn_implementation="sdpa"):
