@@ -5,6 +5,8 @@ import runpy
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 FIELDS = {"name", "metric", "unit", "ours", "baseline", "baseline_name", "ratio", "goal", "details"}
 
@@ -38,6 +40,7 @@ def test_eval_benchmark(tmp_path, monkeypatch, demo_assets):
     assert result["ratio"] == result["ours"] / result["baseline"]
 
 
+@pytest.mark.slow  # ~20 s: in make test-all; `make bench` runs it at full size
 def test_serve_benchmark(tmp_path, monkeypatch, demo_assets):
     argv = ["--assets", str(demo_assets), "--repeats", "1", "--new-tokens", "4", "--skip-large"]
     results = run_bench("serve", argv, tmp_path, monkeypatch)
@@ -48,6 +51,7 @@ def test_serve_benchmark(tmp_path, monkeypatch, demo_assets):
     assert genai["details"]["theirs"] == "fp32" and genai["baseline_name"].startswith("onnxruntime-genai 0.18")
 
 
+@pytest.mark.slow  # ~30 s: in make test-all; `make bench` runs it at full size
 def test_train_benchmark(tmp_path, monkeypatch):
     results = run_bench("train", ["--steps", "2", "--batch", "16"], tmp_path, monkeypatch)
     trl = results["train-vs-trl"]["details"]  # TRL SFTTrainer on the same examples, steps and schedule

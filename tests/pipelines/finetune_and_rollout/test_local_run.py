@@ -155,6 +155,7 @@ def test_a_bad_config_fails_the_first_step_before_any_work(demo_assets, tmp_path
     assert "train_config: unknown field(s) ['rank']" in out and "GateConfig.max_primary_drop must be a number >= 0" in out
 
 
+@pytest.mark.slow  # ~110 s: in make test-all (the chat template per stage: prepare_dataset, prompts and hf_server tests)
 def test_chat_records_go_through_to_a_rollout_in_one_prompt_format(demo_assets, tmp_path):
     """Multi-turn chat records (system/user/assistant) and the tokenizer's ChatML template: the format prepared with
     the data is the adapter's, the evaluation's and the served model's, token for token."""

@@ -3,12 +3,15 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from html_check import check_html
 
 from kfp_llmops.local_run import run_local
 from kfp_llmops.pipelines.registry import build
 
 
+@pytest.mark.slow  # ~30 s: in make test-all (its compiled spec is checked by default: tests/pipelines/test_compiled.py)
 def test_sweep_trains_each_config_and_keeps_the_lowest_validation_loss(demo_assets, tmp_path, write_jsonl, read_jsonl):
     train = write_jsonl(tmp_path / "train.jsonl", read_jsonl(demo_assets / "train.jsonl")[:200])
     configs = [{"r": 4, "max_steps": 3, "learning_rate": 1e-5, "batch_size": 8},
