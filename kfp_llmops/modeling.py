@@ -48,10 +48,9 @@ def pack(examples: Sequence[Example], width: int, attention_width: float = 0.0) 
     long (the collated batch is as wide as its longest row, so uneven rows waste slots).
 
     A packing of R rows, the longest W tokens wide, costs R x W slots, each weighted by ``1 + W / attention_width``:
-    a slot attends over its row's W slots (masked per document, but computed, unless attention runs per document:
-    then pass 0), and ``attention_width`` is the width
+    a slot attends over its row's W slots (masked per document, but computed), and ``attention_width`` is the width
     at which that attention costs as much as the slot's matrix products (:func:`attention_width`). With
-    ``attention_width`` 0 only the slots count. For row counts from the fewest that can hold the tokens to a
+    ``attention_width`` 0 only the slots count: what to pass when attention runs per document. For row counts from the fewest that can hold the tokens to a
     few more (and, with an attention cost, for narrower rows down to the longest example, in 10 % steps), the
     narrowest width at which first-fit decreasing fits that many rows is found; the cheapest packing wins. An
     example longer than ``width`` gets a row of its own. Deterministic: a resumed run packs as the first did."""
