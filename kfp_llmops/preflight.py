@@ -64,6 +64,11 @@ def config_errors(arguments: dict) -> list[str]:
 
             if value not in SERVING_FORMATS:
                 errors.append(f"serving_format must be one of {SERVING_FORMATS}, got {value!r}")
+        elif parameter == "onnx_exporter":
+            from kfp_llmops.components.compilation.export_onnx.core import EXPORTERS
+
+            if value not in EXPORTERS:
+                errors.append(f"onnx_exporter must be one of {tuple(EXPORTERS)}, got {value!r}")
         elif parameter == "prompt_format":
             try:
                 check_spec(value)

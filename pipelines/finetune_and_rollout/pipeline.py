@@ -2,7 +2,9 @@
 -> approval -> (shadow) canary rollout.
 
 ``serving_format`` picks what is exported, registered and served: ``onnx`` (a Triton repository, protocol v2) or
-``hf`` (the merged safetensors folder for KServe's Hugging Face runtime, OpenAI-compatible chat).
+``hf`` (the merged safetensors folder for KServe's Hugging Face runtime, OpenAI-compatible chat). ``onnx_exporter``:
+``torchscript`` (opset 18, any onnxruntime >= 1.16, the pinned Triton image's included) or ``torch.export`` (opset 23:
+ONNX's Attention and RotaryEmbedding ops, faster generation; the server needs onnxruntime >= 1.23).
 
 The candidate is evaluated side by side with the registry's ``production`` version (``resolve-production``) and the
 base model, and the gate applies its regression rules to production; a first rollout falls back to the base model.
@@ -50,6 +52,7 @@ def build(target: str = "vertex"):
         prompt_format: str = "auto",
         system_prompt: str = "",
         serving_format: str = "onnx",
+        onnx_exporter: str = "torchscript",
         reference_data: str = "",
         screening: dict = {},
         train_config: dict = default_train_config,
@@ -87,7 +90,7 @@ def build(target: str = "vertex"):
             checked = check_configs(train_config=train_config, eval_config=eval_config, gate_config=gate_config,
                                     rollout_config=rollout_config, screening=screening, trainer_job=trainer_job,
                                     approval_config=approval_config, cost_config=cost_config, staging_config=staging_config,
-                                    prompt_format=prompt_format, serving_format=serving_format)
+                                    prompt_format=prompt_format, serving_format=serving_format, onnx_exporter=onnx_exporter)
             train_ds = dsl.importer(artifact_uri=train_data, artifact_class=Dataset, reimport=False).set_display_name("import-train-data")
             eval_ds = dsl.importer(artifact_uri=eval_data, artifact_class=Dataset, reimport=False).set_display_name("import-eval-data")
             validated = validate_dataset(
@@ -180,7 +183,8 @@ def build(target: str = "vertex"):
 
                     with dsl.If(serving_format == "onnx", name="serve-onnx"):
                         exported = export_onnx(
-                            base_model=base_model, adapter=trained.outputs["adapter"], eval_dataset=eval_ds.output, model_name=model_name
+                            base_model=base_model, adapter=trained.outputs["adapter"], eval_dataset=eval_ds.output, model_name=model_name,
+                            exporter=onnx_exporter,
                         )
                         export_task(exported, target)
                         registered = release(exported.outputs["onnx_model"])

@@ -46,7 +46,8 @@ def test_serve_benchmark(tmp_path, monkeypatch, demo_assets):
     results = run_bench("serve", argv, tmp_path, monkeypatch)
     assert sorted(results) == ["serve-forward-demo", "serve-forward-int8-demo", "serve-generate-b1-demo", "serve-generate-b8-demo",
                                "serve-generate-genai-b1-demo", "serve-generate-genai-b8-demo",
-                               "serve-generate-genai-quantized-b1-demo", "serve-generate-genai-quantized-b8-demo"]
+                               "serve-generate-genai-quantized-b1-demo", "serve-generate-genai-quantized-b8-demo",
+                               "serve-generate-genai-torch-export-b1-demo", "serve-generate-genai-torch-export-b8-demo"]
     genai = results["serve-generate-genai-b8-demo"]  # onnxruntime-genai's builder and loop on the same weights
     assert genai["details"]["theirs"] == "fp32" and genai["baseline_name"].startswith("onnxruntime-genai 0.18")
 

@@ -33,6 +33,12 @@ def test_prompt_format_is_checked_without_the_tokenizer():
     assert error.startswith("prompt_format: the Jinja template does not parse: Unexpected end of template")
 
 
+def test_onnx_exporter_is_checked_before_anything_trains():
+    assert config_errors({"onnx_exporter": "torchscript"}) == config_errors({"onnx_exporter": "torch.export"}) == []
+    assert config_errors({"onnx_exporter": "dynamo"}) == [
+        "onnx_exporter must be one of ('torchscript', 'torch.export'), got 'dynamo'"]
+
+
 def test_a_remote_run_refuses_paths_on_this_machine(tmp_path):
     data = tmp_path / "train.jsonl"
     data.write_text("{}\n")

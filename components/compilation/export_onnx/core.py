@@ -8,7 +8,9 @@ Parity gate: logits on unmasked positions within a tolerance of torch, and greed
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,13 +22,22 @@ MODEL_FILE = "model.onnx"
 EXTERNAL_DATA_BYTES = 1_500_000_000  # above this many bytes of fp32 weights, they go to an external data file
 # No list of architectures: any causal LM that traces with a flat KV cache is exported, and the parity gate (logits
 # and greedy tokens against torch) decides. Measured on tiny random configs (tests/components/compilation/export_onnx/
-# test_architectures.py): llama, mistral, qwen2, qwen3, phi3, gemma2, gemma3_text, granite, olmo2, gpt_neox, phi and
-# starcoder2 pass (max |diff| < 1e-6, also past a sliding window); gpt2 fails parity and is refused by the gate.
+# test_architectures.py): llama, mistral, qwen2, qwen3, phi3, gemma2, gemma3_text, granite, olmo2, gpt_neox, phi,
+# starcoder2 and gpt2 pass (max |diff| < 1e-6, also past a sliding window), with either exporter.
+
+
+EXPORTERS = {"torchscript": 18, "torch.export": 23}  # each exporter and its default opset
 
 
 @dataclass(frozen=True)
 class ExportConfig:
-    opset: int = 18
+    # "torchscript": torch.onnx.export(dynamo=False), opset 18: plain ONNX ops that any onnxruntime >= 1.16 runs,
+    # Triton 25.01's included; exports in about a second at demo size. "torch.export": torch.onnx.export(dynamo=True),
+    # opset 23: attention becomes ONNX's own Attention op (grouped-query heads native) and rotary embeddings its
+    # RotaryEmbedding, so a decoding step runs about half the nodes. Needs onnxruntime >= 1.23 where it is served,
+    # and exports ~20x slower. The parity gate is the same for both.
+    exporter: str = "torchscript"
+    opset: int | None = None  # None: the exporter's default (EXPORTERS)
     parity_tolerance: float = 1e-3
     parity_new_tokens: int = 16
     long_context_parity: bool = True  # sliding-window models: parity on a prompt longer than the window too
@@ -35,12 +46,21 @@ class ExportConfig:
     external_data: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.opset < 14:
+        if self.exporter not in EXPORTERS:
+            raise ConfigError(f"ExportConfig.exporter must be one of {', '.join(EXPORTERS)}, got {self.exporter!r}")
+        if self.opset is not None and self.opset < 14:
             raise ConfigError(f"ExportConfig.opset must be >= 14, got {self.opset}")
+        if self.exporter == "torch.export" and self.target_opset < 18:
+            raise ConfigError(f"ExportConfig.opset must be >= 18 with the torch.export exporter, got {self.opset} "
+                              "(23 or more gives the Attention and RotaryEmbedding ops it is chosen for)")
         if self.parity_tolerance <= 0:
             raise ConfigError(f"ExportConfig.parity_tolerance must be > 0, got {self.parity_tolerance}")
         if self.external_data not in ("auto", "always", "never"):
             raise ConfigError(f"ExportConfig.external_data must be auto, always or never, got {self.external_data!r}")
+
+    @property
+    def target_opset(self) -> int:
+        return self.opset if self.opset is not None else EXPORTERS[self.exporter]
 
     def wants_external_data(self, model) -> bool:
         if self.external_data != "auto":
@@ -125,10 +145,15 @@ def decoder_module(model):
         raise UserInputError(f"export_onnx: a {model_type!r} model does not describe a decoder KV cache "
                              f"(layers, attention heads, hidden size): {exc}") from None
 
+    model.eval()  # an export and its parity check are inference: no dropout (gpt2's configs have 0.1)
+
     class Decoder(torch.nn.Module):
         def __init__(self, inner):
             super().__init__()
             self.inner = inner
+            # in eval mode like the model: TorchScript's exporter puts a module that was training back into training
+            # mode after export, dropout and all (which made gpt2 "fail" the parity check); torch.export warns on one
+            self.training = False
 
         def forward(self, input_ids, attention_mask, *past):
             cache = DynamicCache()
@@ -141,6 +166,23 @@ def decoder_module(model):
             return (out.logits, *present)
 
     return Decoder(model), layout
+
+
+@contextlib.contextmanager
+def _sdpa_native_gqa():
+    """transformers' sdpa attention repeats the K/V heads of a grouped-query model before calling
+    ``scaled_dot_product_attention`` unless ``TRANSFORMERS_SDPA_FORCE_GQA=1`` makes it pass ``enable_gqa``, which
+    torch.export's ONNX translation turns into the Attention op's own ``kv_num_heads`` (no repeat in the graph).
+    Only while exporting: TorchScript's exporter cannot convert ``enable_gqa``."""
+    before = os.environ.get("TRANSFORMERS_SDPA_FORCE_GQA")
+    os.environ["TRANSFORMERS_SDPA_FORCE_GQA"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TRANSFORMERS_SDPA_FORCE_GQA"]
+        else:
+            os.environ["TRANSFORMERS_SDPA_FORCE_GQA"] = before
 
 
 def export(model, out_dir: str | Path, cfg: ExportConfig | None = None) -> Path:
@@ -160,10 +202,20 @@ def export(model, out_dir: str | Path, cfg: ExportConfig | None = None) -> Path:
             "logits": {0: "batch", 1: "sequence"}}
     axes.update({n: {0: "batch", 2: "past_sequence"} for n in layout.past_names})
     axes.update({n: {0: "batch", 2: "total_sequence"} for n in layout.present_names})
+    names = {"input_ids": ids, "attention_mask": mask, **dict(zip(layout.past_names, past))}
     with torch.no_grad():
-        torch.onnx.export(wrapped, (ids, mask, *past), str(path), input_names=["input_ids", "attention_mask", *layout.past_names],
-                          output_names=["logits", *layout.present_names], dynamic_axes=axes, opset_version=cfg.opset,
-                          dynamo=False)
+        if cfg.exporter == "torch.export":
+            dyn = torch.export.Dim.DYNAMIC  # torch.export finds the relations (total = past + new) itself
+            shapes = ({0: dyn, 1: dyn}, {0: dyn, 1: dyn}, tuple({0: dyn, 2: dyn} for _ in layout.past_names))
+            with _sdpa_native_gqa():
+                torch.onnx.export(wrapped, (ids, mask, *past), str(path), input_names=list(names),
+                                  output_names=["logits", *layout.present_names], dynamic_shapes=shapes,
+                                  opset_version=cfg.target_opset, dynamo=True, verbose=False,
+                                  external_data=cfg.wants_external_data(model))
+        else:
+            torch.onnx.export(wrapped, (ids, mask, *past), str(path), input_names=list(names),
+                              output_names=["logits", *layout.present_names], dynamic_axes=axes,
+                              opset_version=cfg.target_opset, dynamo=False)
     if cfg.wants_external_data(model):
         to_external_data(path)
     return path
@@ -382,7 +434,7 @@ def export_with_parity(model, tokenizer, prompts: list[str], out_dir: str | Path
     else:
         tokenizer.save_pretrained(out_dir)
     size = path.stat().st_size + sum(f.stat().st_size for f in external_files(path))
-    info = {"opset": cfg.opset, "precision": "fp32", "kv_cache": True, "size_bytes": size,
+    info = {"opset": cfg.target_opset, "exporter": cfg.exporter, "precision": "fp32", "kv_cache": True, "size_bytes": size,
             "external_data": bool(external_files(path)), **report}
     (Path(out_dir) / "export.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return info

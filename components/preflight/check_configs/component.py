@@ -21,6 +21,7 @@ def check_configs(
     configs: list = [],
     prompt_format: str = "auto",
     serving_format: str = "onnx",
+    onnx_exporter: str = "torchscript",
 ):
     """Reads each config into its typed class (``configs``: lora-sweep's list of training configs) and fails with
     every mistake named (unknown field, wrong type, out-of-range value; a ``prompt_format`` that is neither a known
@@ -33,7 +34,8 @@ def check_configs(
               "approval_config": approval_config, "cost_config": cost_config,
               "staging_config": staging_config, "monitor_config": monitor_config, "retrain_config": retrain_config,
               "configs": configs,
-              "prompt_format": prompt_format, "serving_format": serving_format}
+              "prompt_format": prompt_format, "serving_format": serving_format,
+              "onnx_exporter": onnx_exporter}
     with user_errors():
         check(values)
     print("configs valid")

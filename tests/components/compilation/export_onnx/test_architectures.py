@@ -1,7 +1,7 @@
 """Any decoder through every stage: tiny random configs of 13 ``transformers`` architectures, saved as safetensors
 folders, go through prepare -> train (LoRA on every linear layer) -> merge -> export with the KV cache -> evaluate, with
 the stages' own code. Export passes the parity gate (logits and greedy tokens against torch, on a prompt longer than
-the sliding window where there is one) or is refused by it, naming the model type."""
+the sliding window where there is one)."""
 
 import pytest
 import torch
@@ -10,11 +10,7 @@ from transformers import AutoModelForCausalLM
 
 from kfp_llmops.components.compilation.export_onnx import core
 from kfp_llmops.components.training.train_lora.core import TrainConfig
-from kfp_llmops.errors import UserInputError
 from kfp_llmops.prompts import format_prompt
-
-REFUSED = {"gpt2"}  # its exported graph differs from torch under left padding: the gate says so
-
 
 @pytest.mark.parametrize("model_type", sorted(SHAPES))
 def test_architecture_goes_through_prepare_train_merge_export_evaluate(model_type, tokenizer, demo_assets, tmp_path):
@@ -37,10 +33,6 @@ def test_architecture_goes_through_prepare_train_merge_export_evaluate(model_typ
     save_adapter(result, TrainConfig(r=4, alpha=8, max_steps=3, batch_size=8), tmp_path / "adapter")
     merged = core.merge_adapter(str(base), str(tmp_path / "adapter"))
     prompts = [format_prompt("reverse: one two three four five six seven eight"), format_prompt("copy: sun")]
-    if model_type in REFUSED:
-        with pytest.raises(UserInputError, match=rf"ONNX parity check failed for this '{model_type}' model"):
-            core.export_with_parity(merged, tokenizer, prompts, tmp_path / "onnx")
-        return
     info = core.export_with_parity(merged, tokenizer, prompts, tmp_path / "onnx")
     assert info["max_abs_logit_diff"] < 1e-4 and info["greedy_identical"] == info["greedy_prompts"] == 2
     # windowed models are also checked on a 24-token real-text prompt, three times their window
@@ -48,3 +40,19 @@ def test_architecture_goes_through_prepare_train_merge_export_evaluate(model_typ
     summary, rows = evaluate_quality(merged, tokenizer, pairs[:4], EvalConfig(max_new_tokens=4, bootstrap_resamples=20),
                                      data.prompt_format)
     assert summary["examples"] == 4 and summary["perplexity"] > 1 and len(rows) == 4
+
+
+@pytest.mark.slow  # twelve torch.export traces, ~15 s each on 2 cores
+@pytest.mark.parametrize("model_type", sorted(SHAPES))
+def test_architecture_exports_with_torch_export_through_the_same_gate(model_type, tokenizer, tmp_path):
+    """The opt-in exporter (torch.export, opset 23: ONNX Attention and RotaryEmbedding ops) on the same tiny configs,
+    through the same parity gate."""
+    torch.manual_seed(0)
+    config = tiny_config(model_type, len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                         eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    prompts = [format_prompt("reverse: one two three four five six seven eight"), format_prompt("copy: sun")]
+    cfg = core.ExportConfig(exporter="torch.export")
+    info = core.export_with_parity(model, tokenizer, prompts, tmp_path / "onnx", cfg)
+    assert info["max_abs_logit_diff"] < 1e-4 and info["greedy_identical"] == info["greedy_prompts"] == 2
+    assert (info["opset"], info["exporter"]) == (23, "torch.export")

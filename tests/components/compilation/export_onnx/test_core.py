@@ -157,3 +157,60 @@ def test_weights_in_external_data_go_through_variants_repository_and_serving(bas
     with local_server("llm", tmp_path / "repo") as url:
         logits = infer_logits(url, "llm", ids["input_ids"], ids["attention_mask"])
     assert logits.shape[:2] == ids["input_ids"].shape
+
+
+def test_torch_export_exporter_gives_attention_ops_and_passes_the_same_gate(tokenizer, demo_assets, tmp_path):
+    """The opt-in exporter on a tiny grouped-query Llama (4 heads, 2 KV heads), through the whole repository build:
+    parity gate, variants, Triton repository. Its graph uses ONNX's Attention op with the KV heads native (no
+    Expand/Reshape repeating them) and RotaryEmbedding."""
+    import os
+
+    import onnx
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                         max_position_embeddings=256, pad_token_id=tokenizer.pad_token_id,
+                                         eos_token_id=tokenizer.eos_token_id)).eval()
+    pairs = instruction_pairs(read_jsonl(demo_assets / "eval.jsonl"))[:8]
+    cfg = core.ExportConfig(exporter="torch.export")
+    info = core.build_repository(model, tokenizer, pairs, tmp_path / "repo", "llm", cfg,
+                                 variants.VariantConfig(latency_runs=2))
+    assert (info["opset"], info["exporter"]) == (23, "torch.export")
+    assert info["max_abs_logit_diff"] < 1e-4 and info["greedy_identical"] == info["greedy_prompts"] == 8
+    assert "TRANSFORMERS_SDPA_FORCE_GQA" not in os.environ  # set only while tracing
+    assert set(info["variants"]) == {"fp32", "ort-optimized", "int8-dynamic"}
+    served = repository.find_models(tmp_path / "repo")["llm"]  # whichever variant was promoted keeps these ops
+    nodes = onnx.load(str(served)).graph.node
+    attention = [n for n in nodes if n.op_type == "Attention" and n.domain in ("", "ai.onnx")]
+    assert len(attention) == 2 and sum(n.op_type == "RotaryEmbedding" for n in nodes) == 4
+    # each attends over its layer's cache as it is (2 KV heads), not over a copy repeated to 4 heads
+    assert [list(n.input[1:3]) for n in attention] == [[f"present.{i}.key", f"present.{i}.value"] for i in range(2)]
+    config = (tmp_path / "repo" / "llm" / "config.pbtxt").read_text()
+    assert 'name: "past_key_values.0.key"\n    data_type: TYPE_FP32\n    dims: [ 2, -1, 16 ]' in config
+
+
+def test_exporter_and_opset_are_checked_where_the_config_is_built():
+    assert (core.ExportConfig().target_opset, core.ExportConfig(exporter="torch.export").target_opset) == (18, 23)
+    assert core.ExportConfig(exporter="torch.export", opset=24).target_opset == 24
+    with pytest.raises(ConfigError, match=r"ExportConfig.exporter must be one of torchscript, torch.export, got 'dynamo'"):
+        core.ExportConfig(exporter="dynamo")
+    with pytest.raises(ConfigError, match=r"opset must be >= 18 with the torch.export exporter, got 17"):
+        core.ExportConfig(exporter="torch.export", opset=17)
+
+
+def test_a_model_with_dropout_is_exported_and_checked_in_eval_mode(tokenizer, tmp_path):
+    """gpt2's configs have dropout 0.1. Before, TorchScript's exporter put a model handed over in training mode back
+    into training mode after export, so the parity check compared against a torch forward with dropout on and
+    refused the model (max diff ~0.35). The export and its check are inference: the model stays in eval mode."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_embd=64, n_layer=2, n_head=4, n_positions=256,
+                                       pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id))
+    model.train()  # as a model may come from a training loop
+    info = core.export_with_parity(model, tokenizer, PROMPTS, tmp_path)
+    assert not model.training and info["max_abs_logit_diff"] < 1e-4 and info["greedy_identical"] == 3
