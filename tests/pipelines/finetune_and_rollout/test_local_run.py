@@ -54,7 +54,8 @@ def test_whole_pipeline_promotes_the_fine_tune_then_blocks_a_worse_one_against_p
     assert summary.steps[-1].name == "restore-stable"
 
     scores = summary.artifacts("evaluate-model", "metrics")[0]["metadata"]
-    assert scores["base.exact_match"] == 0.0
+    # the base scores near zero: 0.00 or 0.01 of 100, as the pretrained demo weights move with the CPU's GEMM kernels
+    assert scores["base.exact_match"] <= 0.02
     assert scores["candidate.exact_match"] >= 0.3  # 0.57 with the default config
     assert scores["candidate.perplexity"] < scores["base.perplexity"]
     assert scores["base.delta_ci_low.exact_match"] > 0.01  # a confident improvement
@@ -101,7 +102,7 @@ def test_whole_pipeline_promotes_the_fine_tune_then_blocks_a_worse_one_against_p
     assert (found["found"], found["version"], found["adapter_version"]) == (True, "1", "1")
     second = weak.artifacts("evaluate-model", "metrics")[0]["metadata"]
     assert second["production.exact_match"] == scores["candidate.exact_match"]  # production is the first run's adapter
-    assert second["base.exact_match"] == 0.0 and second["candidate.exact_match"] > 0.1
+    assert second["base.exact_match"] == scores["base.exact_match"] and second["candidate.exact_match"] > 0.1
     assert second["candidate.exact_match"] < second["production.exact_match"] - 0.02
     decision = weak.artifacts("regression-gate", "decision")[0]["metadata"]
     assert decision["passed"] is False
@@ -179,7 +180,7 @@ def test_chat_records_go_through_to_a_rollout_in_one_prompt_format(demo_assets, 
     assert summary.artifacts("prepare-dataset", "prepared")[0]["metadata"]["prompt_format"] == "chat-template"
 
     scores = summary.artifacts("evaluate-model", "metrics")[0]["metadata"]
-    assert scores["base.exact_match"] == 0.0 and scores["candidate.exact_match"] > 0.05  # 0.14: the final turn
+    assert scores["base.exact_match"] <= 0.02 and scores["candidate.exact_match"] > 0.05  # 0.14: the final turn
     examples = [json.loads(line) for line in
                 (Path(summary.artifacts("evaluate-model", "results")[0]["uri"]) / "examples.jsonl").read_text().splitlines()]
     conversations = records(read_jsonl(demo_assets / "eval_chat.jsonl"))

@@ -132,13 +132,43 @@ def test_bf16_autocast_trains_close_to_fp32(base_model, small_split, tokenizer):
     assert bf16.losses == pytest.approx(fp32.losses, abs=0.05) and bf16.losses != fp32.losses
 
 
-def test_early_stopping_keeps_the_best_evaluated_weights(base_model, small_split, tokenizer):
-    # a learning rate far too high: validation loss gets worse after the first steps
-    result, lines = _train(base_model, small_split, tokenizer, max_steps=30, learning_rate=0.3, eval_every=2,
+def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
+    """The loop's own rule on a scripted validation loss (which way a real one goes after a given step depends on the
+    CPU's GEMM kernels, as the pretrained demo weights do): best at the second evaluation, then two worse ones with
+    patience 2: stopped at step 8 of 30, and the weights are those the best evaluation saw."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from kfp_llmops.modeling import Example, train_loop
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64))
+    data = [Example(input_ids=list(range(3, 3 + n)), labels=list(range(3, 3 + n))) for n in (9, 12, 7, 15)]
+    scripted, seen = iter([3.0, 2.0, 2.5, 2.6, 1.0]), []
+
+    def evaluate():
+        seen.append({n: p.detach().clone() for n, p in model.named_parameters()})
+        return next(scripted)
+
+    stats, lines = {}, []
+    losses = train_loop(model, data, pad_id=0, steps=30, batch_size=2, learning_rate=1e-2, seed=0, eval_fn=evaluate,
+                        eval_every=2, patience=2, stats=stats, log=lines.append)
+    assert len(losses) == 8 and stats["evaluations"] == [(2, 3.0), (4, 2.0), (6, 2.5), (8, 2.6)]
+    assert "early stopping at step 8: no improvement in 2 evaluations (best 2.0000 at step 4)" in lines
+    assert any(line.startswith("restored the best evaluated weights") for line in lines)
+    assert all(torch.equal(p, seen[1][n]) for n, p in model.named_parameters())
+    assert not all(torch.equal(p, seen[3][n]) for n, p in model.named_parameters())
+
+
+def test_train_with_early_stopping_ends_on_its_best_evaluation(base_model, small_split, tokenizer):
+    """Wired through TrainConfig on the demo model: evaluations every 2 steps, and the result's validation loss is
+    the best of them (restored when a later one was worse), whether or not this machine's run stopped early."""
+    result, lines = _train(base_model, small_split, tokenizer, max_steps=12, learning_rate=0.3, eval_every=2,
                            early_stopping_patience=1)
-    values = [v for _, v in result.evaluations]
-    assert len(result.losses) < 30 and any(line.startswith("early stopping at step") for line in lines)
-    assert result.validation_loss == pytest.approx(min(values), abs=1e-5)  # the best weights were restored
+    steps = [s for s, _ in result.evaluations]
+    assert steps == list(range(2, 2 * len(steps) + 1, 2)) and steps[-1] == len(result.losses)
+    assert (len(result.losses) < 12) == any(line.startswith("early stopping at step") for line in lines)
+    assert result.validation_loss == pytest.approx(min(v for _, v in result.evaluations), abs=1e-5)
 
 
 def test_max_seq_length_cuts_examples(base_model, small_split, tokenizer):
