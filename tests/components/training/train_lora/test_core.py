@@ -136,13 +136,13 @@ def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
     """The loop's own rule on a scripted validation loss (which way a real one goes after a given step depends on the
     CPU's GEMM kernels, as the pretrained demo weights do): best at the second evaluation, then two worse ones with
     patience 2: stopped at step 8 of 30, and the weights are those the best evaluation saw."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from tiny_architectures import tiny_config
+    from transformers import AutoModelForCausalLM
 
     from kfp_llmops.modeling import Example, train_loop
 
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64))
+    model = AutoModelForCausalLM.from_config(tiny_config("llama", 64, pad_token_id=0))
     data = [Example(input_ids=list(range(3, 3 + n)), labels=list(range(3, 3 + n))) for n in (9, 12, 7, 15)]
     scripted, seen = iter([3.0, 2.0, 2.5, 2.6, 1.0]), []
 
