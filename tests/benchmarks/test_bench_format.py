@@ -46,6 +46,7 @@ def test_serve_benchmark(tmp_path, monkeypatch, demo_assets):
     results = run_bench("serve", argv, tmp_path, monkeypatch)
     assert sorted(results) == ["serve-forward-demo", "serve-forward-int8-demo", "serve-generate-b1-demo", "serve-generate-b8-demo",
                                "serve-generate-genai-b1-demo", "serve-generate-genai-b8-demo",
+                               "serve-generate-genai-builder-export-b1-demo", "serve-generate-genai-builder-export-b8-demo",
                                "serve-generate-genai-quantized-b1-demo", "serve-generate-genai-quantized-b8-demo",
                                "serve-generate-genai-torch-export-b1-demo", "serve-generate-genai-torch-export-b8-demo"]
     genai = results["serve-generate-genai-b8-demo"]  # onnxruntime-genai's builder and loop on the same weights

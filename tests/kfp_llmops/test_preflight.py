@@ -36,7 +36,7 @@ def test_prompt_format_is_checked_without_the_tokenizer():
 def test_onnx_exporter_is_checked_before_anything_trains():
     assert config_errors({"onnx_exporter": "torchscript"}) == config_errors({"onnx_exporter": "torch.export"}) == []
     assert config_errors({"onnx_exporter": "dynamo"}) == [
-        "onnx_exporter must be one of ('torchscript', 'torch.export'), got 'dynamo'"]
+        "onnx_exporter must be one of ('torchscript', 'torch.export', 'onnxruntime-genai'), got 'dynamo'"]
 
 
 def test_a_remote_run_refuses_paths_on_this_machine(tmp_path):

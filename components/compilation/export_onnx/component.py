@@ -26,7 +26,9 @@ def export_onnx(
     ``export.json`` at its root) holding the fastest variant (fp32, ort-optimized, int8-dynamic) whose perplexity on
     the eval set rises by at most ``max_perplexity_increase``. ``exporter``: ``torchscript`` (opset 18, runs on any
     onnxruntime >= 1.16) or ``torch.export`` (opset 23: ONNX Attention and RotaryEmbedding ops, about half the nodes
-    per decoding step; the server needs onnxruntime >= 1.23); ``opset`` 0: the exporter's default. ``optimized_model`` and ``int8_model`` are the two
+    per decoding step; the server needs onnxruntime >= 1.23) or ``onnxruntime-genai`` (its model builder's fused
+    graph made exact for left-padded batches, the fastest decoding step; Llama, Qwen2/3, Granite; onnxruntime >= 1.23);
+    ``opset`` 0: the exporter's default. ``optimized_model`` and ``int8_model`` are the two
     variants on their own (``model.onnx`` + tokenizer); ``variants`` has each one's measured trade-offs."""
     import time
 

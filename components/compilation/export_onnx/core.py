@@ -26,7 +26,8 @@ EXTERNAL_DATA_BYTES = 1_500_000_000  # above this many bytes of fp32 weights, th
 # starcoder2 and gpt2 pass (max |diff| < 1e-6, also past a sliding window), with either exporter.
 
 
-EXPORTERS = {"torchscript": 18, "torch.export": 23}  # each exporter and its default opset
+EXPORTERS = {"torchscript": 18, "torch.export": 23, "onnxruntime-genai": None}  # each exporter and its default opset
+# (onnxruntime-genai's builder picks its own)
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,11 @@ class ExportConfig:
     # Triton 25.01's included; exports in about a second at demo size. "torch.export": torch.onnx.export(dynamo=True),
     # opset 23: attention becomes ONNX's own Attention op (grouped-query heads native) and rotary embeddings its
     # RotaryEmbedding, so a decoding step runs about a third of the nodes. Needs onnxruntime >= 1.23 where it is
-    # served, and exports slower (~20x at toy size, 1.7x at 0.5B). The parity gate is the same for both.
+    # served, and exports slower (~20x at toy size, 1.7x at 0.5B). "onnxruntime-genai": its model builder's fused
+    # graph (GroupQueryAttention, SkipSimplifiedLayerNormalization), rewritten for left-padded batches
+    # (genai_builder.py); the fastest decoding step (1.05x genai's own loop at demo size, 2x at 50M), for what its
+    # builder builds and the gate passes: llama, qwen2, qwen3, granite (test_architectures.py); onnxruntime >= 1.23
+    # where served. The parity gate is the same for all.
     exporter: str = "torchscript"
     opset: int | None = None  # None: the exporter's default (EXPORTERS)
     parity_tolerance: float = 1e-3
@@ -48,6 +53,8 @@ class ExportConfig:
     def __post_init__(self) -> None:
         if self.exporter not in EXPORTERS:
             raise ConfigError(f"ExportConfig.exporter must be one of {', '.join(EXPORTERS)}, got {self.exporter!r}")
+        if self.exporter == "onnxruntime-genai" and self.opset is not None:
+            raise ConfigError("ExportConfig.opset cannot be set with the onnxruntime-genai exporter (its builder picks it)")
         if self.opset is not None and self.opset < 14:
             raise ConfigError(f"ExportConfig.opset must be >= 14, got {self.opset}")
         if self.exporter == "torch.export" and self.target_opset < 18:
@@ -59,7 +66,7 @@ class ExportConfig:
             raise ConfigError(f"ExportConfig.external_data must be auto, always or never, got {self.external_data!r}")
 
     @property
-    def target_opset(self) -> int:
+    def target_opset(self) -> int | None:
         return self.opset if self.opset is not None else EXPORTERS[self.exporter]
 
     def wants_external_data(self, model) -> bool:
@@ -185,7 +192,8 @@ def _sdpa_native_gqa():
             os.environ["TRANSFORMERS_SDPA_FORCE_GQA"] = before
 
 
-def export(model, out_dir: str | Path, cfg: ExportConfig | None = None) -> Path:
+def export(model, out_dir: str | Path, cfg: ExportConfig | None = None, tokenizer=None) -> Path:
+    """``tokenizer``: needed by the onnxruntime-genai exporter only (its builder reads a complete model folder)."""
     import torch
 
     cfg = cfg or ExportConfig()
@@ -193,6 +201,10 @@ def export(model, out_dir: str | Path, cfg: ExportConfig | None = None) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / MODEL_FILE
+    if cfg.exporter == "onnxruntime-genai":
+        from kfp_llmops.components.compilation.export_onnx import genai_builder
+
+        return genai_builder.build(model, tokenizer, out, MODEL_FILE, cfg.wants_external_data(model))
     batch, new, past_len = 2, 4, 3
     ids = torch.randint(0, model.config.vocab_size, (batch, new))
     mask = torch.ones(batch, past_len + new, dtype=torch.long)
@@ -219,6 +231,13 @@ def export(model, out_dir: str | Path, cfg: ExportConfig | None = None) -> Path:
     if cfg.wants_external_data(model):
         to_external_data(path)
     return path
+
+
+def graph_opset(path: str | Path) -> int:
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
 
 
 def external_files(path: str | Path) -> list[Path]:
@@ -276,28 +295,84 @@ def layout_of(sess) -> CacheLayout:
     return CacheLayout(len(past) // 2, int(heads), int(dim))
 
 
+SHARED_CACHE_KEY = "past_present_share_buffer"  # model metadata: the graph can write its cache into its past buffer
+
+
 def onnx_greedy(sess, tokenizer, prompts: list[str], max_new_tokens: int, stop_at_eos: bool = True) -> list[list[int]]:
-    """Greedy generation with the KV cache: one full step over the (left-padded) prompts, then one token a step."""
-    layout = layout_of(sess)
+    """Greedy generation with the KV cache: one full step over the (left-padded) prompts, then one token a step.
+    A graph whose metadata says ``past_present_share_buffer`` (onnxruntime-genai's builder's, see genai_builder.py)
+    decodes into one preallocated cache buffer per tensor, bound as both its past input and present output, as
+    onnxruntime-genai's own loop does: nothing is copied or allocated per step."""
     tokenizer.padding_side = "left"
     enc = tokenizer(prompts, return_tensors="np", padding=True, add_special_tokens=False)
     ids, mask = enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
-    feeds = {"input_ids": ids, "attention_mask": mask, **layout.empty_past(ids.shape[0])}
+    if sess.get_modelmeta().custom_metadata_map.get(SHARED_CACHE_KEY) == "1":
+        steps = _greedy_shared_cache(sess, ids, mask, max_new_tokens)
+    else:
+        steps = _greedy_steps(sess, ids, mask, max_new_tokens)
     out = [[] for _ in prompts]
     done = np.zeros(len(prompts), bool)
-    for _ in range(max_new_tokens):
-        logits, *present = sess.run(None, feeds)
-        nxt = logits[:, -1].argmax(-1)
-        for row, token in enumerate(nxt):
+    for nxt in steps:
+        for row, token in enumerate(nxt.tolist()):
             if not done[row]:
-                out[row].append(int(token))
+                out[row].append(token)
                 done[row] = stop_at_eos and token == tokenizer.eos_token_id
         if done.all():
             break
-        mask = np.concatenate([mask, np.ones((len(prompts), 1), np.int64)], axis=1)
-        feeds = {"input_ids": nxt[:, None].astype(np.int64), "attention_mask": mask,
-                 **dict(zip(layout.past_names, present))}
     return out
+
+
+def _greedy_steps(sess, ids, mask, max_new_tokens: int):
+    """Each step's next tokens (argmax), the present tensors fed back as the next step's past."""
+    layout = layout_of(sess)
+    outputs = ["logits", *layout.present_names]
+    feeds = {"input_ids": ids, "attention_mask": mask, **layout.empty_past(ids.shape[0])}
+    ones = np.ones((ids.shape[0], 1), np.int64)
+    for _ in range(max_new_tokens):
+        logits, *present = sess.run(outputs, feeds)
+        nxt = logits[:, -1].argmax(-1)
+        yield nxt
+        mask = np.concatenate([mask, ones], axis=1)
+        feeds = {"input_ids": nxt[:, None], "attention_mask": mask, **dict(zip(layout.past_names, present))}
+
+
+def _greedy_shared_cache(sess, ids, mask, max_new_tokens: int):
+    """The same steps on a graph that writes each new key and value into its past buffer (GroupQueryAttention
+    does when past and present are one buffer): prompts plus new tokens must fit its rotary cache (the model's
+    ``max_position_embeddings``), as they must in torch."""
+    import onnxruntime as ort
+
+    layout = layout_of(sess)
+    batch, length = ids.shape
+    binding = sess.io_binding()
+    binding.bind_output("logits")
+    buffers = []  # kept alive while bound
+    for past, present in zip(layout.past_names, layout.present_names):
+        shape = [batch, layout.kv_heads, length + max_new_tokens, layout.head_dim]
+        buffer = ort.OrtValue.ortvalue_from_shape_and_type(shape, np.float32)
+        binding.bind_ortvalue_input(past, buffer)
+        binding.bind_ortvalue_output(present, buffer)
+        buffers.append(buffer)
+    binding.bind_cpu_input("input_ids", ids)
+    binding.bind_cpu_input("attention_mask", mask)
+    sess.run_with_iobinding(binding)
+    prompt_logits = binding.get_outputs()[0].numpy()
+    logits = np.empty((batch, 1, prompt_logits.shape[-1]), np.float32)  # each decoding step writes here
+    nxt_ids = np.empty((batch, 1), np.int64)  # and reads its input ids from here
+    nxt_ids[:, 0] = prompt_logits[:, -1].argmax(-1)
+    binding.bind_output("logits", "cpu", 0, np.float32, list(logits.shape), logits.ctypes.data)
+    binding.bind_input("input_ids", "cpu", 0, np.int64, list(nxt_ids.shape), nxt_ids.ctypes.data)
+    # from here on the mask is the whole buffer's, ones up to the newest token: a row's length is its last one
+    # (genai_builder.py), so each step sets one column instead of binding a longer mask
+    full_mask = np.zeros((batch, length + max_new_tokens), np.int64)
+    full_mask[:, :length] = mask
+    binding.bind_input("attention_mask", "cpu", 0, np.int64, list(full_mask.shape), full_mask.ctypes.data)
+    yield nxt_ids[:, 0].copy()
+    for step in range(max_new_tokens - 1):
+        full_mask[:, length + step] = 1
+        sess.run_with_iobinding(binding)
+        nxt_ids[:, 0] = logits[:, 0].argmax(-1)
+        yield nxt_ids[:, 0].copy()
 
 
 def torch_greedy(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[list[int]]:
@@ -356,11 +431,12 @@ def logits_parity(model, sess, tokenizer, prompts: list[str], extra_ids: list | 
         got = sess.run(None, {"input_ids": ids, "attention_mask": mask, **empty})
         keep = mask.astype(bool)
         worst = max(worst, float(np.abs(ref[0].numpy() - got[0])[keep].max()))
-        # one cached step on top of what this step produced
+        # one cached step on top of what this step produced, each on its own cache (a graph may lay its cache out
+        # otherwise, e.g. onnxruntime-genai's counts rotary positions from the padding: only the logits must agree)
         step_ids = got[0][:, -1].argmax(-1)[:, None].astype(np.int64)
         step_mask = np.concatenate([mask, np.ones((ids.shape[0], 1), np.int64)], axis=1)
         with torch.no_grad():
-            ref2 = wrapped(torch.as_tensor(step_ids), torch.as_tensor(step_mask), *[torch.as_tensor(t) for t in got[1:]])
+            ref2 = wrapped(torch.as_tensor(step_ids), torch.as_tensor(step_mask), *ref[1:])
         got2 = sess.run(None, {"input_ids": step_ids, "attention_mask": step_mask, **dict(zip(layout.past_names, got[1:]))})
         worst = max(worst, float(np.abs(ref2[0].numpy() - got2[0]).max()))
     return worst
@@ -417,8 +493,15 @@ def export_with_parity(model, tokenizer, prompts: list[str], out_dir: str | Path
     """Exports, checks parity and saves the tokenizer (with the prompt format ``fmt`` as its chat template, when
     given) beside the graph; raises with the measured difference."""
     cfg = cfg or ExportConfig()
-    path = export(model, out_dir, cfg)
-    report = parity_report(model, session(path), tokenizer, prompts, cfg)
+    path = export(model, out_dir, cfg, tokenizer)
+    try:
+        report = parity_report(model, session(path), tokenizer, prompts, cfg)
+    except Exception as exc:  # onnxruntime's own error types (InvalidArgument, Fail...) for a graph that cannot run
+        if not type(exc).__module__.startswith("onnxruntime"):
+            raise
+        message = str(exc).split("Status Message:")[-1].strip().splitlines()[0][:300]
+        raise UserInputError(f"ONNX parity check failed for this {getattr(model.config, 'model_type', '?')!r} model: "
+                             f"the {cfg.exporter} export does not run under onnxruntime ({message})") from None
     if report["max_abs_logit_diff"] > cfg.parity_tolerance or report["greedy_identical"] != report["greedy_prompts"]:
         window = report.get("sliding_window")
         raise UserInputError(
@@ -434,7 +517,7 @@ def export_with_parity(model, tokenizer, prompts: list[str], out_dir: str | Path
     else:
         tokenizer.save_pretrained(out_dir)
     size = path.stat().st_size + sum(f.stat().st_size for f in external_files(path))
-    info = {"opset": cfg.target_opset, "exporter": cfg.exporter, "precision": "fp32", "kv_cache": True, "size_bytes": size,
+    info = {"opset": graph_opset(path), "exporter": cfg.exporter, "precision": "fp32", "kv_cache": True, "size_bytes": size,
             "external_data": bool(external_files(path)), **report}
     (Path(out_dir) / "export.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return info

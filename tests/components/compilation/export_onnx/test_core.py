@@ -195,10 +195,55 @@ def test_torch_export_exporter_gives_attention_ops_and_passes_the_same_gate(toke
 def test_exporter_and_opset_are_checked_where_the_config_is_built():
     assert (core.ExportConfig().target_opset, core.ExportConfig(exporter="torch.export").target_opset) == (18, 23)
     assert core.ExportConfig(exporter="torch.export", opset=24).target_opset == 24
-    with pytest.raises(ConfigError, match=r"ExportConfig.exporter must be one of torchscript, torch.export, got 'dynamo'"):
+    with pytest.raises(ConfigError, match=r"ExportConfig.exporter must be one of torchscript, torch.export, "
+                                          r"onnxruntime-genai, got 'dynamo'"):
         core.ExportConfig(exporter="dynamo")
     with pytest.raises(ConfigError, match=r"opset must be >= 18 with the torch.export exporter, got 17"):
         core.ExportConfig(exporter="torch.export", opset=17)
+    with pytest.raises(ConfigError, match=r"opset cannot be set with the onnxruntime-genai exporter"):
+        core.ExportConfig(exporter="onnxruntime-genai", opset=21)
+
+
+def test_onnxruntime_genai_exporter_is_exact_on_left_padded_batches(model, tokenizer, tmp_path):
+    """onnxruntime-genai's builder graph (fused GroupQueryAttention), rewritten so that a left-padded batch is exact:
+    through the same parity gate, and generating the same tokens as torch for a left-padded batch of four, both
+    with the prompts' cache fed back each step (as Triton clients do) and decoded into one shared buffer (our loop)."""
+    import onnx
+
+    prompts = [format_prompt(p) for p in ("reverse: apple bird cake owl", "sort: zoo map", "copy: sun", "rotate: a b c")]
+    info = core.export_with_parity(model, tokenizer, prompts, tmp_path, core.ExportConfig(exporter="onnxruntime-genai"))
+    assert info["exporter"] == "onnxruntime-genai" and info["opset"] >= 21
+    assert info["max_abs_logit_diff"] < 1e-4 and info["greedy_identical"] == info["greedy_prompts"] == 4
+    graph = onnx.load(str(tmp_path / core.MODEL_FILE)).graph
+    attention = [n for n in graph.node if n.op_type == "GroupQueryAttention"]
+    assert len(attention) == model.config.num_hidden_layers and all(n.input[10] for n in attention)  # attention_bias
+    assert [i.name for i in graph.input] == ["input_ids", "attention_mask", *core.CacheLayout.of(model.config).past_names]
+    assert len(graph.node) < 70  # the demo model's TorchScript export has ~500 after onnxruntime's optimizer
+    sess = core.session(tmp_path / core.MODEL_FILE, optimize=True)
+    assert sess.get_modelmeta().custom_metadata_map[core.SHARED_CACHE_KEY] == "1"
+    tokenizer.padding_side = "left"
+    enc = tokenizer(prompts, return_tensors="np", padding=True, add_special_tokens=False)
+    assert (enc["attention_mask"] == 0).any()  # the batch is padded
+    ids, mask = enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
+    fed_back = np.stack(list(core._greedy_steps(sess, ids, mask, 24)), axis=1)
+    shared = np.stack(list(core._greedy_shared_cache(sess, ids, mask, 24)), axis=1)
+    assert fed_back.tolist() == shared.tolist()
+    eos = tokenizer.eos_token_id
+    up_to_eos = [row[: row.index(eos) + 1] if eos in row else row for row in shared.tolist()]
+    assert up_to_eos == core.torch_greedy(model, tokenizer, prompts, 24)
+
+
+def test_onnxruntime_genai_exporter_names_an_architecture_its_builder_lacks(tokenizer, tmp_path):
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_embd=64, n_layer=2, n_head=4, n_positions=256,
+                                       pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id))
+    with pytest.raises(UserInputError, match=r"onnxruntime-genai's builder cannot build this 'gpt2' model: .*"
+                                             r"\(export it with exporter torchscript or torch.export\)"):
+        core.export_with_parity(model, tokenizer, PROMPTS, tmp_path / "out", core.ExportConfig(exporter="onnxruntime-genai"))
+    assert not (tmp_path / "out" / core.MODEL_FILE).exists()
 
 
 def test_a_model_with_dropout_is_exported_and_checked_in_eval_mode(tokenizer, tmp_path):
