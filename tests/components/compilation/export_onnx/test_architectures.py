@@ -42,16 +42,21 @@ def test_architecture_goes_through_prepare_train_merge_export_evaluate(model_typ
     assert summary["examples"] == 4 and summary["perplexity"] > 1 and len(rows) == 4
 
 
+def random_model(model_type: str, tokenizer):
+    """The tiny random config in eval mode, and two prompts (one longer than the windowed models' 8 tokens)."""
+    torch.manual_seed(0)
+    config = tiny_config(model_type, len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                         eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id)
+    prompts = [format_prompt("reverse: one two three four five six seven eight"), format_prompt("copy: sun")]
+    return AutoModelForCausalLM.from_config(config).eval(), prompts
+
+
 @pytest.mark.slow  # twelve torch.export traces, ~15 s each on 2 cores
 @pytest.mark.parametrize("model_type", sorted(SHAPES))
 def test_architecture_exports_with_torch_export_through_the_same_gate(model_type, tokenizer, tmp_path):
     """The opt-in exporter (torch.export, opset 23: ONNX Attention and RotaryEmbedding ops) on the same tiny configs,
     through the same parity gate."""
-    torch.manual_seed(0)
-    config = tiny_config(model_type, len(tokenizer), pad_token_id=tokenizer.pad_token_id,
-                         eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id)
-    model = AutoModelForCausalLM.from_config(config).eval()
-    prompts = [format_prompt("reverse: one two three four five six seven eight"), format_prompt("copy: sun")]
+    model, prompts = random_model(model_type, tokenizer)
     cfg = core.ExportConfig(exporter="torch.export")
     info = core.export_with_parity(model, tokenizer, prompts, tmp_path / "onnx", cfg)
     assert info["max_abs_logit_diff"] < 1e-4 and info["greedy_identical"] == info["greedy_prompts"] == 2
@@ -73,11 +78,7 @@ GENAI_BUILDER = {"llama": "pass", "qwen2": "pass", "qwen3": "pass", "granite": "
 def test_architecture_through_the_onnxruntime_genai_builder_passes_the_gate_or_is_refused(model_type, tokenizer, tmp_path):
     from kfp_llmops.errors import UserInputError
 
-    torch.manual_seed(0)
-    config = tiny_config(model_type, len(tokenizer), pad_token_id=tokenizer.pad_token_id,
-                         eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id)
-    model = AutoModelForCausalLM.from_config(config).eval()
-    prompts = [format_prompt("reverse: one two three four five six seven eight"), format_prompt("copy: sun")]
+    model, prompts = random_model(model_type, tokenizer)
     cfg = core.ExportConfig(exporter="onnxruntime-genai")
     if GENAI_BUILDER[model_type] == "pass":
         info = core.export_with_parity(model, tokenizer, prompts, tmp_path / "onnx", cfg)
