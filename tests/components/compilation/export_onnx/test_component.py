@@ -43,6 +43,24 @@ def test_writes_a_triton_repository_with_lineage(base_model, adapter_dir, demo_a
     assert (tmp_path / "q8" / "model.onnx").stat().st_size < (tmp_path / "opt" / "model.onnx").stat().st_size
 
 
+def test_the_onnxruntime_genai_exporter_goes_through_the_component(base_model, adapter_dir, demo_assets, tmp_path):
+    """The merged fine-tune through onnxruntime-genai's builder, the gate, the variants and the Triton repository,
+    as the pipeline's ``onnx_exporter: onnxruntime-genai`` runs it."""
+    import onnx
+
+    from kfp_llmops.components.compilation.export_onnx import repository
+
+    onnx_model = Model(uri=str(tmp_path / "repo"))
+    export_onnx.python_func(base_model=base_model, adapter=Model(uri=str(adapter_dir), metadata={"sha256": "feed"}),
+                            eval_dataset=Dataset(uri=str(demo_assets / "eval.jsonl")), onnx_model=onnx_model,
+                            optimized_model=Model(uri=str(tmp_path / "opt")), int8_model=Model(uri=str(tmp_path / "q8")),
+                            variants=Metrics(uri=str(tmp_path / "variants")), model_name="rev", exporter="onnxruntime-genai")
+    meta = onnx_model.metadata
+    assert meta["opset"] >= 21 and meta["max_abs_logit_diff"] < 1e-4 and meta["greedy_identical"] == meta["greedy_prompts"]
+    served = repository.find_models(tmp_path / "repo")["rev"]
+    assert any(n.op_type == "GroupQueryAttention" for n in onnx.load(str(served)).graph.node)
+
+
 def test_a_failed_parity_check_leaves_no_half_written_repository(base_model, adapter_dir, demo_assets, tmp_path, capsys):
     with pytest.raises(SystemExit):
         export_onnx.python_func(base_model=base_model, adapter=Model(uri=str(adapter_dir)),
