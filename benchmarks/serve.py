@@ -114,23 +114,18 @@ def bench_genai(label, model, tokenizer, sessions: dict, tmp, repeats: int, new_
     ``fp32`` (TorchScript), ``torch-export`` (opset 23) and ``onnxruntime-genai`` (its builder's graph, rewritten for
     left-padded batches, decoded by our loop into one cache buffer) exports, compared with its fp32, and our
     ``int8-dynamic`` variant, compared with its int4."""
-    import subprocess
-
     import onnxruntime_genai as og
 
     from kfp_llmops.components.compilation.export_onnx import core
+    from kfp_llmops.components.compilation.export_onnx.genai_builder import run_builder
 
     hf_dir = tmp / "hf"
     model.save_pretrained(hf_dir, safe_serialization=True)
     tokenizer.save_pretrained(hf_dir)
     built = {}
-    for precision in ("fp32", "int4"):
-        out = tmp / f"genai-{precision}"
-        done = subprocess.run([sys.executable, "-m", "onnxruntime_genai.models.builder", "-m", label, "-i", str(hf_dir),
-                               "-o", str(out), "-p", precision, "-e", "cpu", "-c", str(tmp / "genai-cache")],
-                              capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SystemExit(f"onnxruntime-genai's builder failed on {label} ({precision}): {done.stderr[-1500:]}")
+    for precision in ("fp32", "int4"):  # its builder's own graphs, not rewritten: og.Model reads them with genai_config
+        out = run_builder(hf_dir, tmp / f"genai-{precision}", name=label, precision=precision,
+                          cache_dir=tmp / "genai-cache").parent
         built[precision] = og.Model(str(out))
     prompt = "copy: sun moon kite lamp"
     ids = tokenizer([prompt], add_special_tokens=False)["input_ids"][0]

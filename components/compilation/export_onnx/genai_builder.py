@@ -28,6 +28,23 @@ ATTENTION_OP = "GroupQueryAttention"
 SEQLENS_K, ATTENTION_BIAS = 5, 10  # GroupQueryAttention's input slots
 
 
+def run_builder(hf_dir: str | Path, out_dir: str | Path, *, name: str, cache_dir: str | Path,
+                precision: str = "fp32") -> Path:
+    """Runs the builder (``-e cpu``, offline) on a saved Hugging Face folder at ``precision`` (``fp32``, ``int4``...)
+    into ``out_dir`` (its downloads cache: ``cache_dir``); returns ``out_dir/model.onnx``. A model it cannot build raises
+    a UserInputError with its reason."""
+    out_dir = Path(out_dir)
+    done = subprocess.run([sys.executable, "-m", "onnxruntime_genai.models.builder", "-m", name, "-i", str(hf_dir),
+                           "-o", str(out_dir), "-p", precision, "-e", "cpu", "-c", str(cache_dir)],
+                          capture_output=True, text=True)
+    if done.returncode != 0 or not (out_dir / "model.onnx").exists():
+        lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
+        reason = next((line for line in reversed(lines) if "Error" in line or "not" in line), lines[-1] if lines else "")
+        raise UserInputError(f"onnxruntime-genai's builder cannot build this {name!r} model: {reason.strip()[:300]} "
+                             "(export it with exporter torchscript or torch.export)")
+    return out_dir / "model.onnx"
+
+
 def build(model, tokenizer, out_dir: str | Path, model_file: str, external_data: bool) -> Path:
     """Saves the (merged) model and its tokenizer as a Hugging Face folder, runs the builder on it (fp32, CPU) and
     writes the graph, rewritten for left-padded batches, as ``out_dir/model_file`` (weights in ``<file>.data``
@@ -36,20 +53,13 @@ def build(model, tokenizer, out_dir: str | Path, model_file: str, external_data:
 
     if tokenizer is None:
         raise UserInputError("the onnxruntime-genai exporter needs the tokenizer (its builder saves one with the graph)")
-    model_type = getattr(model.config, "model_type", "?")
     with tempfile.TemporaryDirectory() as tmp:
-        hf, built = Path(tmp) / "hf", Path(tmp) / "built"
+        hf = Path(tmp) / "hf"
         model.save_pretrained(hf, safe_serialization=True)
         tokenizer.save_pretrained(hf)
-        done = subprocess.run([sys.executable, "-m", "onnxruntime_genai.models.builder", "-m", model_type, "-i", str(hf),
-                               "-o", str(built), "-p", "fp32", "-e", "cpu", "-c", str(Path(tmp) / "cache")],
-                              capture_output=True, text=True)
-        if done.returncode != 0 or not (built / "model.onnx").exists():
-            lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
-            reason = next((line for line in reversed(lines) if "Error" in line or "not" in line), lines[-1] if lines else "")
-            raise UserInputError(f"onnxruntime-genai's builder cannot build this {model_type!r} model: {reason.strip()[:300]} "
-                                 "(export it with exporter torchscript or torch.export)")
-        return serve_left_padded(built / "model.onnx", Path(out_dir) / model_file, CacheLayout.of(model.config), external_data)
+        built = run_builder(hf, Path(tmp) / "built", name=getattr(model.config, "model_type", "?"),
+                            cache_dir=Path(tmp) / "cache")
+        return serve_left_padded(built, Path(out_dir) / model_file, CacheLayout.of(model.config), external_data)
 
 
 def serve_left_padded(src: Path, dst: Path, layout, external_data: bool) -> Path:
