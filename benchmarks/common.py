@@ -37,6 +37,27 @@ def best_of_alternating(ours, theirs, repeats: int) -> tuple[float, float]:
     return best[0], best[1]
 
 
+def lora_training_flops(model, lengths) -> float:
+    """The model FLOPs of one training pass (forward and backward) over documents of ``lengths`` tokens, each attending
+    only to itself (causal), for MFU. Per token, each ``Linear`` costs 2 FLOPs per weight forward and 2 for the input
+    gradient, plus 2 for the weight gradient where it trains: 4 per frozen base weight and 6 per LoRA adapter weight
+    (6 per weight in full fine-tuning); embeddings are lookups, no FLOPs. Attention per layer and document of L tokens:
+    QK^T and PV over its L(L+1)/2 causal pairs, 2 FLOPs per query-head dimension each, forward, and twice that backward:
+    6 * heads * head_dim * L(L+1). No recomputation (activation checkpointing would add a forward)."""
+    import torch
+
+    tokens = sum(lengths)
+    linear = 0
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):  # in x out, also for packed 4-bit weights
+            linear += (6 if module.weight.requires_grad else 4) * module.in_features * module.out_features
+    config = model.config
+    heads = config.num_attention_heads
+    width = heads * (getattr(config, "head_dim", None) or config.hidden_size // heads)
+    attention = 6 * width * config.num_hidden_layers * sum(n * (n + 1) for n in lengths)
+    return linear * tokens + attention
+
+
 def write_result(name: str, *, metric: str, unit: str, ours: float, baseline: float, baseline_name: str,
                  higher_is_better: bool, goal: str, details: dict) -> dict:
     ratio = ours / baseline if higher_is_better else baseline / ours

@@ -24,7 +24,7 @@ import sys
 import time
 import traceback
 
-from common import OUT, write_result
+from common import OUT, lora_training_flops, write_result
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
@@ -262,7 +262,8 @@ def suite_train(args, dtype, device_name: str, peak: float | None, quantization:
     sync(args.device)
     ours_tps = stats["real_tokens"] / (time.perf_counter() - start)
     memory = torch.cuda.max_memory_allocated() / 2**30 if args.device == "cuda" else None
-    flops_per_token = 6 * params  # forward + backward through the frozen base (LoRA's own FLOPs are negligible)
+    lengths = [len(e.input_ids) for e in data]
+    flops_per_token = lora_training_flops(lora, lengths) / sum(lengths)
     mfu = (ours_tps * flops_per_token / peak) if peak else None
     if quantization == "nf4":
         return [write_result("qlora-nf4-gpu", metric="real tokens/s, QLoRA nf4", unit="tokens/s", ours=ours_tps,

@@ -1,7 +1,8 @@
 """Benchmark: real (non-pad) training tokens per second of our trainer (packing, per-document isolation) against the
 Hugging Face ``Trainer`` + PEFT with dynamic padding, same ~10M-parameter Llama, same LoRA config, same global batch,
 same data (log-normal lengths, median about 80 tokens, max 256), side by side in one run. Also: eval loss of both,
-padding efficiency, and MFU (4N per token plus attention, against this machine's measured fp32 GEMM throughput)."""
+padding efficiency, and MFU (:func:`common.lora_training_flops`: 4 FLOPs per frozen weight, 6 per adapter weight and
+causal attention per document, per token, against this machine's measured fp32 GEMM throughput)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import random
 import sys
 import time
 
-from common import table, write_result
+from common import lora_training_flops, table, write_result
 
 
 def make_examples(n: int, vocab: int, seed: int):
@@ -57,29 +58,27 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--skip-compiled", action="store_true", help="leave out the torch_compile run (train-compiled)")
     args = parser.parse_args(argv)
 
     import torch
     from transformers import Trainer, TrainingArguments
 
     from kfp_llmops.components.training.train_lora.core import TrainConfig, attach_lora
-    from kfp_llmops.modeling import response_nll, train_loop
+    from kfp_llmops.modeling import response_nll
 
     vocab = 320
     train = make_examples(args.steps * args.batch, vocab, seed=1)
     held_out = make_examples(64, vocab, seed=2)
     cfg = TrainConfig(max_steps=args.steps, batch_size=args.batch, warmup_steps=2, learning_rate=2e-3)
     n_params = sum(p.numel() for p in model_10m(vocab).parameters())
+    lengths = [len(e.input_ids) for e in train]
     peak_before = gemm_flops()  # measured before and after the runs: MFU is against the higher
 
     torch.manual_seed(0)
     ours_model = attach_lora(model_10m(vocab), cfg)
-    stats: dict = {}
-    start = time.perf_counter()
-    train_loop(ours_model, train, pad_id=0, steps=args.steps, batch_size=args.batch, learning_rate=cfg.learning_rate,
-               seed=0, warmup_steps=cfg.warmup_steps, pack_width=cfg.pack_length, stats=stats)
-    ours_s = time.perf_counter() - start
-    ours_tps = stats["real_tokens"] / ours_s
+    ours = timed_train(ours_model, train, args, cfg)
+    stats, ours_tps = ours["stats"], ours["tokens_per_s"]
 
     torch.manual_seed(0)
     hf_model = attach_lora(model_10m(vocab), cfg)
@@ -118,8 +117,7 @@ def main(argv=None) -> int:
     hf_loss = response_nll(hf_model, held_out, pad_id=0)
     trl_loss = response_nll(trl_model, held_out, pad_id=0)
     peak = max(peak_before, gemm_flops())
-    mean_len = stats["real_tokens"] / (args.steps * args.batch)
-    flops_per_token = 4 * n_params + 8 * 8 * 320 * mean_len  # 4N, plus attention (fwd+bwd) at the mean length
+    flops_per_token = lora_training_flops(ours_model, lengths) / sum(lengths)  # the same model FLOPs for all three
     write_result(
         "train", metric="real tokens/s, LoRA r16 all-linear", unit="tokens/s", ours=ours_tps, baseline=hf_tps,
         baseline_name="transformers Trainer + PEFT, dynamic padding", higher_is_better=True,
@@ -129,7 +127,7 @@ def main(argv=None) -> int:
                  "padding_efficiency_ours": stats["real_tokens"] / stats["token_slots"],
                  "padding_efficiency_baseline": hf_real / hf_slots,
                  "mfu_ours": ours_tps * flops_per_token / peak, "mfu_baseline": hf_tps * flops_per_token / peak,
-                 "gemm_fp32_gflops": peak / 1e9, "threads": torch.get_num_threads()},
+                 "gemm_fp32_gflops": peak / 1e9, "flops_per_token": flops_per_token, "threads": torch.get_num_threads()},
     )
     write_result(
         "train-vs-trl", metric="real tokens/s, LoRA r16 all-linear", unit="tokens/s", ours=ours_tps, baseline=trl_tps,
@@ -141,10 +139,57 @@ def main(argv=None) -> int:
                  "eval_loss_ratio": (ours_loss[0] / ours_loss[1]) / (trl_loss[0] / trl_loss[1]),
                  "mfu_ours": ours_tps * flops_per_token / peak, "mfu_baseline": trl_tps * flops_per_token / peak,
                  "mfu_hf_trainer": hf_tps * flops_per_token / peak, "gemm_fp32_gflops": peak / 1e9,
+                 "flops_per_token": flops_per_token,
                  "trl": _version("trl"), "threads": torch.get_num_threads()},
     )
+    if not args.skip_compiled:
+        compiled_row(args, train, cfg, vocab, ours, peak, flops_per_token)
     print(table())
     return 0
+
+
+def compiled_row(args, train, cfg, vocab, eager: dict, peak: float, flops_per_token: float) -> dict:
+    """``train-compiled``: the same run of our trainer with ``torch_compile``, after its first steps against ours
+    without it, and the first step's extra seconds as the steps that pay them back."""
+    import torch
+
+    from kfp_llmops.components.training.train_lora.core import attach_lora
+
+    torch.manual_seed(0)
+    compiled = timed_train(attach_lora(model_10m(vocab), cfg), train, args, cfg, torch_compile=True)
+    step_tokens = eager["stats"]["real_tokens"] / args.steps
+    saved_per_step = step_tokens / eager["steady"] - step_tokens / compiled["steady"]
+    extra_s = compiled["first_step_s"] - eager["first_step_s"]
+    return write_result(
+        "train-compiled", metric="real tokens/s after the first 2 steps", unit="tokens/s", ours=compiled["steady"],
+        baseline=eager["steady"], baseline_name="our trainer without torch_compile (the train row), same steps",
+        higher_is_better=True, goal="informative: torch_compile pays back its first step on long runs",
+        details={"first_step_s": compiled["first_step_s"], "first_step_s_eager": eager["first_step_s"],
+                 "whole_run_tokens_per_s": compiled["tokens_per_s"], "whole_run_tokens_per_s_eager": eager["tokens_per_s"],
+                 "max_loss_difference": max(abs(a - b) for a, b in zip(compiled["losses"], eager["losses"])),
+                 "mfu_ours": compiled["steady"] * flops_per_token / peak,
+                 "mfu_baseline": eager["steady"] * flops_per_token / peak, "gemm_fp32_gflops": peak / 1e9,
+                 "flops_per_token": flops_per_token,
+                 "break_even_steps": extra_s / saved_per_step if saved_per_step > 0 else None},
+    )
+
+
+def timed_train(model, train, args, cfg, torch_compile: bool = False):
+    """Our trainer on the benchmark's examples: its stats, losses, tokens/s over the run and after the first 2 steps
+    (``steady``), and the first step's seconds."""
+    from kfp_llmops.modeling import train_loop
+
+    stats: dict = {}
+    marks = []
+    start = time.perf_counter()
+    losses = train_loop(model, train, pad_id=0, steps=args.steps, batch_size=args.batch,
+                        learning_rate=cfg.learning_rate, seed=0, warmup_steps=cfg.warmup_steps,
+                        pack_width=cfg.pack_length, stats=stats, torch_compile=torch_compile,
+                        on_step=lambda step, loss: marks.append((time.perf_counter(), stats["real_tokens"])))
+    seconds = time.perf_counter() - start
+    (t0, n0), (t1, n1) = marks[1] if len(marks) > 2 else (start, 0), marks[-1]  # a run of 2 steps: all of it
+    return {"stats": stats, "losses": losses, "tokens_per_s": stats["real_tokens"] / seconds,
+            "steady": (n1 - n0) / (t1 - t0), "first_step_s": marks[0][0] - start}
 
 
 def _version(name: str) -> str:

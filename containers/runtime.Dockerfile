@@ -17,6 +17,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     HF_HUB_DISABLE_TELEMETRY=1 \
     GX_ANALYTICS_ENABLED=false
 
+# g++ (Debian bookworm's, pinned): torch.compile builds its generated kernels with it (TrainConfig torch_compile).
+RUN apt-get update && apt-get install -y --no-install-recommends g++=4:12.2.0-3 && rm -rf /var/lib/apt/lists/*
+
 RUN groupadd --gid 10001 kfp && useradd --uid 10001 --gid kfp --create-home --shell /usr/sbin/nologin kfp
 
 WORKDIR /opt/kfp-llmops

@@ -6,10 +6,11 @@ Everything here works on any causal LM that ``transformers`` loads with ``from_p
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from kfp_llmops.prompts import IGNORE_INDEX, PromptFormat
 
@@ -175,6 +176,7 @@ def train_loop(
     eval_every: int = 0,
     patience: int = 0,
     strategy: str = "ddp",
+    torch_compile: bool = False,
 ) -> list[float]:
     """Trains the model's trainable parameters with AdamW and a cosine schedule; returns per-step losses.
 
@@ -194,6 +196,8 @@ def train_loop(
     Under torchrun, ``strategy`` ``ddp`` replicates the model (DistributedDataParallel); ``fsdp`` shards parameters,
     gradients and optimizer state over the ranks (torch FSDP2 ``fully_shard`` per decoder layer, then the root), for
     models whose weights do not fit one device.
+    ``torch_compile``: each decoder layer runs through ``torch.compile`` (:func:`compiled_layers`; the same losses, faster
+    steps after the first, which compiles).
     """
     import torch
 
@@ -250,10 +254,16 @@ def train_loop(
     best: tuple[float, dict] | None = None
     model.train()
     # Attention per packed document where it was measured to pay (CPU); on CUDA the masked SDPA kernel stays.
-    with (fused_lora(model, enabled=not (world > 1 and strategy == "fsdp")) as fused,
-          packed_attention(model, enabled=bool(pack_width) and device.type == "cpu") as per_document):
+    sharded = world > 1 and strategy == "fsdp"
+    with (fused_lora(model, enabled=not sharded) as fused,
+          packed_attention(model, enabled=bool(pack_width) and device.type == "cpu") as per_document,
+          compiled_layers(model, enabled=torch_compile and not sharded) as compiled):
         if fused:
             log(f"fused LoRA forward on {fused} layers")
+        if compiled:
+            log(f"torch.compile on {compiled} decoder layers (dynamic shapes; the first step compiles)")
+        elif torch_compile:
+            log("torch.compile left out: " + ("not with strategy fsdp" if sharded else "no decoder layers found"))
         if pack_width and pack_attention_width is None:
             # Per document, a slot's attention no longer grows with its row's width: the fewest slots are cheapest.
             pack_attention_width = 0.0 if per_document else attention_width(model)
@@ -317,16 +327,37 @@ def train_loop(
     return losses
 
 
-def shard(model) -> None:
-    """FSDP2: each decoder layer (the model's ``_no_split_modules`` classes) its own shard group, then the root."""
-    from torch.distributed.fsdp import fully_shard
-
+def decoder_layers(model) -> list:
+    """The model's decoder layers: the modules of its ``_no_split_modules`` classes (transformers' own list)."""
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     layer_classes = set(getattr(inner, "_no_split_modules", None) or ())
-    for module in model.modules():
-        if type(module).__name__ in layer_classes:
-            fully_shard(module)
+    return [module for module in model.modules() if type(module).__name__ in layer_classes]
+
+
+def shard(model) -> None:
+    """FSDP2: each decoder layer its own shard group, then the root."""
+    from torch.distributed.fsdp import fully_shard
+
+    for module in decoder_layers(model):
+        fully_shard(module)
     fully_shard(model)
+
+
+@contextlib.contextmanager
+def compiled_layers(model, enabled: bool = True) -> Iterator[int]:
+    """Within the block, each decoder layer's forward runs through ``torch.compile`` (regional compilation, compiled at
+    the first step; dynamic shapes, so packed rows of any width and count share the graphs); yields how many layers. Attention per packed document stays eager (:mod:`kfp_llmops.packed_attention`). The
+    layers' own forward is restored on the way out, also when the block raises."""
+    import torch
+
+    layers = [m for m in decoder_layers(model) if "forward" not in m.__dict__] if enabled else []
+    for layer in layers:
+        layer.forward = torch.compile(layer.forward, dynamic=True)
+    try:
+        yield len(layers)
+    finally:
+        for layer in layers:
+            del layer.forward
 
 
 def full_state(model, keep=lambda name: True) -> dict:
@@ -452,6 +483,24 @@ def accelerator() -> tuple[str, str]:
 
     cuda = torch.cuda.is_available()
     return ("cuda" if cuda else "cpu"), weight_dtype(cuda=cuda, bf16_supported=cuda and torch.cuda.is_bf16_supported())
+
+
+def check_compiler(torch_compile: bool, *, cuda: bool) -> None:
+    """torch.compile generates code that a compiler on the node builds: C++ on CPU (inductor's kernels; ``$CXX`` if
+    set), C on CUDA (Triton's launcher; ``$CC``). Without one this says so before anything loads, not at the first
+    step."""
+    if not torch_compile:
+        return
+    import os
+    import shutil
+
+    from kfp_llmops.errors import ConfigError
+
+    variable, names = ("CC", ["gcc", "cc", "clang"]) if cuda else ("CXX", ["g++", "c++", "clang++"])
+    names = [os.environ[variable]] if os.environ.get(variable) else names
+    if not any(shutil.which(name) for name in names):
+        raise ConfigError(f"torch_compile needs a {'C' if cuda else 'C++'} compiler on this node ({', '.join(names)}: "
+                          "none found on PATH): run on the kfp-llmops image (it has g++), or set torch_compile false")
 
 
 def check_quantization(quantization: str, *, cuda: bool) -> None:

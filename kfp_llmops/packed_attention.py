@@ -49,10 +49,12 @@ def packed_sdpa(module, query, key, value, attention_mask, dropout: float = 0.0,
 
 
 def register() -> None:
+    import torch
     from transformers import AttentionInterface
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
-    AttentionInterface.register(NAME, packed_sdpa)
+    # Eager also inside a torch.compile'd layer: its spans are a Python list that varies per batch.
+    AttentionInterface.register(NAME, torch.compiler.disable(packed_sdpa))
     ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, sdpa_mask)  # masks as for sdpa: what the fallback reads
 
 

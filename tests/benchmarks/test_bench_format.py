@@ -55,10 +55,40 @@ def test_serve_benchmark(tmp_path, monkeypatch, demo_assets):
 
 @pytest.mark.slow  # ~30 s: in make test-all; `make bench` runs it at full size
 def test_train_benchmark(tmp_path, monkeypatch):
-    results = run_bench("train", ["--steps", "2", "--batch", "16"], tmp_path, monkeypatch)
+    results = run_bench("train", ["--steps", "2", "--batch", "16", "--skip-compiled"], tmp_path, monkeypatch)
+    assert "train-compiled" not in results
     trl = results["train-vs-trl"]["details"]  # TRL SFTTrainer on the same examples, steps and schedule
     assert trl["examples"] == 32 and trl["trl_batch_rows"] * 2 >= trl["trl_packed_rows"]
     assert abs(trl["eval_loss_ratio"] - 1) < 0.01 and {"mfu_ours", "mfu_baseline", "mfu_hf_trainer"} <= set(trl)
     details = results["train"]["details"]
     assert details["padding_efficiency_ours"] > details["padding_efficiency_baseline"]
     assert abs(details["eval_loss_ours"] - details["eval_loss_baseline"]) / details["eval_loss_baseline"] < 0.01
+    assert details["flops_per_token"] == trl["flops_per_token"] and details["mfu_ours"] == trl["mfu_ours"]
+
+
+@pytest.mark.slow  # torch.compile of the layers' forward and backward: a minute or two
+def test_train_benchmark_compiled_row(tmp_path, monkeypatch):
+    compiled = run_bench("train", ["--steps", "3", "--batch", "8"], tmp_path, monkeypatch)["train-compiled"]
+    details = compiled["details"]
+    assert details["max_loss_difference"] < 1e-4 and details["first_step_s"] > details["first_step_s_eager"]
+    assert compiled["ratio"] == compiled["ours"] / compiled["baseline"]
+
+
+def test_lora_training_flops(monkeypatch):
+    """MFU's model FLOPs, counted by hand on a one-layer Llama: 4 per frozen weight, 6 per adapter weight, none for the
+    embedding, and causal attention per document."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    monkeypatch.syspath_prepend(str(BENCH))
+    sys.modules.pop("common", None)
+    from common import lora_training_flops
+
+    config = LlamaConfig(vocab_size=10, hidden_size=16, intermediate_size=24, num_hidden_layers=1, num_attention_heads=2,
+                         num_key_value_heads=1)
+    model = LlamaForCausalLM(config)
+    base = 16 * 16 * 2 + 16 * 8 * 2 + 16 * 24 * 3 + 16 * 10  # q, o; k, v (one KV head of 8); gate, up, down; lm_head
+    attention = 6 * 16 * (3 * 4 + 5 * 6)  # documents of 3 and 5 tokens
+    assert lora_training_flops(model, [3, 5]) == 6 * base * 8 + attention  # full fine-tuning: every weight trains
+    lora = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"]))
+    assert lora_training_flops(lora, [3, 5]) == (4 * base + 6 * 2 * (16 + 16)) * 8 + attention

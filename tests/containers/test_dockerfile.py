@@ -36,3 +36,10 @@ def test_torch_is_pinned_to_the_constraints_and_the_package_is_baked_in():
 
 def test_image_reference_is_derived_from_the_package_version():
     assert RUNTIME_IMAGE == f"{DEFAULT_REGISTRY}/runtime:{__version__}"
+
+
+def test_system_packages_are_pinned_and_the_compiler_for_torch_compile_is_there():
+    installs = [line for line in _instructions("RUN") if "apt-get install" in line]
+    packages = [word for line in installs for word in line.split("&&")[1].split() if not word.startswith("-")][2:]
+    assert packages and all(re.fullmatch(r"[a-z0-9.+-]+=\S+", p) for p in packages), packages
+    assert any(p.startswith("g++=") for p in packages)  # TrainConfig torch_compile builds its kernels with it

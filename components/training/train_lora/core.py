@@ -14,8 +14,8 @@ from typing import Callable
 
 from kfp_llmops.config import from_dict
 from kfp_llmops.errors import ConfigError, UserInputError
-from kfp_llmops.modeling import (BASE_DTYPES, QUANTIZATIONS, Example, check_quantization, load_causal_lm, response_nll,
-                                 train_loop, weight_dtype)
+from kfp_llmops.modeling import (BASE_DTYPES, QUANTIZATIONS, Example, check_compiler, check_quantization, load_causal_lm,
+                                 response_nll, train_loop, weight_dtype)
 from kfp_llmops.tokenized import Truncated
 
 
@@ -36,6 +36,8 @@ class TrainConfig:
     ``base_dtype``: the frozen base weights' dtype, ``auto`` (bf16 on a GPU that has it, fp16 on older GPUs, fp32 on
     CPU), ``fp32``, ``bf16`` or ``fp16``; LoRA weights and their optimizer state stay fp32. ``quantization``: ``nf4``
     loads the base in 4-bit NF4 with double quantization (QLoRA, bitsandbytes, CUDA only; compute in ``base_dtype``).
+    ``torch_compile``: each decoder layer through ``torch.compile`` (the same losses; the first step compiles, tens of
+    seconds, later ones are faster: for long runs). Needs a C/C++ compiler where it runs (the image has g++).
     """
 
     r: int = 16
@@ -64,6 +66,7 @@ class TrainConfig:
     base_dtype: str = "auto"
     quantization: str = "none"
     strategy: str = "ddp"  # with several processes: ddp (replicated) or fsdp (sharded, torch FSDP2)
+    torch_compile: bool = False
 
     def __post_init__(self) -> None:
         for name in ("r", "alpha", "max_steps", "batch_size"):
@@ -96,6 +99,9 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.quantization not in QUANTIZATIONS:
             raise ConfigError(f"TrainConfig.quantization must be one of {QUANTIZATIONS}, got {self.quantization!r}")
+        for name in ("gradient_checkpointing", "use_liger", "memory_check", "torch_compile"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"TrainConfig.{name} must be true or false, got {getattr(self, name)!r}")
         if self.early_stopping_patience and not self.eval_every:
             raise ConfigError("TrainConfig.early_stopping_patience needs eval_every > 0 (evaluations to compare)")
 
@@ -198,6 +204,7 @@ def train(
     precision = cfg.resolved_precision(cuda, bf16_supported)
     dtype = weight_dtype(cfg.base_dtype, cuda=cuda, bf16_supported=bf16_supported)
     check_quantization(cfg.quantization, cuda=cuda)
+    check_compiler(cfg.torch_compile, cuda=cuda)
     if cfg.memory_check:
         from kfp_llmops.components.training.train_lora import memory
 
@@ -273,6 +280,7 @@ def train(
         eval_every=cfg.eval_every,
         patience=cfg.early_stopping_patience,
         strategy=cfg.strategy,
+        torch_compile=cfg.torch_compile,
     )
     seconds = time.perf_counter() - start
     nll, count = response_nll(model, validation_examples, pad_id=pad_id)
