@@ -346,8 +346,9 @@ def shard(model) -> None:
 @contextlib.contextmanager
 def compiled_layers(model, enabled: bool = True) -> Iterator[int]:
     """Within the block, each decoder layer's forward runs through ``torch.compile`` (regional compilation, compiled at
-    the first step; dynamic shapes, so packed rows of any width and count share the graphs); yields how many layers. Attention per packed document stays eager (:mod:`kfp_llmops.packed_attention`). The
-    layers' own forward is restored on the way out, also when the block raises."""
+    the first step; dynamic shapes, so packed rows of any width and count share the graphs); yields how many layers.
+    Attention per packed document stays eager (:mod:`kfp_llmops.packed_attention`). The layers' own forward is
+    restored on the way out, also when the block raises."""
     import torch
 
     layers = [m for m in decoder_layers(model) if "forward" not in m.__dict__] if enabled else []

@@ -99,9 +99,6 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.quantization not in QUANTIZATIONS:
             raise ConfigError(f"TrainConfig.quantization must be one of {QUANTIZATIONS}, got {self.quantization!r}")
-        for name in ("gradient_checkpointing", "use_liger", "memory_check", "torch_compile"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"TrainConfig.{name} must be true or false, got {getattr(self, name)!r}")
         if self.early_stopping_patience and not self.eval_every:
             raise ConfigError("TrainConfig.early_stopping_patience needs eval_every > 0 (evaluations to compare)")
 
