@@ -45,6 +45,9 @@ def requests(demo_assets, base_model):
     return replay_requests(str(demo_assets / "eval.jsonl"), base_model, limit=16)
 
 
+# About 50 s: in `make test-all`. The default run keeps the local target's real servers (the shadow-stage tests
+# below) and the rollback decisions on faults (test_core, test_kserve, test_vertex).
+@pytest.mark.slow
 def test_three_rollouts_promote_then_roll_back_and_leave_nothing_behind(onnx_repository, requests, tmp_path):
     registry = open_registry(f"sqlite:///{tmp_path / 'registry.db'}")
     for digest in "abcd":  # version 1 is production; 2, 3, 4 are candidates (all serve the same weights)
