@@ -305,18 +305,25 @@ def onnx_greedy(sess, tokenizer, prompts: list[str], max_new_tokens: int, stop_a
     onnxruntime-genai's own loop does: nothing is copied or allocated per step."""
     tokenizer.padding_side = "left"
     enc = tokenizer(prompts, return_tensors="np", padding=True, add_special_tokens=False)
-    ids, mask = enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
+    return greedy_ids(sess, enc["input_ids"], enc["attention_mask"], max_new_tokens,
+                      tokenizer.eos_token_id if stop_at_eos else None)
+
+
+def greedy_ids(sess, ids, mask, max_new_tokens: int, eos_token_id: int | None = None) -> list[list[int]]:
+    """:func:`onnx_greedy` on prompts already tokenized and left-padded (``ids`` and ``mask``: batch x length); each
+    row stops after ``eos_token_id`` (None: never)."""
+    ids, mask = np.asarray(ids, np.int64), np.asarray(mask, np.int64)
     if sess.get_modelmeta().custom_metadata_map.get(SHARED_CACHE_KEY) == "1":
         steps = _greedy_shared_cache(sess, ids, mask, max_new_tokens)
     else:
         steps = _greedy_steps(sess, ids, mask, max_new_tokens)
-    out = [[] for _ in prompts]
-    done = np.zeros(len(prompts), bool)
+    out = [[] for _ in range(ids.shape[0])]
+    done = np.zeros(ids.shape[0], bool)
     for nxt in steps:
         for row, token in enumerate(nxt.tolist()):
             if not done[row]:
                 out[row].append(token)
-                done[row] = stop_at_eos and token == tokenizer.eos_token_id
+                done[row] = token == eos_token_id
         if done.all():
             break
     return out

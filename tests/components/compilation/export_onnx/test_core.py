@@ -231,6 +231,7 @@ def test_onnxruntime_genai_exporter_is_exact_on_left_padded_batches(model, token
     eos = tokenizer.eos_token_id
     up_to_eos = [row[: row.index(eos) + 1] if eos in row else row for row in shared.tolist()]
     assert up_to_eos == core.torch_greedy(model, tokenizer, prompts, 24)
+    assert core.greedy_ids(sess, ids, mask, 24, eos) == up_to_eos  # each row stops after its end of sequence
 
 
 def test_onnxruntime_genai_exporter_names_an_architecture_its_builder_lacks(tokenizer, tmp_path):
