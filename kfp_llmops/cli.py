@@ -364,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", help="check drift against this reference dataset")
     p.add_argument("--out", help="write report.html, gx_result.json, metrics.json and validated.jsonl here")
     p.add_argument("--format", default="auto", help="jsonl, csv or parquet (default: from the suffix)")
-    p.add_argument("--record-format", default="auto", help="instruction or chat (default: from the columns)")
+    p.add_argument("--record-format", default="auto", help="instruction, chat or sharegpt (default: from the columns)")
     p.add_argument("--column", action="append", metavar="OURS=THEIRS", help="map a column name, e.g. response=completion")
     p.add_argument("--max-length", type=int, default=4096, help="longest allowed record, in characters (default 4096)")
     p.set_defaults(func=cmd_validate)

@@ -1,9 +1,14 @@
-"""Reading training datasets: JSONL, CSV or Parquet; instruction or chat records; errors that say where.
+"""Reading training datasets: JSONL, CSV or Parquet; instruction, chat or ShareGPT records; errors that say where.
 
 Every reader returns a :class:`Table`: a pandas DataFrame with the canonical columns of its record format
 (``instruction``, ``input``, ``response`` or ``messages``) and the 1-based line (JSONL, CSV: the file's line; Parquet:
 the row number) each row came from. Column names in the file can differ: pass ``columns={"instruction": "prompt"}``.
 Files are read in chunks (CSV, Parquet) or line by line (JSONL); the input file is never modified.
+
+ShareGPT records (``conversations: [{from, value}]``, optionally a ``system`` string; what LLaMA-Factory, Axolotl and
+many Hugging Face datasets use) are read as chat records: ``human`` becomes ``user``, ``gpt`` (and ``chatgpt``)
+``assistant``, the ``system`` field a first system turn. Other roles (``observation``, ``function_call``...) are kept as
+they are, so validation reports them by line as unknown roles.
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ from pathlib import Path
 from kfp_llmops.errors import ConfigError, UserInputError
 
 FILE_FORMATS = ("jsonl", "csv", "parquet")
-RECORD_FORMATS = ("instruction", "chat")
-CANONICAL = {"instruction": ("instruction", "input", "response"), "chat": ("messages",)}
-REQUIRED = {"instruction": ("instruction", "response"), "chat": ("messages",)}
+RECORD_FORMATS = ("instruction", "chat", "sharegpt")
+CANONICAL = {"instruction": ("instruction", "input", "response"), "chat": ("messages",), "sharegpt": ("conversations", "system")}
+REQUIRED = {"instruction": ("instruction", "response"), "chat": ("messages",), "sharegpt": ("conversations",)}
+SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "chatgpt": "assistant",
+                  "assistant": "assistant"}
 _SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 CHUNK_ROWS = 100_000
 
@@ -25,7 +32,7 @@ CHUNK_ROWS = 100_000
 @dataclass(frozen=True)
 class DatasetSpec:
     """Where a dataset is and how to read it; ``auto`` detects the file format from the suffix and the record
-    format from the columns (``messages`` means chat)."""
+    format from the columns (``messages`` means chat, ``conversations`` ShareGPT)."""
 
     path: str
     file_format: str = "auto"
@@ -58,6 +65,7 @@ class Table:
     record_format: str
     frame: object  # pandas.DataFrame with the canonical columns present in the file
     lines: list[int]
+    source_record_format: str = ""  # the file's own record format where it differs (sharegpt: read as chat)
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -82,16 +90,50 @@ def read_table(spec: DatasetSpec | str) -> Table:
     frame = frame.rename(columns=inverse)
     record_format = spec.record_format
     if record_format == "auto":
-        record_format = "chat" if "messages" in frame.columns else "instruction"
+        record_format = ("chat" if "messages" in frame.columns else "sharegpt" if "conversations" in frame.columns
+                         else "instruction")
     missing = [c for c in REQUIRED[record_format] if c not in frame.columns]
     if missing:
         mapped = {c: spec.columns.get(c, c) for c in missing}
         raise UserInputError(
             f"{p}: missing column(s) {[mapped[c] for c in missing]} for {record_format} records; "
             f"the file has {sorted(map(str, frame.columns))} (map names with columns=...)"
+            + ("; its conversations look like ShareGPT records: record_format sharegpt (or auto) reads them"
+               if record_format == "chat" and "conversations" in frame.columns else "")
         )
-    frame = frame[[c for c in CANONICAL[record_format] if c in frame.columns]]
-    return Table(str(p), fmt, record_format, frame.reset_index(drop=True), lines)
+    frame = frame[[c for c in CANONICAL[record_format] if c in frame.columns]].reset_index(drop=True)
+    if record_format == "chat" and _sharegpt_items(frame["messages"]):  # e.g. columns={"messages": "conversations"}
+        frame, record_format = frame.rename(columns={"messages": "conversations"}), "sharegpt"
+    if record_format == "sharegpt":
+        import pandas as pd
+
+        systems = frame["system"] if "system" in frame.columns else [None] * len(frame)
+        messages = [sharegpt_messages(c, s) for c, s in zip(frame["conversations"], systems)]
+        return Table(str(p), fmt, "chat", pd.DataFrame({"messages": pd.Series(messages, dtype=object)}), lines, "sharegpt")
+    return Table(str(p), fmt, record_format, frame, lines)
+
+
+def _sharegpt_items(column) -> bool:
+    """Whether the first row's messages are ShareGPT's ``{from, value}`` objects rather than ``{role, content}``."""
+    first = column.iloc[0] if len(column) else None
+    first = first.tolist() if hasattr(first, "tolist") else first
+    item = first[0] if isinstance(first, (list, tuple)) and first else None
+    return isinstance(item, dict) and "from" in item and "value" in item and "role" not in item
+
+
+def sharegpt_messages(conversation, system=None):
+    """One ShareGPT conversation as chat messages (see the module docstring). Anything that is not a list of
+    ``{from, value}`` objects is passed on as it is, for validation to report at its line."""
+    items = conversation.tolist() if hasattr(conversation, "tolist") else conversation
+    if not isinstance(items, (list, tuple)):
+        return conversation
+    turns = [{"role": SHAREGPT_ROLES.get(m["from"], m["from"]), "content": m["value"]}
+             if isinstance(m, dict) and isinstance(m.get("from"), str) and "value" in m and "role" not in m else m
+             for m in items]
+    if isinstance(system, str) and system.strip() and not (turns and isinstance(turns[0], dict)
+                                                             and turns[0].get("role") == "system"):
+        turns.insert(0, {"role": "system", "content": system})
+    return turns
 
 
 def _read_jsonl(p: Path):

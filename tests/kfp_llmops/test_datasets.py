@@ -3,7 +3,7 @@ import json
 import pandas as pd
 import pytest
 
-from kfp_llmops.datasets import DatasetSpec, instruction_pairs, read_jsonl, read_table, write_canonical_jsonl
+from kfp_llmops.datasets import DatasetSpec, Table, instruction_pairs, read_jsonl, read_table, records, write_canonical_jsonl
 from kfp_llmops.errors import ConfigError, UserInputError
 
 ROWS = [{"instruction": "a", "response": "b"}, {"instruction": "c", "input": "ctx", "response": "d"}]
@@ -45,6 +45,43 @@ def test_chat_records_are_detected(tmp_path):
     p.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}) + "\n")
     table = read_table(str(p))
     assert table.record_format == "chat" and list(table.frame.columns) == ["messages"]
+
+
+SHAREGPT = [
+    {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}], "system": "Be brief."},
+    {"conversations": [{"from": "system", "value": "S"}, {"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}],
+     "system": "ignored: the conversation has its own"},
+    {"conversations": [{"from": "human", "value": "w?"}, {"from": "observation", "value": "sun"}, {"from": "gpt", "value": "s"}]},
+]
+SHAREGPT_MESSAGES = [
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
+    [{"role": "system", "content": "S"}, {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+    [{"role": "user", "content": "w?"}, {"role": "observation", "content": "sun"}, {"role": "assistant", "content": "s"}],
+]
+
+
+def test_sharegpt_records_are_read_as_chat_in_jsonl_and_parquet(tmp_path):
+    p = tmp_path / "sg.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in SHAREGPT) + "\n")
+    pd.DataFrame(SHAREGPT).to_parquet(tmp_path / "sg.parquet")  # lists of structs come back as numpy arrays of dicts
+    for path in (p, tmp_path / "sg.parquet"):
+        table = read_table(str(path))
+        assert (table.record_format, table.source_record_format) == ("chat", "sharegpt")
+        assert list(table.frame.columns) == ["messages"] and list(table.frame["messages"]) == SHAREGPT_MESSAGES
+        assert table.lines == [1, 2, 3]
+        assert records(Table(table.path, table.file_format, "chat", table.frame.iloc[:2], table.lines[:2])) == SHAREGPT_MESSAGES[:2]
+
+
+def test_sharegpt_under_other_names_or_mapped_onto_messages(tmp_path):
+    p = tmp_path / "sg.jsonl"
+    p.write_text(json.dumps({"dialog": SHAREGPT[0]["conversations"], "sys": "Be brief."}) + "\n")
+    table = read_table(DatasetSpec(str(p), columns={"conversations": "dialog", "system": "sys"}))
+    assert list(table.frame["messages"]) == SHAREGPT_MESSAGES[:1]
+    p.write_text(json.dumps({"conversations": SHAREGPT[0]["conversations"]}) + "\n")
+    table = read_table(DatasetSpec(str(p), columns={"messages": "conversations"}))  # {from, value} items: ShareGPT
+    assert table.source_record_format == "sharegpt" and list(table.frame["messages"]) == [SHAREGPT_MESSAGES[0][1:]]
+    with pytest.raises(UserInputError, match=r"missing column\(s\) \['messages'\] for chat records.*ShareGPT"):
+        read_table(DatasetSpec(str(p), record_format="chat"))
 
 
 def test_byte_order_mark_is_accepted_in_jsonl_and_csv(tmp_path):

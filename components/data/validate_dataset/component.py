@@ -58,7 +58,8 @@ def validate_dataset(
     validated.metadata.update(
         lineage(path=validated.path, parents=parents, rows=len(cleaned), format="jsonl", record_format=cleaned.record_format,
                 schema=list(cleaned.frame.columns), source_sha256=sha256_path(dataset.path), source_rows=result.rows,
-                source_format=cleaned.file_format, validation_passed=result.success)
+                source_format=cleaned.file_format, validation_passed=result.success,
+                **({"source_record_format": cleaned.source_record_format} if cleaned.source_record_format else {}))
     )
     report.metadata.update({"parents": parents, "passed": result.success, "summary": result.summary()})
     gx_result.metadata.update({"parents": parents, "format": "great-expectations-validation-result-json"})

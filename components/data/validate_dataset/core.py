@@ -371,7 +371,8 @@ def validate(table: Table, cfg: ValidationConfig | None = None, screening=None, 
     result.masked_rows = len(screened.masked)
     keep = [i for i in range(len(table)) if i not in screened.drop]
     cleaned = Table(table.path, table.file_format, table.record_format,
-                    table.frame.iloc[keep].reset_index(drop=True), [table.lines[i] for i in keep])
+                    table.frame.iloc[keep].reset_index(drop=True), [table.lines[i] for i in keep],
+                    table.source_record_format)
     return result, cleaned
 
 

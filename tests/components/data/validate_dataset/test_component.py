@@ -38,6 +38,24 @@ def test_parquet_with_other_column_names_becomes_canonical_jsonl(tmp_path):
     assert outs["validated"].metadata["source_format"] == "parquet"
 
 
+def test_sharegpt_records_become_canonical_chat_jsonl(tmp_path, write_jsonl, read_jsonl):
+    turns = [{"from": "human", "value": "What is 2 plus 3?"}, {"from": "gpt", "value": "5."}]
+    rows = [{"conversations": turns, "system": "You add."}, {"conversations": turns[:1] + [{"from": "gpt", "value": "Five."}]}]
+    outs = _outputs(tmp_path)
+    assert validate_dataset.python_func(dataset=Dataset(uri=str(write_jsonl(tmp_path / "sg.jsonl", rows))), **outs) is True
+    assert read_jsonl(outs["validated"].path) == [
+        {"messages": [{"role": "system", "content": "You add."}, {"role": "user", "content": "What is 2 plus 3?"},
+                      {"role": "assistant", "content": "5."}]},
+        {"messages": [{"role": "user", "content": "What is 2 plus 3?"}, {"role": "assistant", "content": "Five."}]}]
+    meta = outs["validated"].metadata
+    assert (meta["record_format"], meta["source_record_format"], meta["schema"]) == ("chat", "sharegpt", ["messages"])
+    # a role that chat templates do not know (a tool call) fails validation at its line
+    rows.append({"conversations": turns[:1] + [{"from": "function_call", "value": "{}"}, {"from": "gpt", "value": "x"}]})
+    outs = _outputs(tmp_path)
+    assert validate_dataset.python_func(dataset=Dataset(uri=str(write_jsonl(tmp_path / "sg.jsonl", rows))), **outs) is False
+    assert "field 'messages.unknown_roles': 1 row(s); line(s) 3" in outs["report"].metadata["summary"]
+
+
 def test_a_critical_failure_returns_false_and_keeps_the_reports(tmp_path, write_jsonl):
     rows = [{"instruction": "q1", "response": "a"}, {"instruction": "q2"}]
     outs = _outputs(tmp_path)
