@@ -82,12 +82,12 @@ def check_parameters(arguments: dict, inputs: dict) -> None:
 
 
 def add_content_digest(arguments: dict) -> dict:
-    """Pins a local training file's sha256 into the run, so that a file changed at the same path never hits a stale
-    cache (and the validation step fails if the file changes after submission)."""
+    """Pins a local training file's (or folder's) sha256 into the run, so that a file changed at the same path never
+    hits a stale cache (and the validation step fails if the file changes after submission)."""
     from kfp_llmops.lineage import sha256_path
 
     data = arguments.get("train_data")
-    if data and "train_data_sha256" not in arguments and Path(data).is_file():
+    if data and "train_data_sha256" not in arguments and Path(data).exists():
         arguments = {**arguments, "train_data_sha256": sha256_path(data)}
     return arguments
 

@@ -3,7 +3,10 @@
 Every reader returns a :class:`Table`: a pandas DataFrame with the canonical columns of its record format
 (``instruction``, ``input``, ``response`` or ``messages``) and the 1-based line (JSONL, CSV: the file's line; Parquet:
 the row number) each row came from. Column names in the file can differ: pass ``columns={"instruction": "prompt"}``.
-Files are read in chunks (CSV, Parquet) or line by line (JSONL); the input file is never modified.
+Files are read in chunks (CSV, Parquet) or line by line (JSONL); the input file is never modified. A folder is read as
+its data files (``.jsonl``, ``.ndjson``, ``.csv``, ``.parquet``, ``.pq`` at any depth, hidden ones left out, in path order,
+one format): the shards a Hugging Face dataset repository, a BigQuery export or a Spark job writes. Each row is then
+located as ``shard:line`` (the shard's path within the folder).
 
 ShareGPT records (``conversations: [{from, value}]``, optionally a ``system`` string; what LLaMA-Factory, Axolotl and
 many Hugging Face datasets use) are read as chat records: ``human`` becomes ``user``, ``gpt`` (and ``chatgpt``)
@@ -26,6 +29,8 @@ REQUIRED = {"instruction": ("instruction", "response"), "chat": ("messages",), "
 SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "chatgpt": "assistant",
                   "assistant": "assistant"}
 _SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+# in a folder, .json is left out: it is where datasets keep their metadata (dataset_info.json, state.json)
+_SHARD_SUFFIXES = {k: v for k, v in _SUFFIXES.items() if k != ".json"}
 CHUNK_ROWS = 100_000
 
 
@@ -64,14 +69,19 @@ class Table:
     file_format: str
     record_format: str
     frame: object  # pandas.DataFrame with the canonical columns present in the file
-    lines: list[int]
+    lines: list  # each row's 1-based line (an int), or "shard:line" for a folder of shards
     source_record_format: str = ""  # the file's own record format where it differs (sharegpt: read as chat)
 
     def __len__(self) -> int:
         return len(self.lines)
 
-    def line_of(self, index: int) -> int:
+    def line_of(self, index: int):
         return self.lines[index]
+
+    def where(self, index: int) -> str:
+        """``path:line`` of a row of a file, ``folder/shard:line`` of a row of a folder."""
+        line = self.lines[index]
+        return f"{self.path}/{line}" if isinstance(line, str) else f"{self.path}:{line}"
 
 
 def read_table(spec: DatasetSpec | str) -> Table:
@@ -79,11 +89,14 @@ def read_table(spec: DatasetSpec | str) -> Table:
     spec = DatasetSpec(str(spec)) if isinstance(spec, (str, Path)) else spec
     p = Path(spec.path)
     if p.is_dir():
-        raise UserInputError(f"{p}: is a directory, expected a {'/'.join(FILE_FORMATS)} file")
-    if not p.exists():
+        fmt, frame, lines = _read_folder(p, spec.file_format)
+        if len(frame) == 0:
+            raise UserInputError(f"{p}: the folder's {fmt} files have no records")
+    elif not p.exists():
         raise UserInputError(f"{p}: no such file")
-    fmt = spec.resolved_file_format()
-    frame, lines = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet}[fmt](p)
+    else:
+        fmt = spec.resolved_file_format()
+        frame, lines = _READERS[fmt](p)
     if len(frame) == 0:
         raise UserInputError(f"{p}: the file has no records" + (" (only a header)" if fmt == "csv" and p.stat().st_size else ""))
     inverse = {file_col: ours for ours, file_col in spec.columns.items()}
@@ -134,6 +147,32 @@ def sharegpt_messages(conversation, system=None):
                                                              and turns[0].get("role") == "system"):
         turns.insert(0, {"role": "system", "content": system})
     return turns
+
+
+def _read_folder(p: Path, file_format: str):
+    """The folder's data files read as one table: (format, frame, "shard:line" labels)."""
+    import pandas as pd
+
+    files = sorted(f for f in p.rglob("*") if f.is_file() and not any(x.startswith(".") for x in f.relative_to(p).parts))
+    if file_format == "auto":
+        shards = [f for f in files if f.suffix.lower() in _SHARD_SUFFIXES]
+    else:
+        shards = [f for f in files if _SUFFIXES.get(f.suffix.lower()) == file_format]
+    if not shards:
+        raise UserInputError(f"{p}: a folder with no {'/'.join(FILE_FORMATS) if file_format == 'auto' else file_format} "
+                             f"files ({len(files)} other file(s)); pass a data file, or a folder of data shards")
+    formats = sorted({_SUFFIXES[f.suffix.lower()] for f in shards})
+    if len(formats) > 1:
+        raise UserInputError(f"{p}: a folder of {' and '.join(formats)} files; pass file_format to read one of them, "
+                             "or keep one format per folder")
+    frames, lines = [], []
+    for f in shards:
+        frame, shard_lines = _READERS[formats[0]](f)
+        rel = f.relative_to(p).as_posix()
+        frames.append(frame)
+        lines += [f"{rel}:{n}" for n in shard_lines]
+    frames = [f for f in frames if len(f)]
+    return formats[0], pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), lines
 
 
 def _read_jsonl(p: Path):
@@ -192,6 +231,9 @@ def _read_parquet(p: Path):
     return frame, list(range(1, len(frame) + 1))
 
 
+_READERS = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet}
+
+
 def instruction_pairs(table: Table) -> list[tuple[str, str]]:
     """``(prompt, response)`` per row; ``input``, when present and non-empty, follows the instruction."""
     if table.record_format != "instruction":
@@ -202,7 +244,7 @@ def instruction_pairs(table: Table) -> list[tuple[str, str]]:
         instruction, response = row.instruction, row.response
         for name, value in (("instruction", instruction), ("response", response)):
             if not isinstance(value, str):
-                raise UserInputError(f"{table.path}:{table.line_of(i)}: field {name!r} is missing or not a string")
+                raise UserInputError(f"{table.where(i)}: field {name!r} is missing or not a string")
         extra = getattr(row, "input", None) if has_input else None
         if isinstance(extra, str) and extra.strip():
             instruction = f"{instruction}\n{extra}"
@@ -215,7 +257,7 @@ def records(table: Table) -> list:
     response)`` pair per instruction record, a list of ``{"role", "content"}`` messages per chat record."""
     if table.record_format == "instruction":
         return instruction_pairs(table)
-    return [chat_record(m, f"{table.path}:{table.line_of(i)}") for i, m in enumerate(table.frame["messages"])]
+    return [chat_record(m, table.where(i)) for i, m in enumerate(table.frame["messages"])]
 
 
 def chat_record(messages, where: str) -> list[dict]:
@@ -265,12 +307,15 @@ def iter_records(path: str | Path, chunk_rows: int = 50_000):
 
 def locations(table: Table) -> list[str]:
     """``path:line`` of each row, for errors."""
-    return [f"{table.path}:{line}" for line in table.lines]
+    return [table.where(i) for i in range(len(table.lines))]
 
 
 def read_jsonl(path: str | Path) -> Table:
-    """Reads a JSONL instruction dataset (the format of the demo and of most fine-tuning sets)."""
-    return read_table(DatasetSpec(str(path), file_format="jsonl"))
+    """Reads a dataset as the pipeline's steps get it: JSONL (what validate_dataset writes, at an artifact path with no
+    suffix) unless the suffix says CSV or Parquet (an eval set imported as it is), a folder by its shards."""
+    p = Path(path)
+    fmt = "auto" if p.is_dir() or p.suffix.lower() in _SUFFIXES else "jsonl"
+    return read_table(DatasetSpec(str(path), file_format=fmt))
 
 
 def write_canonical_jsonl(table: Table, path: str | Path) -> None:

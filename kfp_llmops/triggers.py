@@ -21,17 +21,18 @@ class DataCheck:
 
 
 def train_data_digest(arguments: dict) -> str:
-    """The run's training-data sha256: ``train_data_sha256`` when given, else that of the local ``train_data`` file.
-    A remote file (gs://, s3://, ...) is not downloaded to hash it: pass its digest as ``train_data_sha256``."""
+    """The run's training-data sha256: ``train_data_sha256`` when given, else that of the local ``train_data`` file
+    or folder of shards (:func:`kfp_llmops.lineage.sha256_path`). A remote file (gs://, s3://, ...) is not downloaded
+    to hash it: pass its digest as ``train_data_sha256``."""
     from kfp_llmops.lineage import sha256_path
 
     if arguments.get("train_data_sha256"):
         return str(arguments["train_data_sha256"])
     data = str(arguments.get("train_data") or "")
-    if data and Path(data).is_file():
+    if data and Path(data).exists():
         return sha256_path(data)
-    raise UserInputError(f"--if-data-changed needs the training data's sha256: train_data {data!r} is not a file on this "
-                         "machine; pass --param train_data_sha256=<sha256 of its content> (e.g. from your data "
+    raise UserInputError(f"--if-data-changed needs the training data's sha256: train_data {data!r} is not a file or "
+                         "folder on this machine; pass --param train_data_sha256=<sha256 of its content> (e.g. from your data "
                          "repository's CI) or a local path")
 
 

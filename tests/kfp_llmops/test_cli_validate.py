@@ -84,9 +84,10 @@ def test_a_50_mb_record_is_reported_by_length_not_printed(tmp_path, capsys):
     assert "(50000000 chars)" in stdout and len(stdout) < 10_000
 
 
-def test_a_directory_is_named(tmp_path, capsys):
+def test_a_folder_without_data_files_is_named(tmp_path, capsys):
+    (tmp_path / "README.md").write_text("# notes\n")
     code, _, err = _run(capsys, tmp_path)
-    assert code == 2 and "is a directory" in err
+    assert code == 2 and f"{tmp_path}: a folder with no jsonl/csv/parquet files (1 other file(s))" in err
 
 
 def test_a_bad_screening_config_exits_2(tmp_path, capsys):
@@ -101,3 +102,7 @@ def test_run_pins_the_digest_of_a_local_training_file(tmp_path):
     data.write_bytes(GOOD)
     assert add_content_digest({"train_data": str(data)})["train_data_sha256"] == sha256_path(data)
     assert "train_data_sha256" not in add_content_digest({"train_data": "gs://bucket/train.jsonl"})
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    (shards / "part-0.jsonl").write_bytes(GOOD)
+    assert add_content_digest({"train_data": str(shards)})["train_data_sha256"] == sha256_path(shards)

@@ -111,9 +111,52 @@ def test_bad_files_say_what_and_where(tmp_path, name, data, message):
         read_table(str(_write(tmp_path, data, name)))
 
 
-def test_a_directory_or_missing_file_is_named(tmp_path):
-    with pytest.raises(UserInputError, match="is a directory"):
+def test_a_folder_of_shards_is_one_table_located_by_shard_and_line(tmp_path):
+    # a Hugging Face dataset repository's layout: README, metadata JSON, hidden files and data/<split>-N-of-M shards
+    (tmp_path / "data").mkdir()
+    (tmp_path / "README.md").write_text("# my dataset\n")
+    (tmp_path / "dataset_info.json").write_text("{}")
+    (tmp_path / ".gitattributes").write_text("*.parquet filter=lfs\n")
+    pd.DataFrame(ROWS[:1]).to_parquet(tmp_path / "data" / "train-00000-of-00002.parquet")
+    pd.DataFrame(ROWS[1:]).to_parquet(tmp_path / "data" / "train-00001-of-00002.parquet")
+    table = read_table(str(tmp_path))
+    assert (table.file_format, table.record_format, len(table)) == ("parquet", "instruction", 2)
+    assert table.lines == ["data/train-00000-of-00002.parquet:1", "data/train-00001-of-00002.parquet:1"]
+    assert table.where(1) == f"{tmp_path}/data/train-00001-of-00002.parquet:1"
+    assert instruction_pairs(table) == [("a", "b"), ("c\nctx", "d")]
+    out = tmp_path / "canonical.jsonl"
+    write_canonical_jsonl(table, out)
+    assert [json.loads(line) for line in out.read_text().splitlines()] == ROWS
+
+
+def test_a_folder_says_what_it_lacks_or_mixes_and_errors_name_the_shard(tmp_path):
+    with pytest.raises(UserInputError, match=r"a folder with no jsonl/csv/parquet files \(0 other file"):
         read_table(str(tmp_path))
+    (tmp_path / "a.jsonl").write_text(json.dumps(ROWS[0]) + "\n")
+    (tmp_path / "b.csv").write_text("instruction,response\nq,r\n")
+    with pytest.raises(UserInputError, match=r"a folder of csv and jsonl files; pass file_format"):
+        read_table(str(tmp_path))
+    assert instruction_pairs(read_table(DatasetSpec(str(tmp_path), file_format="csv"))) == [("q", "r")]
+    (tmp_path / "b.csv").unlink()
+    (tmp_path / "c.jsonl").write_text(json.dumps(ROWS[0]) + "\n{\n")
+    with pytest.raises(UserInputError, match=r"c.jsonl:2: malformed JSON"):
+        read_table(str(tmp_path))
+    (tmp_path / "c.jsonl").write_text(json.dumps({"instruction": "x", "response": 3}) + "\n")
+    with pytest.raises(UserInputError, match=rf"{tmp_path}/c.jsonl:1: field 'response' is missing or not a string"):
+        instruction_pairs(read_table(str(tmp_path)))
+
+
+def test_steps_read_artifacts_as_jsonl_and_imported_files_by_their_suffix(tmp_path):
+    artifact = _write(tmp_path, b'{"instruction": "a", "response": "b"}\n', name="validated")  # no suffix
+    assert instruction_pairs(read_jsonl(artifact)) == [("a", "b")]
+    pd.DataFrame(ROWS).to_parquet(tmp_path / "eval.parquet")
+    assert instruction_pairs(read_jsonl(tmp_path / "eval.parquet")) == [("a", "b"), ("c\nctx", "d")]
+    (tmp_path / "shards").mkdir()
+    pd.DataFrame(ROWS).to_csv(tmp_path / "shards" / "eval-0.csv", index=False)
+    assert len(read_jsonl(tmp_path / "shards")) == 2
+
+
+def test_a_missing_file_is_named(tmp_path):
     with pytest.raises(UserInputError, match="no such file"):
         read_table(str(tmp_path / "nope.jsonl"))
 

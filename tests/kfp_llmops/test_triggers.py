@@ -43,6 +43,7 @@ def test_the_digest_comes_from_the_file_or_the_parameter(tmp_path):
     data = tmp_path / "train.jsonl"
     data.write_text('{"instruction": "a", "response": "b"}\n', encoding="utf-8")
     assert train_data_digest({"train_data": str(data)}) == sha256_path(data)
+    assert train_data_digest({"train_data": str(tmp_path)}) == sha256_path(tmp_path)  # a folder of shards
     assert train_data_digest({"train_data": "gs://b/train.jsonl", "train_data_sha256": "c" * 64}) == "c" * 64
     with pytest.raises(UserInputError, match=r"pass --param train_data_sha256="):
         train_data_digest({"train_data": "gs://b/train.jsonl"})

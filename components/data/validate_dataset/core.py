@@ -70,7 +70,7 @@ class ValidationResult:
     checks: list[CheckResult] = field(default_factory=list)
     gx_result: dict = field(default_factory=dict)
     drift: dict[str, float] = field(default_factory=dict)
-    dropped_lines: list[int] = field(default_factory=list)
+    dropped_lines: list = field(default_factory=list)
     masked_rows: int = 0
 
     @property
@@ -367,7 +367,7 @@ def validate(table: Table, cfg: ValidationConfig | None = None, screening=None, 
     screened = screen(table, screening, eval_table, reference)
     result.checks += screening_checks(screened, table)
     result.drift = dict(screened.drift)
-    result.dropped_lines = sorted(table.line_of(i) for i in screened.drop)
+    result.dropped_lines = [table.line_of(i) for i in sorted(screened.drop)]  # in file (and shard) order
     result.masked_rows = len(screened.masked)
     keep = [i for i in range(len(table)) if i not in screened.drop]
     cleaned = Table(table.path, table.file_format, table.record_format,

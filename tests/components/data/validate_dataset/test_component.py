@@ -56,6 +56,26 @@ def test_sharegpt_records_become_canonical_chat_jsonl(tmp_path, write_jsonl, rea
     assert "field 'messages.unknown_roles': 1 row(s); line(s) 3" in outs["report"].metadata["summary"]
 
 
+def test_a_folder_of_shards_is_validated_as_one_dataset_by_shard_and_line(tmp_path, write_jsonl, read_jsonl):
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    write_jsonl(shards / "part-0.jsonl", [{"instruction": "q1", "response": "a1"}, {"instruction": "q2", "response": "a2"}])
+    write_jsonl(shards / "part-1.jsonl", [{"instruction": "q3", "response": "a3"}, {"instruction": "q1", "response": "a1"}])
+    outs = _outputs(tmp_path)
+    assert validate_dataset.python_func(dataset=Dataset(uri=str(shards)), **outs) is True
+    assert read_jsonl(outs["validated"].path) == [{"instruction": f"q{i}", "response": f"a{i}"} for i in (1, 2, 3)]
+    summary = outs["report"].metadata["summary"]
+    assert "screen_exact_duplicates failed on field 'all text': 1 row(s); dropped; line(s) part-1.jsonl:2" in summary
+    assert "same as line part-0.jsonl:1" in summary
+    meta = outs["validated"].metadata
+    assert (meta["rows"], meta["source_rows"], meta["source_format"]) == (3, 4, "jsonl")
+    assert meta["source_sha256"] == sha256_path(shards)
+    write_jsonl(shards / "part-2.jsonl", [{"instruction": "q4"}])
+    outs = _outputs(tmp_path)
+    assert validate_dataset.python_func(dataset=Dataset(uri=str(shards)), **outs) is False
+    assert "field 'response': 1 row(s); line(s) part-2.jsonl:1" in outs["report"].metadata["summary"]
+
+
 def test_a_critical_failure_returns_false_and_keeps_the_reports(tmp_path, write_jsonl):
     rows = [{"instruction": "q1", "response": "a"}, {"instruction": "q2"}]
     outs = _outputs(tmp_path)
