@@ -1,12 +1,15 @@
-"""Reading training datasets: JSONL, CSV or Parquet; instruction, chat or ShareGPT records; errors that say where.
+"""Reading training datasets: JSONL, CSV, Parquet or Arrow; instruction, chat or ShareGPT records; errors that say where.
 
 Every reader returns a :class:`Table`: a pandas DataFrame with the canonical columns of its record format
 (``instruction``, ``input``, ``response`` or ``messages``) and the 1-based line (JSONL, CSV: the file's line; Parquet:
 the row number) each row came from. Column names in the file can differ: pass ``columns={"instruction": "prompt"}``.
-Files are read in chunks (CSV, Parquet) or line by line (JSONL); the input file is never modified. A folder is read as
-its data files (``.jsonl``, ``.ndjson``, ``.csv``, ``.parquet``, ``.pq`` at any depth, hidden ones left out, in path order,
-one format): the shards a Hugging Face dataset repository, a BigQuery export or a Spark job writes. Each row is then
-located as ``shard:line`` (the shard's path within the folder).
+Files are read in chunks (CSV, Parquet, Arrow) or line by line (JSONL); the input file is never modified. Arrow is the
+IPC format, stream or file (what Hugging Face ``datasets`` ``save_to_disk`` writes). A folder is read as its data files
+(``.jsonl``, ``.ndjson``, ``.csv``, ``.parquet``, ``.pq``, ``.arrow`` at any depth, hidden ones left out, in path order, one
+format): the shards a Hugging Face dataset repository, ``save_to_disk``, a BigQuery export or a Spark job writes. Each
+row is then located as ``shard:line`` (the shard's path within the folder). A folder whose shards are named for
+several splits (``train-00000-of-00002.parquet`` and ``test-00000-of-00001.parquet``, or ``train/`` and ``test/``, as
+Hugging Face names them) is refused, naming them: pass the folder of one split.
 
 ShareGPT records (``conversations: [{from, value}]``, optionally a ``system`` string; what LLaMA-Factory, Axolotl and
 many Hugging Face datasets use) are read as chat records: ``human`` becomes ``user``, ``gpt`` (and ``chatgpt``)
@@ -22,15 +25,19 @@ from pathlib import Path
 
 from kfp_llmops.errors import ConfigError, UserInputError
 
-FILE_FORMATS = ("jsonl", "csv", "parquet")
+FILE_FORMATS = ("jsonl", "csv", "parquet", "arrow")
 RECORD_FORMATS = ("instruction", "chat", "sharegpt")
 CANONICAL = {"instruction": ("instruction", "input", "response"), "chat": ("messages",), "sharegpt": ("conversations", "system")}
 REQUIRED = {"instruction": ("instruction", "response"), "chat": ("messages",), "sharegpt": ("conversations",)}
 SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "chatgpt": "assistant",
                   "assistant": "assistant"}
-_SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+_SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet",
+             ".arrow": "arrow"}
 # in a folder, .json is left out: it is where datasets keep their metadata (dataset_info.json, state.json)
 _SHARD_SUFFIXES = {k: v for k, v in _SUFFIXES.items() if k != ".json"}
+# split names in shard paths, as Hugging Face datasets resolves them
+_SPLITS = {"train": "train", "training": "train", "validation": "validation", "valid": "validation", "val": "validation",
+           "dev": "validation", "test": "test", "testing": "test", "eval": "test", "evaluation": "test"}
 CHUNK_ROWS = 100_000
 
 
@@ -165,6 +172,14 @@ def _read_folder(p: Path, file_format: str):
     if len(formats) > 1:
         raise UserInputError(f"{p}: a folder of {' and '.join(formats)} files; pass file_format to read one of them, "
                              "or keep one format per folder")
+    splits: dict[str, list[str]] = {}
+    for f in shards:
+        splits.setdefault(_split_of(f.relative_to(p)) or "no split name", []).append(f.relative_to(p).as_posix())
+    if len(splits) > 1:
+        named = "; ".join(f"{name}: {', '.join(files[:2])}{' ...' if len(files) > 2 else ''}"
+                          for name, files in sorted(splits.items()))
+        raise UserInputError(f"{p}: the folder holds several splits ({named}); pass a folder with one split's files "
+                             "(e.g. the train/ folder of a save_to_disk DatasetDict), not train and test data together")
     frames, lines = [], []
     for f in shards:
         frame, shard_lines = _READERS[formats[0]](f)
@@ -173,6 +188,37 @@ def _read_folder(p: Path, file_format: str):
         lines += [f"{rel}:{n}" for n in shard_lines]
     frames = [f for f in frames if len(f)]
     return formats[0], pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), lines
+
+
+def _split_of(rel: Path) -> str | None:
+    """The split a shard's path names (a folder ``train/``, a file ``train-00000-of-00002.parquet``), or None."""
+    import re
+
+    for part in (*rel.parts[:-1], rel.name):
+        m = re.match(r"([a-z]+)(?:$|[-_.\d])", part.lower())
+        if m and m.group(1) in _SPLITS:
+            return _SPLITS[m.group(1)]
+    return None
+
+
+def _read_arrow(p: Path):
+    import pandas as pd
+    import pyarrow as pa
+
+    try:
+        with pa.memory_map(str(p)) as source:
+            try:
+                reader = pa.ipc.open_stream(source)
+                batches = list(reader)
+            except pa.ArrowInvalid:
+                source.seek(0)
+                reader = pa.ipc.open_file(source)
+                batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
+            frames = [b.to_pandas() for b in batches]
+    except Exception as exc:  # pyarrow raises several types for corrupt or truncated files
+        raise UserInputError(f"{p}: cannot read Arrow IPC ({type(exc).__name__}: {exc})") from None
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return frame, list(range(1, len(frame) + 1))
 
 
 def _read_jsonl(p: Path):
@@ -231,7 +277,7 @@ def _read_parquet(p: Path):
     return frame, list(range(1, len(frame) + 1))
 
 
-_READERS = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet}
+_READERS = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet, "arrow": _read_arrow}
 
 
 def instruction_pairs(table: Table) -> list[tuple[str, str]]:

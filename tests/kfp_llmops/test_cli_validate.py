@@ -87,7 +87,7 @@ def test_a_50_mb_record_is_reported_by_length_not_printed(tmp_path, capsys):
 def test_a_folder_without_data_files_is_named(tmp_path, capsys):
     (tmp_path / "README.md").write_text("# notes\n")
     code, _, err = _run(capsys, tmp_path)
-    assert code == 2 and f"{tmp_path}: a folder with no jsonl/csv/parquet files (1 other file(s))" in err
+    assert code == 2 and f"{tmp_path}: a folder with no jsonl/csv/parquet/arrow files (1 other file(s))" in err
 
 
 def test_a_bad_screening_config_exits_2(tmp_path, capsys):

@@ -22,13 +22,19 @@ def test_jsonl_rows_keep_their_line_numbers_skipping_blank_lines(tmp_path):
     assert instruction_pairs(table) == [("a", "b"), ("c", "d")]
 
 
-def test_csv_and_parquet_read_the_same_records(tmp_path):
+def test_csv_parquet_and_arrow_read_the_same_records(tmp_path):
+    import pyarrow as pa
+
     frame = pd.DataFrame(ROWS)
     frame.to_csv(tmp_path / "d.csv", index=False)
     frame.to_parquet(tmp_path / "d.parquet")
-    tables = [read_table(str(tmp_path / n)) for n in ("d.csv", "d.parquet")]
-    assert [t.file_format for t in tables] == ["csv", "parquet"]
-    assert tables[0].lines == [2, 3] and tables[1].lines == [1, 2]
+    table = pa.Table.from_pandas(frame)
+    for name, writer in (("stream.arrow", pa.ipc.new_stream), ("file.arrow", pa.ipc.new_file)):  # both IPC formats
+        with writer(str(tmp_path / name), table.schema) as w:
+            w.write_table(table)
+    tables = [read_table(str(tmp_path / n)) for n in ("d.csv", "d.parquet", "stream.arrow", "file.arrow")]
+    assert [t.file_format for t in tables] == ["csv", "parquet", "arrow", "arrow"]
+    assert tables[0].lines == [2, 3] and tables[1].lines == tables[2].lines == tables[3].lines == [1, 2]
     for t in tables:
         assert instruction_pairs(t) == [("a", "b"), ("c\nctx", "d")]
 
@@ -102,6 +108,7 @@ def test_byte_order_mark_is_accepted_in_jsonl_and_csv(tmp_path):
         ("d.csv", b"instruction,response\na,b\nc,\xff\n", r"d.csv:3: not valid UTF-8"),
         ("d.csv", b"", r"d.csv: the file is empty"),
         ("d.parquet", b"PAR1 not really", r"d.parquet: cannot read Parquet"),
+        ("d.arrow", b"ARROW1 not really", r"d.arrow: cannot read Arrow IPC"),
         ("d.jsonl", b'{"instruction": "a"}\n', r"missing column\(s\) \['response'\] for instruction records; the file has \['instruction'\]"),
         ("d.txt", b"x", r"cannot tell the file format from the suffix"),
     ],
@@ -130,7 +137,7 @@ def test_a_folder_of_shards_is_one_table_located_by_shard_and_line(tmp_path):
 
 
 def test_a_folder_says_what_it_lacks_or_mixes_and_errors_name_the_shard(tmp_path):
-    with pytest.raises(UserInputError, match=r"a folder with no jsonl/csv/parquet files \(0 other file"):
+    with pytest.raises(UserInputError, match=r"a folder with no jsonl/csv/parquet/arrow files \(0 other file"):
         read_table(str(tmp_path))
     (tmp_path / "a.jsonl").write_text(json.dumps(ROWS[0]) + "\n")
     (tmp_path / "b.csv").write_text("instruction,response\nq,r\n")
@@ -144,6 +151,32 @@ def test_a_folder_says_what_it_lacks_or_mixes_and_errors_name_the_shard(tmp_path
     (tmp_path / "c.jsonl").write_text(json.dumps({"instruction": "x", "response": 3}) + "\n")
     with pytest.raises(UserInputError, match=rf"{tmp_path}/c.jsonl:1: field 'response' is missing or not a string"):
         instruction_pairs(read_table(str(tmp_path)))
+
+
+def test_save_to_disk_folders_are_read_one_split_at_a_time(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    chat = [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}]
+    rows = [{"input": "", **ROWS[0]}, ROWS[1]]  # from_list takes its columns from the first row
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(rows), "test": datasets.Dataset.from_list(chat)}).save_to_disk(tmp_path / "dd")
+    with pytest.raises(UserInputError, match=r"the folder holds several splits \(test: test/data-00000-of-00001.arrow; "
+                                             r"train: train/data-00000-of-00001.arrow\); pass a folder with one split"):
+        read_table(str(tmp_path / "dd"))
+    train = read_table(str(tmp_path / "dd" / "train"))  # Arrow IPC stream, beside state.json and dataset_info.json
+    assert (train.file_format, train.lines) == ("arrow", ["data-00000-of-00001.arrow:1", "data-00000-of-00001.arrow:2"])
+    assert instruction_pairs(train) == [("a", "b"), ("c\nctx", "d")]
+    test = read_table(str(tmp_path / "dd" / "test" / "data-00000-of-00001.arrow"))  # one file; messages as structs
+    assert test.record_format == "chat" and records(test) == [chat[0]["messages"]]
+
+
+def test_a_repository_layout_with_train_and_test_shards_is_refused_naming_them(tmp_path):
+    (tmp_path / "data").mkdir()
+    for name in ("train-00000-of-00002", "train-00001-of-00002", "test-00000-of-00001"):
+        pd.DataFrame(ROWS).to_parquet(tmp_path / "data" / f"{name}.parquet")
+    with pytest.raises(UserInputError, match=r"several splits \(test: data/test-00000-of-00001.parquet; train: "
+                                             r"data/train-00000-of-00002.parquet, data/train-00001-of-00002.parquet\)"):
+        read_table(str(tmp_path))
+    (tmp_path / "data" / "test-00000-of-00001.parquet").unlink()
+    assert len(read_table(str(tmp_path))) == 4
 
 
 def test_steps_read_artifacts_as_jsonl_and_imported_files_by_their_suffix(tmp_path):
