@@ -11,10 +11,11 @@ row is then located as ``shard:line`` (the shard's path within the folder). A fo
 several splits (``train-00000-of-00002.parquet`` and ``test-00000-of-00001.parquet``, or ``train/`` and ``test/``, as
 Hugging Face names them) is refused, naming them: pass the folder of one split.
 
-ShareGPT records (``conversations: [{from, value}]``, optionally a ``system`` string; what LLaMA-Factory, Axolotl and
-many Hugging Face datasets use) are read as chat records: ``human`` becomes ``user``, ``gpt`` (and ``chatgpt``)
-``assistant``, the ``system`` field a first system turn. Other roles (``observation``, ``function_call``...) are kept as
-they are, so validation reports them by line as unknown roles.
+Chat contents given as OpenAI-style text parts are joined into one string. ShareGPT records (``conversations: [{from,
+value}]``, optionally a ``system`` string; what LLaMA-Factory, Axolotl and many Hugging Face datasets use) are read as
+chat records: ``human`` becomes ``user``, ``gpt`` (and ``chatgpt``) ``assistant``, the ``system`` field a first system
+turn. Other roles (``observation``, ``function_call``...) are kept as they are, so validation reports them by line as
+unknown roles.
 """
 
 from __future__ import annotations
@@ -130,7 +131,29 @@ def read_table(spec: DatasetSpec | str) -> Table:
         systems = frame["system"] if "system" in frame.columns else [None] * len(frame)
         messages = [sharegpt_messages(c, s) for c, s in zip(frame["conversations"], systems)]
         return Table(str(p), fmt, "chat", pd.DataFrame({"messages": pd.Series(messages, dtype=object)}), lines, "sharegpt")
+    if record_format == "chat":
+        import pandas as pd
+
+        frame["messages"] = pd.Series([text_content(m) for m in frame["messages"]], index=frame.index, dtype=object)
     return Table(str(p), fmt, record_format, frame, lines)
+
+
+def text_content(messages):
+    """OpenAI-style content parts (``"content": [{"type": "text", "text": ...}, ...]``) joined into one string, in each
+    message whose parts are all text; anything else (an image part, a conversation that is not a list) as it was, for
+    validation to report at its line."""
+    items = messages.tolist() if hasattr(messages, "tolist") else messages
+    if not isinstance(items, (list, tuple)):
+        return messages
+    out, changed = [], False
+    for m in items:
+        parts = m.get("content") if isinstance(m, dict) else None
+        parts = parts.tolist() if hasattr(parts, "tolist") else parts
+        if isinstance(parts, (list, tuple)) and parts and all(
+                isinstance(x, dict) and x.get("type") == "text" and isinstance(x.get("text"), str) for x in parts):
+            m, changed = {**m, "content": "".join(x["text"] for x in parts)}, True
+        out.append(m)
+    return out if changed else messages
 
 
 def _sharegpt_items(column) -> bool:

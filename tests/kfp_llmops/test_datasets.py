@@ -78,6 +78,25 @@ def test_sharegpt_records_are_read_as_chat_in_jsonl_and_parquet(tmp_path):
         assert records(Table(table.path, table.file_format, "chat", table.frame.iloc[:2], table.lines[:2])) == SHAREGPT_MESSAGES[:2]
 
 
+def test_text_content_parts_are_joined_and_other_parts_left_for_validation(tmp_path):
+    parts = [{"type": "text", "text": "Name "}, {"type": "text", "text": "three colours."}]
+    image = [{"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": "http://x/y.png"}}]
+    rows = [{"messages": [{"role": "user", "content": parts}, {"role": "assistant", "content": "Red, green, blue."}]},
+            {"messages": [{"role": "user", "content": image}, {"role": "assistant", "content": "A cat."}]}]
+    p = tmp_path / "parts.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    answer = [{"type": "text", "text": "Red, green, blue."}]  # Parquet: one type per column, parts in every message
+    pd.DataFrame([{"messages": [{"role": "user", "content": parts}, {"role": "assistant", "content": answer}]}]).to_parquet(
+        tmp_path / "parts.parquet")
+    for path in (p, tmp_path / "parts.parquet"):
+        table = read_table(str(path))
+        first = [{"role": "user", "content": "Name three colours."}, {"role": "assistant", "content": "Red, green, blue."}]
+        assert records(Table(table.path, "jsonl", "chat", table.frame.iloc[:1], table.lines[:1])) == [first]
+    assert list(read_table(str(p)).frame["messages"])[1] == rows[1]["messages"]  # an image part: as it was
+    with pytest.raises(UserInputError, match=rf"{p}:2: message 1 must have a role .* and a string content"):
+        records(read_table(str(p)))
+
+
 def test_sharegpt_under_other_names_or_mapped_onto_messages(tmp_path):
     p = tmp_path / "sg.jsonl"
     p.write_text(json.dumps({"dialog": SHAREGPT[0]["conversations"], "sys": "Be brief."}) + "\n")
