@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 
 from kfp_llmops.datasets import REQUIRED, DatasetSpec, Table, read_table
 from kfp_llmops.errors import ConfigError, UserInputError
+from kfp_llmops.prompts import ROLES
 
 SEVERITIES = ("critical", "warning", "info")
-CHAT_ROLES = ("system", "user", "assistant", "tool")
+CHAT_ROLES = ROLES  # what the prompt formats render: a row validation passes must prepare
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,8 @@ def validate_table(table: Table, cfg: ValidationConfig | None = None) -> Validat
         severity = _severity(r.expectation_config)
         idx = [i if isinstance(i, int) else next(iter(i.values())) for i in (r.result.get("partial_unexpected_index_list") or [])]
         values = frame[col] if col in frame.columns else _joined(frame, kwargs.get("column_list", []), idx)
+        if col == "messages.unknown_roles" and "messages" in frame.columns:  # show the roles, not their count
+            values = _unknown_roles(frame["messages"], idx)
         count = int(r.result.get("unexpected_count") or (0 if r.success else len(idx)))
         check = _check(r.expectation_config.type, col, severity, idx, values, table, cfg, success=r.success, count=count)
         result.checks.append(check)
@@ -194,6 +197,17 @@ def _non_strings(series) -> list[int]:
     if pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
         return []
     return [i for i, v in enumerate(series) if not (v is None or _isnan(v) or isinstance(v, str))]
+
+
+def _unknown_roles(messages, rows: list[int]):
+    """The roles outside system, user and assistant of each row shown in an unknown-roles failure."""
+    import pandas as pd
+
+    def roles(msgs):
+        msgs = msgs.tolist() if hasattr(msgs, "tolist") else msgs
+        return sorted({m.get("role") for m in msgs if isinstance(m, dict)} - set(CHAT_ROLES), key=str)
+
+    return pd.Series({i: "roles " + ", ".join(map(repr, roles(messages.iloc[i]))) for i in rows}, dtype=object)
 
 
 def _joined(frame, columns: list[str], rows: list[int]):

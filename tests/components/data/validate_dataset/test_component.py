@@ -53,7 +53,7 @@ def test_sharegpt_records_become_canonical_chat_jsonl(tmp_path, write_jsonl, rea
     rows.append({"conversations": turns[:1] + [{"from": "function_call", "value": "{}"}, {"from": "gpt", "value": "x"}]})
     outs = _outputs(tmp_path)
     assert validate_dataset.python_func(dataset=Dataset(uri=str(write_jsonl(tmp_path / "sg.jsonl", rows))), **outs) is False
-    assert "field 'messages.unknown_roles': 1 row(s); line(s) 3" in outs["report"].metadata["summary"]
+    assert "field 'messages.unknown_roles': 1 row(s); line(s) 3; value(s) [\"roles 'function_call'\"]" in outs["report"].metadata["summary"]
 
 
 def test_a_folder_of_shards_is_validated_as_one_dataset_by_shard_and_line(tmp_path, write_jsonl, read_jsonl):

@@ -95,13 +95,16 @@ def test_chat_records(tmp_path, write_jsonl):
         {"messages": [{"role": "user", "content": "hi"}, {"role": "robot", "content": "x"}]},  # unknown role, last not assistant
         {"messages": "not a list"},
         {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": " "}]},
+        {"messages": [{"role": "user", "content": "w?"}, {"role": "tool", "content": "sun"}, {"role": "assistant", "content": "s"}]},
     ]
     result = _validate(tmp_path, write_jsonl, rows, name="chat.jsonl")
     assert result.record_format == "chat"
     failed = _failed(result)
     assert failed[("expect_messages_to_be_role_content_lists", "messages")] == ("critical", [4])
     assert failed[("expect_column_values_to_be_in_set", "messages.last_role")] == ("critical", [2, 3, 4])
-    assert failed[("expect_column_values_to_be_in_set", "messages.unknown_roles")] == ("critical", [3])
+    assert failed[("expect_column_values_to_be_in_set", "messages.unknown_roles")] == ("critical", [3, 6])  # tool: not prepared
+    unknown = next(c for c in result.failures if c.field == "messages.unknown_roles")
+    assert unknown.examples == ["roles 'robot'", "roles 'tool'"]
     assert failed[("expect_column_values_to_be_in_set", "messages.empty_contents")] == ("critical", [5])
     assert failed[("expect_column_values_to_be_between", "messages.count")] == ("critical", [2, 4])
 
