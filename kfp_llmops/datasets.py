@@ -214,14 +214,22 @@ def _read_folder(p: Path, file_format: str):
 
 
 def _split_of(rel: Path) -> str | None:
-    """The split a shard's path names (a folder ``train/``, a file ``train-00000-of-00002.parquet``), or None."""
+    """The split a shard's path names, or None: a folder named for a split (``train/``, a save_to_disk DatasetDict's),
+    the name before a Hugging Face shard suffix (``train_sft`` of ``train_sft-00000-of-00003.parquet``), a file named
+    for a split (``train.jsonl``, ``test-000000000000.csv``)."""
     import re
 
-    for part in (*rel.parts[:-1], rel.name):
+    def keyword(part: str) -> str | None:
         m = re.match(r"([a-z]+)(?:$|[-_.\d])", part.lower())
-        if m and m.group(1) in _SPLITS:
-            return _SPLITS[m.group(1)]
-    return None
+        return _SPLITS.get(m.group(1)) if m else None
+
+    for part in rel.parts[:-1]:
+        if keyword(part):
+            return keyword(part)
+    shard = re.match(r"(.+?)-\d{5}-of-\d{5}$", rel.name.split(".")[0])
+    if shard and shard.group(1).lower() != "data":  # save_to_disk names every split's shards data-N-of-M
+        return shard.group(1).lower()
+    return keyword(rel.name)
 
 
 def _read_arrow(p: Path):

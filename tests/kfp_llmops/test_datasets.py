@@ -196,6 +196,9 @@ def test_a_repository_layout_with_train_and_test_shards_is_refused_naming_them(t
         read_table(str(tmp_path))
     (tmp_path / "data" / "test-00000-of-00001.parquet").unlink()
     assert len(read_table(str(tmp_path))) == 4
+    pd.DataFrame(ROWS).to_parquet(tmp_path / "data" / "train_gen-00000-of-00001.parquet")  # ultrachat_200k's splits
+    with pytest.raises(UserInputError, match=r"several splits \(train: .*; train_gen: data/train_gen-00000-of-00001"):
+        read_table(str(tmp_path))
 
 
 def test_steps_read_artifacts_as_jsonl_and_imported_files_by_their_suffix(tmp_path):
