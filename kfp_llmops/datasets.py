@@ -11,11 +11,12 @@ row is then located as ``shard:line`` (the shard's path within the folder). A fo
 several splits (``train-00000-of-00002.parquet`` and ``test-00000-of-00001.parquet``, or ``train/`` and ``test/``, as
 Hugging Face names them) is refused, naming them: pass the folder of one split.
 
-Chat contents given as OpenAI-style text parts are joined into one string. ShareGPT records (``conversations: [{from,
-value}]``, optionally a ``system`` string; what LLaMA-Factory, Axolotl and many Hugging Face datasets use) are read as
-chat records: ``human`` becomes ``user``, ``gpt`` (and ``chatgpt``) ``assistant``, the ``system`` field a first system
-turn. Other roles (``observation``, ``function_call``...) are kept as they are, so validation reports them by line as
-unknown roles.
+Chat contents given as OpenAI-style text parts are joined into one string. TRL's prompt-completion records
+(``prompt``, ``completion``: strings, or message lists in its conversational form) are read as instruction or chat
+records. ShareGPT records (``conversations: [{from, value}]``, optionally a ``system`` string; what LLaMA-Factory,
+Axolotl and many Hugging Face datasets use) are read as chat records: ``human`` becomes ``user``, ``gpt`` (and
+``chatgpt``) ``assistant``, the ``system`` field a first system turn. Other roles (``observation``,
+``function_call``...) are kept as they are, so validation reports them by line as unknown roles.
 """
 
 from __future__ import annotations
@@ -109,7 +110,10 @@ def read_table(spec: DatasetSpec | str) -> Table:
         raise UserInputError(f"{p}: the file has no records" + (" (only a header)" if fmt == "csv" and p.stat().st_size else ""))
     inverse = {file_col: ours for ours, file_col in spec.columns.items()}
     frame = frame.rename(columns=inverse)
-    record_format = spec.record_format
+    record_format, source = spec.record_format, ""
+    if (record_format == "auto" and {"prompt", "completion"} <= set(frame.columns)
+            and not {"instruction", "response", "messages", "conversations"} & set(frame.columns)):
+        (frame, record_format), source = _prompt_completion(frame), "prompt-completion"
     if record_format == "auto":
         record_format = ("chat" if "messages" in frame.columns else "sharegpt" if "conversations" in frame.columns
                          else "instruction")
@@ -135,7 +139,22 @@ def read_table(spec: DatasetSpec | str) -> Table:
         import pandas as pd
 
         frame["messages"] = pd.Series([text_content(m) for m in frame["messages"]], index=frame.index, dtype=object)
-    return Table(str(p), fmt, record_format, frame, lines)
+    return Table(str(p), fmt, record_format, frame, lines, source)
+
+
+def _prompt_completion(frame):
+    """TRL's prompt-completion records as ours: strings as instruction records, message lists (its conversational
+    form) as chat records of the prompt's messages and then the completion's."""
+    import pandas as pd
+
+    def items(v):
+        return v.tolist() if hasattr(v, "tolist") else v
+
+    if not isinstance(items(frame["prompt"].iloc[0]), (list, tuple)):
+        return frame.rename(columns={"prompt": "instruction", "completion": "response"}), "instruction"
+    joined = [[*items(q), *items(a)] if isinstance(items(q), (list, tuple)) and isinstance(items(a), (list, tuple)) else q
+              for q, a in zip(frame["prompt"], frame["completion"])]  # anything else as it was, for validation
+    return pd.DataFrame({"messages": pd.Series(joined, dtype=object)}), "chat"
 
 
 def text_content(messages):

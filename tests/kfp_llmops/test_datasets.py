@@ -78,6 +78,25 @@ def test_sharegpt_records_are_read_as_chat_in_jsonl_and_parquet(tmp_path):
         assert records(Table(table.path, table.file_format, "chat", table.frame.iloc[:2], table.lines[:2])) == SHAREGPT_MESSAGES[:2]
 
 
+def test_trl_prompt_completion_records_plain_and_conversational(tmp_path):
+    p = tmp_path / "pc.jsonl"
+    p.write_text(json.dumps({"prompt": "Say hi.", "completion": "Hi."}) + "\n")
+    table = read_table(str(p))
+    assert (table.record_format, table.source_record_format) == ("instruction", "prompt-completion")
+    assert instruction_pairs(table) == [("Say hi.", "Hi.")]
+    rows = [{"prompt": [{"role": "system", "content": "S"}, {"role": "user", "content": "q"}],
+             "completion": [{"role": "assistant", "content": "a"}]},
+            {"prompt": "not a list", "completion": [{"role": "assistant", "content": "b"}]}]
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pd.DataFrame(rows[:1]).to_parquet(tmp_path / "pc.parquet")
+    for path in (p, tmp_path / "pc.parquet"):
+        table = read_table(str(path))
+        assert (table.record_format, table.source_record_format) == ("chat", "prompt-completion")
+        assert records(Table(table.path, "jsonl", "chat", table.frame.iloc[:1], table.lines[:1])) == [rows[0]["prompt"] + rows[0]["completion"]]
+    with pytest.raises(UserInputError, match=rf"{p}:2: 'messages' must be a non-empty list"):
+        records(read_table(str(p)))
+
+
 def test_text_content_parts_are_joined_and_other_parts_left_for_validation(tmp_path):
     parts = [{"type": "text", "text": "Name "}, {"type": "text", "text": "three colours."}]
     image = [{"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": "http://x/y.png"}}]
