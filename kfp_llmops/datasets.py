@@ -1,4 +1,5 @@
-"""Reading training datasets: JSONL, CSV, Parquet or Arrow; instruction, chat or ShareGPT records; errors that say where.
+"""Reading training datasets: JSONL, CSV, Parquet or Arrow, a file or a folder of shards; instruction, chat, ShareGPT or
+prompt-completion records; errors that say where.
 
 Every reader returns a :class:`Table`: a pandas DataFrame with the canonical columns of its record format
 (``instruction``, ``input``, ``response`` or ``messages``) and the 1-based line (JSONL, CSV: the file's line; Parquet:
@@ -79,7 +80,7 @@ class Table:
     record_format: str
     frame: object  # pandas.DataFrame with the canonical columns present in the file
     lines: list  # each row's 1-based line (an int), or "shard:line" for a folder of shards
-    source_record_format: str = ""  # the file's own record format where it differs (sharegpt: read as chat)
+    source_record_format: str = ""  # the file's own record format where it differs: sharegpt, prompt-completion
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -203,10 +204,8 @@ def _read_folder(p: Path, file_format: str):
     import pandas as pd
 
     files = sorted(f for f in p.rglob("*") if f.is_file() and not any(x.startswith(".") for x in f.relative_to(p).parts))
-    if file_format == "auto":
-        shards = [f for f in files if f.suffix.lower() in _SHARD_SUFFIXES]
-    else:
-        shards = [f for f in files if _SUFFIXES.get(f.suffix.lower()) == file_format]
+    shards = [f for f in files if _SHARD_SUFFIXES.get(f.suffix.lower()) in ((file_format,) if file_format != "auto"
+                                                                             else FILE_FORMATS)]
     if not shards:
         raise UserInputError(f"{p}: a folder with no {'/'.join(FILE_FORMATS) if file_format == 'auto' else file_format} "
                              f"files ({len(files)} other file(s)); pass a data file, or a folder of data shards")
@@ -218,8 +217,8 @@ def _read_folder(p: Path, file_format: str):
     for f in shards:
         splits.setdefault(_split_of(f.relative_to(p)) or "no split name", []).append(f.relative_to(p).as_posix())
     if len(splits) > 1:
-        named = "; ".join(f"{name}: {', '.join(files[:2])}{' ...' if len(files) > 2 else ''}"
-                          for name, files in sorted(splits.items()))
+        named = "; ".join(f"{name}: {', '.join(paths[:2])}{' ...' if len(paths) > 2 else ''}"
+                          for name, paths in sorted(splits.items()))
         raise UserInputError(f"{p}: the folder holds several splits ({named}); pass a folder with one split's files "
                              "(e.g. the train/ folder of a save_to_disk DatasetDict), not train and test data together")
     frames, lines = [], []

@@ -166,6 +166,7 @@ def test_a_folder_of_shards_is_one_table_located_by_shard_and_line(tmp_path):
     pd.DataFrame(ROWS[1:]).to_parquet(tmp_path / "data" / "train-00001-of-00002.parquet")
     table = read_table(str(tmp_path))
     assert (table.file_format, table.record_format, len(table)) == ("parquet", "instruction", 2)
+    assert read_table(DatasetSpec(str(tmp_path), file_format="parquet")).lines == table.lines
     assert table.lines == ["data/train-00000-of-00002.parquet:1", "data/train-00001-of-00002.parquet:1"]
     assert table.where(1) == f"{tmp_path}/data/train-00001-of-00002.parquet:1"
     assert instruction_pairs(table) == [("a", "b"), ("c\nctx", "d")]
@@ -177,6 +178,7 @@ def test_a_folder_of_shards_is_one_table_located_by_shard_and_line(tmp_path):
 def test_a_folder_says_what_it_lacks_or_mixes_and_errors_name_the_shard(tmp_path):
     with pytest.raises(UserInputError, match=r"a folder with no jsonl/csv/parquet/arrow files \(0 other file"):
         read_table(str(tmp_path))
+    (tmp_path / "dataset_info.json").write_text('{\n  "description": ""\n}\n')  # metadata, never a shard
     (tmp_path / "a.jsonl").write_text(json.dumps(ROWS[0]) + "\n")
     (tmp_path / "b.csv").write_text("instruction,response\nq,r\n")
     with pytest.raises(UserInputError, match=r"a folder of csv and jsonl files; pass file_format"):
@@ -186,6 +188,8 @@ def test_a_folder_says_what_it_lacks_or_mixes_and_errors_name_the_shard(tmp_path
     (tmp_path / "c.jsonl").write_text(json.dumps(ROWS[0]) + "\n{\n")
     with pytest.raises(UserInputError, match=r"c.jsonl:2: malformed JSON"):
         read_table(str(tmp_path))
+    with pytest.raises(UserInputError, match=r"c.jsonl:2: malformed JSON"):  # not dataset_info.json, with jsonl given
+        read_table(DatasetSpec(str(tmp_path), file_format="jsonl"))
     (tmp_path / "c.jsonl").write_text(json.dumps({"instruction": "x", "response": 3}) + "\n")
     with pytest.raises(UserInputError, match=rf"{tmp_path}/c.jsonl:1: field 'response' is missing or not a string"):
         instruction_pairs(read_table(str(tmp_path)))
