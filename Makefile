@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 MLFLOW_VENV ?= .venv-mlflow
 MLFLOW_STAMP := $(MLFLOW_VENV)/.installed
 
-.PHONY: install demo demo-assets compile check test test-all bench bench-gpu scale clean
+.PHONY: install demo demo-assets compile check test test-all test-container image image-gpu image-check bench bench-gpu scale clean
 
 install: $(STAMP) $(MLFLOW_STAMP)
 
@@ -47,7 +47,21 @@ test: $(STAMP) $(MLFLOW_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-all: $(STAMP) $(MLFLOW_STAMP)
-	$(PY) -m pytest -m "slow or not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not container" $(PYTEST_ARGS)
+
+# The runtime image (containers/README.md): starts a Docker engine (--bridge=none) when none runs and bootstraps the
+# base from Debian's packages when it cannot be pulled. image-gpu: CUDA torch and the [gpu] extras, for a GPU machine.
+image: $(STAMP)
+	PYTHON=$(PY) containers/build-image.sh
+image-gpu: $(STAMP)
+	PYTHON=$(PY) VARIANT=gpu containers/build-image.sh
+image-check: $(STAMP)
+	PYTHON=$(PY) CHECK_ONLY=1 containers/build-image.sh
+	PYTHON=$(PY) CHECK_ONLY=1 VARIANT=gpu containers/build-image.sh
+
+# The pipeline in the image's containers (tests marked container; they need `make image`).
+test-container: $(STAMP) $(DEMO_ASSETS)/assets.json
+	$(PY) -m pytest -m container $(PYTEST_ARGS)
 
 # Benchmarks: each writes build/bench/<name>.json (ours vs a baseline run side by side) and prints the table.
 bench: $(DEMO_ASSETS)/assets.json

@@ -122,7 +122,15 @@ def cmd_run(args) -> int:
     if args.backend == "local":
         from kfp_llmops.local_run import run_local
 
-        summary = run_local(pipeline, add_content_digest(arguments), root, enable_caching=args.cache)
+        from kfp_llmops.container_run import ContainerPolicy
+
+        policy = None
+        if args.runner == "docker":  # paths as the containers see them: absolute, mounted at the same place
+            policy = ContainerPolicy(read_only=not args.writable_root, mem_limit=args.memory)
+            arguments = {k: str(Path(v).resolve()) if isinstance(v, str) and v and not v.startswith("/")
+                         and "://" not in v and Path(v).exists() else v for k, v in arguments.items()}
+        summary = run_local(pipeline, add_content_digest(arguments), root, enable_caching=args.cache,
+                            runner=args.runner, container_policy=policy)
         print("\n" + summary.text())
         return 0 if summary.succeeded else 1
     check_remote_inputs(arguments, args.backend)
@@ -195,6 +203,9 @@ def data_changed(arguments: dict, inputs: dict) -> bool:
 
 def check_backend(args) -> None:
     """The backend's own settings, named before anything else is looked at."""
+    if getattr(args, "runner", "subprocess") == "docker" and args.backend != "local":
+        raise UserInputError(f"--runner docker is for local runs; --backend {args.backend} runs each step in the "
+                             "runtime image already")
     if args.backend == "kfp" and not args.host:
         raise UserInputError("--backend kfp needs --host (the Kubeflow Pipelines API URL)")
     if args.backend == "vertex":
@@ -429,6 +440,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--if-data-changed", action="store_true",
                    help="submit nothing (exit 0) when the registry's production model was trained on this train_data "
                         "(same sha256): for a cron job or a CI step on a data repository")
+    p.add_argument("--runner", choices=("subprocess", "docker"), default="subprocess",
+                   help="local: subprocess runs each step in this Python (default); docker runs each in the runtime "
+                        "image (`make image`), restricted as a cluster would run it")
+    p.add_argument("--memory", metavar="LIMIT", help="local --runner docker: each step container's memory limit, e.g. 4g")
+    p.add_argument("--writable-root", action="store_true",
+                   help="local --runner docker: start containers with a writable root filesystem (default read-only)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("schedule", help="create a recurring run on Kubeflow Pipelines or a Vertex AI schedule")

@@ -1,4 +1,5 @@
-"""Runs a pipeline on kfp.local (SubprocessRunner, no venv per task) and summarizes what happened."""
+"""Runs a pipeline on kfp.local (SubprocessRunner without a venv per task, or DockerRunner in our image) and
+summarizes what happened."""
 
 from __future__ import annotations
 
@@ -145,26 +146,47 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def run_local(pipeline_func, arguments: dict, pipeline_root: str | Path, *, enable_caching: bool = False) -> RunSummary:
+def run_local(pipeline_func, arguments: dict, pipeline_root: str | Path, *, enable_caching: bool = False,
+              runner: str = "subprocess", container_policy=None) -> RunSummary:
+    """Runs ``pipeline_func`` on kfp.local. ``runner``: ``subprocess`` (this Python, no venv per task) or ``docker``
+    (every step in the runtime image, as on a cluster: see :mod:`kfp_llmops.container_run`)."""
+    import contextlib
+
     from kfp import local
 
     root = Path(pipeline_root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     before = set(root.iterdir())
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), enable_caching=enable_caching)
+    ends: list = []
+    patch = contextlib.nullcontext()
+    if runner == "docker":
+        from kfp_llmops import container_run
+        from kfp_llmops.images import RUNTIME_IMAGE
+
+        container_run.ensure_image(container_run.docker_client(), RUNTIME_IMAGE)
+        task_runner = container_run.docker_runner(arguments, root, container_policy)
+        patch = container_run.containers_reported(ends)
+    elif runner == "subprocess":
+        task_runner = local.SubprocessRunner(use_venv=False)
+    else:
+        raise ValueError(f"runner must be subprocess or docker, got {runner!r}")
+    local.init(runner=task_runner, pipeline_root=str(root), enable_caching=enable_caching)
     timer = StepTimer()
     logging.getLogger().addFilter(timer)
     error = None
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), patch:
             # kfp.local warns for every image whose name lacks "python"; ours is a Python image.
             warnings.filterwarnings("ignore", message="You may be attemping to run a task", category=RuntimeWarning)
             pipeline_func(**arguments)
     except RuntimeError as exc:
         error = _ANSI.sub("", str(exc))
+        reasons = [end.reason for end in ends if end.reason]
+        if reasons:
+            error += f" ({'; '.join(dict.fromkeys(reasons))})"
     finally:
         logging.getLogger().removeFilter(timer)
-    new_dirs = sorted(set(root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
+    new_dirs = sorted((p for p in set(root.iterdir()) - before if p.is_dir()), key=lambda p: p.stat().st_mtime)
     run_dir = new_dirs[-1] if new_dirs else None
     outputs = {}
     if run_dir:
