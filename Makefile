@@ -61,7 +61,7 @@ image-check: $(STAMP)
 
 # The pipeline in the image's containers (tests marked container; they need `make image`).
 test-container: $(STAMP) $(DEMO_ASSETS)/assets.json
-	$(PY) -m pytest -m container $(PYTEST_ARGS)
+	KFP_LLMOPS_TEST_ASSETS=$(DEMO_ASSETS) $(PY) -m pytest -m container $(PYTEST_ARGS)
 
 # Benchmarks: each writes build/bench/<name>.json (ours vs a baseline run side by side) and prints the table.
 bench: $(DEMO_ASSETS)/assets.json

@@ -19,6 +19,7 @@ ARG BASE_IMAGE=python:3.11.7-slim-bookworm
 
 # ---- build: one virtual environment, torch first, then the package against constraints.txt ----
 FROM ${BASE_IMAGE} AS build
+LABEL org.kfp-llmops.stage=build
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ARG TORCH_WHEELS=containers/wheels

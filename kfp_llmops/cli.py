@@ -124,11 +124,7 @@ def cmd_run(args) -> int:
 
         from kfp_llmops.container_run import ContainerPolicy
 
-        policy = None
-        if args.runner == "docker":  # paths as the containers see them: absolute, mounted at the same place
-            policy = ContainerPolicy(read_only=not args.writable_root, mem_limit=args.memory)
-            arguments = {k: str(Path(v).resolve()) if isinstance(v, str) and v and not v.startswith("/")
-                         and "://" not in v and Path(v).exists() else v for k, v in arguments.items()}
+        policy = ContainerPolicy(read_only=not args.writable_root, mem_limit=args.memory) if args.runner == "docker" else None
         summary = run_local(pipeline, add_content_digest(arguments), root, enable_caching=args.cache,
                             runner=args.runner, container_policy=policy)
         print("\n" + summary.text())

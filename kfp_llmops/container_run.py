@@ -95,6 +95,21 @@ def _strings(value):
             yield from _strings(v)
 
 
+def absolute_paths(arguments: dict) -> dict:
+    """The run's top-level string arguments that name an existing relative path, made absolute (a container's working
+    directory is not this one's)."""
+    def absolute(value):
+        if isinstance(value, str) and value and not value.startswith("/") and "://" not in value and "\n" not in value:
+            try:
+                if Path(value).exists():
+                    return str(Path(value).resolve())
+            except OSError:
+                pass
+        return value
+
+    return {k: absolute(v) for k, v in arguments.items()}
+
+
 def local_mounts(arguments: dict, pipeline_root: Path) -> list[Mount]:
     """The host paths the run's arguments name, each once (a path inside another mounted one is left to its parent),
     none inside the pipeline root (kfp.local mounts it)."""
@@ -145,14 +160,32 @@ def container_user(owned: list[Path]) -> str:
     return f"{IMAGE_USER[0]}:{IMAGE_USER[1]}"
 
 
+def check_readable(mounts: list[Mount], user: str) -> None:
+    """Invoked as root, steps run as the image's user: each input must be readable by others (a 0600 file of root's
+    would fail the step deep inside; named here instead)."""
+    if not user.startswith(f"{IMAGE_USER[0]}:") or os.getuid() != 0:
+        return
+    for mount in (m for m in mounts if not m.writable):
+        paths = [mount.path, *mount.path.rglob("*")] if mount.path.is_dir() else [mount.path]
+        for path in paths:
+            mode = path.stat().st_mode
+            need = 0o005 if path.is_dir() else 0o004
+            if path.stat().st_uid != IMAGE_USER[0] and mode & need != need:
+                raise UserInputError(
+                    f"{path} is not readable by the steps' user (uid {IMAGE_USER[0]}; mode {oct(mode & 0o777)}): "
+                    f"chmod o+r{'x' if path.is_dir() else ''} it, or run as a non-root user (steps then run as you)")
+
+
 def docker_runner(arguments: dict, pipeline_root: Path, policy: ContainerPolicy | None = None):
     """The kfp.local ``DockerRunner`` for this run (the engine is checked first: a clear error if none runs)."""
     import docker
     from kfp import local
 
     policy = policy or ContainerPolicy()
+    pipeline_root.mkdir(parents=True, exist_ok=True)
     mounts = local_mounts(arguments, pipeline_root)
     user = container_user([pipeline_root.resolve(), *(m.path for m in mounts if m.writable)])
+    check_readable(mounts, user)
     run_args = dict(
         mounts=[docker.types.Mount(str(m.path), str(m.path), type="bind", read_only=not m.writable) for m in mounts],
         user=user, network_mode=policy.network_mode, cap_drop=["ALL"], security_opt=["no-new-privileges"],

@@ -41,6 +41,31 @@ def lineage(*, path: str | os.PathLike, parents: dict[str, str] | None = None, *
     return meta
 
 
+def _umask_mode(base: int) -> int:
+    """``base`` (0o777 for a folder, 0o666 for a file) under this process's umask: the mode a plain ``open`` or
+    ``mkdir`` gives. tempfile makes its files and folders 0600/0700, which would leak into the artifact and lock out
+    the next step when it runs as another user (a container's non-root user reading the host's files)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return base & ~mask
+
+
+def umask_permissions(root: str | os.PathLike) -> None:
+    """Gives ``root`` and everything under it the modes of a plain ``mkdir``/``open`` under the umask (executable
+    files stay executable). transformers' ``save_pretrained`` and tempfile write 0600/0700, which a step running as
+    another user (the image's, reading a root-owned folder) cannot read."""
+    root = Path(root)
+    folder, file = _umask_mode(0o777), _umask_mode(0o666)
+    paths = [root, *root.rglob("*")] if root.is_dir() else [root]
+    for path in paths:
+        if path.is_symlink():
+            continue
+        if path.is_dir():
+            path.chmod(folder)
+        else:
+            path.chmod(file | (path.stat().st_mode & 0o111 & folder))
+
+
 @contextmanager
 def atomic_dir(dest: str | os.PathLike):
     """Yields a temporary directory beside ``dest`` that becomes ``dest`` only if the block succeeds.
@@ -52,6 +77,7 @@ def atomic_dir(dest: str | os.PathLike):
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
         yield tmp
+        umask_permissions(tmp)
         if dest.exists():
             shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
         tmp.replace(dest)
@@ -70,6 +96,8 @@ def atomic_file(dest: str | os.PathLike):
     tmp = Path(name)
     try:
         yield tmp
+        if tmp.exists():
+            tmp.chmod(_umask_mode(0o666))
         tmp.replace(dest)
     finally:
         tmp.unlink(missing_ok=True)

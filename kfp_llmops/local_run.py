@@ -164,6 +164,7 @@ def run_local(pipeline_func, arguments: dict, pipeline_root: str | Path, *, enab
         from kfp_llmops.images import RUNTIME_IMAGE
 
         container_run.ensure_image(container_run.docker_client(), RUNTIME_IMAGE)
+        arguments = container_run.absolute_paths(arguments)  # as the containers see them: mounted at the same place
         task_runner = container_run.docker_runner(arguments, root, container_policy)
         patch = container_run.containers_reported(ends)
     elif runner == "subprocess":

@@ -43,7 +43,7 @@ def demo_assets(tmp_path_factory) -> Path:
 
     given = os.environ.get("KFP_LLMOPS_TEST_ASSETS")
     if given and (Path(given) / "assets.json").exists():
-        return Path(given)
+        return Path(given).resolve()
     out = tmp_path_factory.mktemp("demo-assets")
     build_demo_assets(out, log=lambda _: None)
     return out

@@ -190,6 +190,9 @@ def build_demo_assets(out_dir: str | Path, cfg: DemoAssetsConfig | None = None, 
     tmp_model_dir = out / "base-model.tmp"
     model.save_pretrained(tmp_model_dir, safe_serialization=True)
     tokenizer.save_pretrained(tmp_model_dir)
+    from kfp_llmops.lineage import umask_permissions
+
+    umask_permissions(tmp_model_dir)  # save_pretrained writes model.safetensors 0600: steps in containers read it
     final_model_dir = out / "base-model"
     if final_model_dir.exists():
         import shutil

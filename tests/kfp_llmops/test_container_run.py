@@ -76,3 +76,36 @@ def test_policy_and_container_ends():
     assert container_run.ContainerEnd("img", 137, True).reason.startswith("its container ran out of memory")
     assert "docker kill" in container_run.ContainerEnd("img", 137, False).reason
     assert container_run.ContainerEnd("img", 1, False).reason is None  # the step's own error says why
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="as a non-root user the steps run as that user and read what it reads")
+def test_an_input_the_image_user_cannot_read_is_named(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.safetensors").write_bytes(b"x")
+    (tmp_path / "model" / "model.safetensors").chmod(0o600)
+    with pytest.raises(UserInputError, match=r"model.safetensors is not readable by the steps' user .*0o600"):
+        container_run.docker_runner({"base_model": str(tmp_path / "model")}, tmp_path / "runs")
+
+
+def test_artifacts_written_atomically_get_the_umask_modes_not_tempfiles_0600(tmp_path):
+    from kfp_llmops.lineage import atomic_dir, atomic_file
+
+    with atomic_file(tmp_path / "f.json") as tmp:
+        tmp.write_text("{}")
+    with atomic_dir(tmp_path / "d") as tmp:
+        (tmp / "model.safetensors").write_bytes(b"x")
+        (tmp / "model.safetensors").chmod(0o600)  # as transformers' save_pretrained leaves it
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "f.json").stat().st_mode & 0o777 == 0o666 & ~mask
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o777 & ~mask
+    assert (tmp_path / "d" / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_relative_paths_among_the_arguments_become_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("train.jsonl").write_text("{}\n")
+    got = container_run.absolute_paths({"train_data": "train.jsonl", "model_name": "llm", "base_model": "org/name",
+                                        "registry_uri": "sqlite:///x.db", "train_config": {"r": 8}})
+    assert got == {"train_data": str(tmp_path / "train.jsonl"), "model_name": "llm", "base_model": "org/name",
+                   "registry_uri": "sqlite:///x.db", "train_config": {"r": 8}}
