@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 MLFLOW_VENV ?= .venv-mlflow
 MLFLOW_STAMP := $(MLFLOW_VENV)/.installed
 
-.PHONY: install demo demo-assets compile check test test-all test-container image image-gpu image-check bench bench-gpu scale clean
+.PHONY: install demo demo-assets compile check test test-all test-container image image-gpu image-check bench bench-gpu bench-base-model scale clean
 
 install: $(STAMP) $(MLFLOW_STAMP)
 
@@ -59,9 +59,19 @@ image-check: $(STAMP)
 	PYTHON=$(PY) CHECK_ONLY=1 containers/build-image.sh
 	PYTHON=$(PY) CHECK_ONLY=1 VARIANT=gpu containers/build-image.sh
 
-# The pipeline in the image's containers (tests marked container; they need `make image`).
+# The pipeline in the image's containers (tests marked container; they need `make image`). The mirror test needs
+# Debian's docker-registry (the CNCF distribution registry), installed here when missing and we are root; the tests
+# start it themselves on 127.0.0.1 (policy-rc.d keeps the package's own service from starting).
 test-container: $(STAMP) $(DEMO_ASSETS)/assets.json
+	@command -v docker-registry >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && { apt-get update -q >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-registry >/dev/null; }; } \
+	  || { echo "make test-container: the mirror test needs docker-registry (apt-get install docker-registry)"; exit 1; }
 	KFP_LLMOPS_TEST_ASSETS=$(DEMO_ASSETS) $(PY) -m pytest -m container $(PYTEST_ARGS)
+
+# Bytes of the base model fetched from the hub per run, with and without fetch-base-model's copy, every step in the
+# image (benchmarks/base_model_reads.py; the scale ladder's 0.5B model; needs `make image`).
+bench-base-model: $(DEMO_ASSETS)/assets.json
+	$(PY) benchmarks/base_model_reads.py --assets $(DEMO_ASSETS)
 
 # Benchmarks: each writes build/bench/<name>.json (ours vs a baseline run side by side) and prints the table.
 bench: $(DEMO_ASSETS)/assets.json

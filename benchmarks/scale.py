@@ -85,25 +85,30 @@ def stage_model(args) -> dict:
             "bytes": sum(f.stat().st_size for f in out.glob("*.safetensors"))}
 
 
-def stage_pipeline(args) -> dict:
-    from kfp_llmops.local_run import run_local
-    from kfp_llmops.pipelines.registry import build
-
-    lines = (WORK / "chat.jsonl").read_text(encoding="utf-8").splitlines()
-    train, evals = WORK / "train-small.jsonl", WORK / "eval-small.jsonl"
-    train.write_text("\n".join(lines[: args.train_rows]) + "\n", encoding="utf-8")
-    evals.write_text("\n".join(lines[-args.eval_rows:]) + "\n", encoding="utf-8")
-    arguments = {
-        "base_model": str(WORK / "model-0.5b"), "train_data": str(train), "eval_data": str(evals),
-        "registry_uri": f"sqlite:///{WORK / 'registry.db'}", "model_name": "scale",
+def pipeline_arguments(work: Path, train_rows: int = 256, eval_rows: int = 16) -> dict:
+    """The scale run's arguments: the first ``train_rows`` and last ``eval_rows`` generated conversations, the 0.5B
+    model, small step counts, and a gate that lets a random model through (it cannot improve on itself)."""
+    lines = (work / "chat.jsonl").read_text(encoding="utf-8").splitlines()
+    train, evals = work / "train-small.jsonl", work / "eval-small.jsonl"
+    train.write_text("\n".join(lines[:train_rows]) + "\n", encoding="utf-8")
+    evals.write_text("\n".join(lines[-eval_rows:]) + "\n", encoding="utf-8")
+    return {
+        "base_model": str(work / "model-0.5b"), "train_data": str(train), "eval_data": str(evals),
+        "registry_uri": f"sqlite:///{work / 'registry.db'}", "model_name": "scale",
         "train_config": {"max_steps": 2, "batch_size": 4, "warmup_steps": 1, "r": 8, "alpha": 16},
         "eval_config": {"max_new_tokens": 4, "batch_size": 8, "latency_requests": 2, "latency_tokens": 4,
                         "throughput_batch": 2, "golden_prompts": 4, "bootstrap_resamples": 50, "safety": False},
-        # a random model does not improve on itself: let the gate through so that export, registry and rollout run
         "gate_config": {"improve_over": [], "max_primary_drop": 1.0, "max_perplexity_increase": 10.0,
                         "max_p95_latency_increase": 10.0},
         "rollout_config": {"schedule": [100], "requests_per_step": 8, "analysis": {"min_requests": 4}},
     }
+
+
+def stage_pipeline(args) -> dict:
+    from kfp_llmops.local_run import run_local
+    from kfp_llmops.pipelines.registry import build
+
+    arguments = pipeline_arguments(WORK, args.train_rows, args.eval_rows)
     summary = run_local(build("finetune-and-rollout", "vertex"), arguments, WORK / "runs")
     steps = {s.name: round(s.seconds, 1) for s in summary.steps if not s.name.startswith("importer")}
     if not summary.succeeded:

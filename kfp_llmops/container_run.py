@@ -189,13 +189,23 @@ def docker_runner(arguments: dict, pipeline_root: Path, policy: ContainerPolicy 
     run_args = dict(
         mounts=[docker.types.Mount(str(m.path), str(m.path), type="bind", read_only=not m.writable) for m in mounts],
         user=user, network_mode=policy.network_mode, cap_drop=["ALL"], security_opt=["no-new-privileges"],
-        environment={"HF_HUB_OFFLINE": "1", **policy.environment} if _offline(arguments) else dict(policy.environment),
+        environment={"HF_HUB_OFFLINE": "1", **policy.environment} if _offline(arguments)
+        else {**hub_environment(), **policy.environment},
     )
     if policy.read_only:
         run_args.update(read_only=True, tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={policy.tmpfs_size},mode=1777"})
     if policy.mem_limit:
         run_args.update(mem_limit=policy.mem_limit, memswap_limit=policy.mem_limit)
     return local.DockerRunner(**run_args)
+
+
+HUB_VARIABLES = ("HF_ENDPOINT", "HF_TOKEN")  # a hub mirror, a token for gated or private models
+
+
+def hub_environment() -> dict:
+    """What the steps need of this shell's hub settings when the base model is a hub id (as a cluster passes them in
+    a Secret or the pod's env)."""
+    return {k: os.environ[k] for k in HUB_VARIABLES if os.environ.get(k)}
 
 
 def _offline(arguments: dict) -> bool:

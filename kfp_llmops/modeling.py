@@ -424,9 +424,64 @@ def response_nll(model, examples: Sequence[Example], *, pad_id: int, batch_size:
     return total, count
 
 
+BASE_MANIFEST = "base-model.json"  # what fetch_base_model wrote into its artifact
+MODEL_COPIES_ENV = "KFP_LLMOPS_MODEL_COPIES"  # {model ref: {"load": where, "revision": commit}}, for this process tree
+
+
+def _model_copies() -> dict:
+    import json
+    import os
+
+    raw = os.environ.get(MODEL_COPIES_ENV)
+    return json.loads(raw) if raw else {}
+
+
+def use_base_model(base_model: str, artifact_dir: str | None) -> str:
+    """Points every load of ``base_model`` in this process (and the processes it starts: torchrun's workers) at what
+    fetch_base_model brought into the run: its copy in ``artifact_dir``, or the commit it pinned. Returns the
+    reference a load now resolves to (a folder, or ``<repo>@<commit>``); without an artifact, ``base_model`` itself.
+    The lineage keeps naming ``base_model``."""
+    import json
+    import os
+    from pathlib import Path
+
+    from kfp_llmops.errors import UserInputError
+
+    if not artifact_dir:
+        return base_model
+    manifest = Path(artifact_dir) / BASE_MANIFEST
+    if not manifest.is_file():
+        raise UserInputError(f"the base-model artifact {artifact_dir} has no {BASE_MANIFEST}: not fetch_base_model's output")
+    info = json.loads(manifest.read_text(encoding="utf-8"))
+    if info.get("base_model") != base_model:
+        raise UserInputError(f"the base-model artifact {artifact_dir} was fetched for {info.get('base_model')!r}, but "
+                             f"this step was given base_model {base_model!r}: wire the same base model into both")
+    load = info["load_from"]
+    if info.get("copied"):
+        load = str(Path(artifact_dir) / load)
+    copies = {**_model_copies(), base_model: {"load": load, "revision": info["revision"]}}
+    os.environ[MODEL_COPIES_ENV] = json.dumps(copies)
+    return load
+
+
+def pinned_reference(model_ref: str) -> str:
+    """``model_ref`` as a process elsewhere (a Trainer job's node) loads it: a hub id mapped by :func:`use_base_model`
+    at the commit it was pinned to; anything else as it is."""
+    copy = _model_copies().get(model_ref)
+    if copy and not copy["revision"].startswith("sha256:"):
+        return f"{_split_revision(model_ref)[0]}@{copy['revision']}"
+    return model_ref
+
+
 def split_revision(model_ref: str) -> tuple[str, str | None]:
     """``org/name@<commit, tag or branch>`` -> (``org/name``, revision); a plain id or a local path -> (it, None).
-    A hub id without a revision takes whatever its main branch holds today: pin one for reproducible runs."""
+    A hub id without a revision takes whatever its main branch holds today: pin one for reproducible runs.
+    A reference that :func:`use_base_model` mapped resolves to its copy (or pinned commit)."""
+    copy = _model_copies().get(model_ref)
+    return _split_revision(copy["load"] if copy else model_ref)
+
+
+def _split_revision(model_ref: str) -> tuple[str, str | None]:
     import os
 
     name, sep, revision = model_ref.rpartition("@")
@@ -442,6 +497,9 @@ def resolved_revision(model_ref: str) -> str:
 
     from kfp_llmops.lineage import sha256_path
 
+    copy = _model_copies().get(model_ref)
+    if copy:
+        return copy["revision"]  # fetch_base_model resolved it once for the whole run
     name, revision = split_revision(model_ref)
     if os.path.isdir(os.path.expanduser(name)):
         return "sha256:" + sha256_path(os.path.expanduser(name))
@@ -548,6 +606,8 @@ def load_causal_lm(model_id_or_path: str, *, dtype: str = "fp32", quantization: 
     except Exception as exc:  # corrupt or truncated weights, a missing file, an unknown architecture...
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
         raise UserInputError(f"cannot load the model {model_id_or_path!r}: {type(exc).__name__}: {first}") from exc
+    if model_id_or_path in _model_copies():  # loaded from the run's copy: adapters still name the model's own id
+        model.name_or_path = model.config._name_or_path = _split_revision(model_id_or_path)[0]
     if device and quantization == "none":
         model = model.to(device)
     return model

@@ -31,6 +31,9 @@ class ClusterSettings:
     shared_mount_path: str = "/mnt/shared"
     trainer_secret: str = "kfp-llmops-trainer-token"
     trainer_mount_path: str = "/var/run/secrets/kfp-llmops/trainer"
+    # a Hugging Face token for gated or private base models (optional: public models need none)
+    hub_secret: str = "huggingface-token"
+    hub_secret_key: str = "token"
 
 
 DEFAULT_SETTINGS = ClusterSettings()
@@ -65,6 +68,18 @@ def export_task(task, target: str, memory: str = "64G"):
     holds a ~4B model; raise it for 8B (about 100G)."""
     check_target(target)
     task.set_cpu_request("8").set_memory_request(memory).set_memory_limit(memory)
+    return task
+
+
+def hub_credentials(task, target: str, settings: ClusterSettings = DEFAULT_SETTINGS):
+    """On Kubeflow, ``HF_TOKEN`` from the Secret ``huggingface-token`` when it exists (gated or private base models);
+    a run without the Secret starts all the same. On Vertex AI the step reads the hub without a token."""
+    check_target(target)
+    if target == "kfp":
+        from kfp import kubernetes
+
+        kubernetes.use_secret_as_env(task, secret_name=settings.hub_secret,
+                                     secret_key_to_env={settings.hub_secret_key: "HF_TOKEN"}, optional=True)
     return task
 
 

@@ -12,6 +12,9 @@ base model, and the gate applies its regression rules to production; a first rol
 Two conditions shape the DAG: invalid training data (a critical expectation failed) fails the run in
 ``stop-on-invalid-data`` before anything trains, and a candidate the gate blocks stops before export. An exit handler
 (``restore-stable``) puts the stable revision back if the run fails or is terminated during the rollout.
+
+``fetch-base-model`` resolves ``base_model`` once: a hub id to its commit, downloaded into the run's artifact, which
+every step that loads the base reads (``cache_base_model: false`` pins the commit only); a folder is read in place.
 """
 
 from kfp import dsl
@@ -30,11 +33,12 @@ from kfp_llmops.components.deployment.staging_smoke_test.component import stagin
 from kfp_llmops.components.evaluation.evaluate_model.component import evaluate_model
 from kfp_llmops.components.evaluation.regression_gate.component import regression_gate
 from kfp_llmops.components.registry.await_approval.component import await_approval
+from kfp_llmops.components.registry.fetch_base_model.component import fetch_base_model
 from kfp_llmops.components.registry.register_model.component import register_model
 from kfp_llmops.components.registry.resolve_production.component import resolve_production
 from kfp_llmops.components.training.train_lora.component import train_lora
 from kfp_llmops.components.training.train_lora.core import TrainConfig
-from kfp_llmops.pipelines.platform import export_task, gpu_task, registry_credentials, rollout_credentials, training_volumes
+from kfp_llmops.pipelines.platform import export_task, gpu_task, hub_credentials, registry_credentials, rollout_credentials, training_volumes
 
 NAME = "finetune-and-rollout"
 
@@ -74,6 +78,7 @@ def build(target: str = "vertex"):
         prometheus_url: str = "http://prometheus-operated.monitoring:9090",
         vertex_endpoint: str = "",
         build_tensorrt: bool = False,
+        cache_base_model: bool = True,
         source_commit: str = "",
     ):
         restore = restore_stable(
@@ -91,6 +96,10 @@ def build(target: str = "vertex"):
                                     rollout_config=rollout_config, screening=screening, trainer_job=trainer_job,
                                     approval_config=approval_config, cost_config=cost_config, staging_config=staging_config,
                                     prompt_format=prompt_format, serving_format=serving_format, onnx_exporter=onnx_exporter)
+            # the run's one copy of the base model, at one commit: the steps below read it instead of the hub
+            fetched = fetch_base_model(base_model=base_model, cache=cache_base_model).after(checked)
+            hub_credentials(fetched, target)
+            base = fetched.outputs["base"]
             train_ds = dsl.importer(artifact_uri=train_data, artifact_class=Dataset, reimport=False).set_display_name("import-train-data")
             eval_ds = dsl.importer(artifact_uri=eval_data, artifact_class=Dataset, reimport=False).set_display_name("import-eval-data")
             validated = validate_dataset(
@@ -102,7 +111,7 @@ def build(target: str = "vertex"):
             ).after(checked)
             with dsl.If(validated.outputs["Output"] == True, name="data-valid"):  # noqa: E712 (a KFP condition)
                 prepared = prepare_dataset(dataset=validated.outputs["validated"], base_model=base_model,
-                                           prompt_format=prompt_format, system_prompt=system_prompt)
+                                           prompt_format=prompt_format, system_prompt=system_prompt, base=base)
                 trained = train_lora(
                     prepared=prepared.outputs["prepared"],
                     base_model=base_model,
@@ -112,6 +121,7 @@ def build(target: str = "vertex"):
                     trainer_platform="vertex" if target == "vertex" else "kubeflow",  # Vertex AI has no Kubeflow Trainer
                     tracking_uri=registry_uri,  # an MLflow registry gets the training run's step metrics beside its versions
                     model_name=model_name,
+                    base=base,
                 )
                 gpu_task(trained, target)
                 training_volumes(trained, target)
@@ -127,6 +137,7 @@ def build(target: str = "vertex"):
                     production=production.outputs["production"],
                     baseline_models=baseline_models,
                     eval_config=eval_config,
+                    base=base,
                 )
                 gpu_task(evaluated, target, memory="32G")
                 gate = regression_gate(evaluation=evaluated.outputs["results"], gate_config=gate_config)
@@ -184,7 +195,7 @@ def build(target: str = "vertex"):
                     with dsl.If(serving_format == "onnx", name="serve-onnx"):
                         exported = export_onnx(
                             base_model=base_model, adapter=trained.outputs["adapter"], eval_dataset=eval_ds.output, model_name=model_name,
-                            exporter=onnx_exporter,
+                            exporter=onnx_exporter, base=base,
                         )
                         export_task(exported, target)
                         registered = release(exported.outputs["onnx_model"])
@@ -193,7 +204,7 @@ def build(target: str = "vertex"):
                             gpu_task(engine, target)
                         roll_out(exported.outputs["onnx_model"], registered)
                     with dsl.If(serving_format == "hf", name="serve-hf"):  # an Elif here re-targets the outer Else (KFP 2.17)
-                        merged = merge_adapter(base_model=base_model, adapter=trained.outputs["adapter"])
+                        merged = merge_adapter(base_model=base_model, adapter=trained.outputs["adapter"], base=base)
                         export_task(merged, target)
                         roll_out(merged.outputs["hf_model"], release(merged.outputs["hf_model"]))
             with dsl.Else(name="data-invalid"):

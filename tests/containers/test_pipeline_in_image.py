@@ -177,3 +177,38 @@ def test_a_mirror_holds_the_image_and_the_runner_pulls_it_from_there(client, dem
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert client.images.get(mirrored).id == client.images.get(RUNTIME_IMAGE).id
     client.images.remove(mirrored)
+
+
+@pytest.fixture
+def demo_hub(demo_assets, monkeypatch):
+    """The demo base model as the hub repo ``demo/base-model`` (tests/fake_hub.py on 127.0.0.1; containers on the
+    host network reach it through HF_ENDPOINT, which container_run passes on)."""
+    from fake_hub import FakeHub
+
+    with FakeHub({"demo/base-model": demo_assets / "base-model"}) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        yield hub
+
+
+@pytest.mark.parametrize("cache", [True, False], ids=["one-copy", "pinned-only"])
+def test_a_hub_base_model_is_fetched_once_per_run(client, demo_assets, demo_hub, tmp_path, cache):
+    """Every step in a container of its own starts with an empty Hugging Face cache, as a pod does. With
+    fetch-base-model's copy the hub sends the weights once; pinned only, every step that loads them fetches them
+    again (what each run did before), all at the one commit the first step resolved."""
+    arguments = _arguments(demo_assets, tmp_path, base_model="demo/base-model", cache_base_model=cache,
+                           train_config=TRAIN)
+    (tmp_path / "registry").mkdir()
+    summary = run_local(build("finetune-and-rollout", "vertex"), arguments, tmp_path / "runs", runner="docker")
+    assert summary.succeeded and summary.artifacts("register-model", "lineage"), summary.text()
+    weights = (demo_assets / "base-model" / "model.safetensors").stat().st_size
+    downloads = demo_hub.bytes_served[("demo/base-model", "model.safetensors")] / weights
+    # train, evaluate and export load the weights (prepare only the tokenizer)
+    assert downloads == (1 if cache else 3), demo_hub.bytes_served
+    commit = demo_hub.commit("demo/base-model")
+    fetched = summary.artifacts("fetch-base-model", "base")[0]["metadata"]
+    assert (fetched["source"], fetched["revision"], fetched["copied"]) == ("hub", commit, cache)
+    lineage = json.loads(Path(summary.artifacts("register-model", "lineage")[0]["uri"]).read_text())
+    assert (lineage["base_model"], lineage["base_model_revision"]) == ("demo/base-model", commit)
+    [adapter] = summary.artifacts("train-lora", "adapter")
+    trained_on = json.loads((Path(adapter["uri"]) / "adapter_config.json").read_text())["base_model_name_or_path"]
+    assert trained_on == "demo/base-model"  # not the artifact's path

@@ -64,8 +64,11 @@ def test_finetune_spec_has_the_kubernetes_settings():
     [volume] = train.secret_as_volume  # may create TrainJobs (multi-node training)
     assert (volume.secret_name, volume.mount_path) == ("kfp-llmops-trainer-token", "/var/run/secrets/kfp-llmops/trainer")
     assert [(p.constant, p.mount_path) for p in train.pvc_mount] == [("kfp-llmops-shared", "/mnt/shared")]
+    [hub] = configs["exec-fetch-base-model"].secret_as_env  # a token for gated base models, when the Secret exists
+    assert (hub.secret_name, hub.optional) == ("huggingface-token", True)
+    assert [(k.secret_key, k.env_var) for k in hub.key_to_env] == [("token", "HF_TOKEN")]
     with_secrets = {name for name, c in configs.items() if c.secret_as_env or c.secret_as_volume}
-    assert with_secrets == {"exec-train-lora", "exec-resolve-production", "exec-register-model", "exec-rollout-model",
+    assert with_secrets == {"exec-fetch-base-model", "exec-train-lora", "exec-resolve-production", "exec-register-model", "exec-rollout-model",
                             "exec-register-model-2", "exec-rollout-model-2", "exec-restore-stable",
                             "exec-await-approval", "exec-await-approval-2",
                             "exec-staging-smoke-test", "exec-staging-smoke-test-2"}  # -2: serve-hf

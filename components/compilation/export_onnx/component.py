@@ -21,6 +21,7 @@ def export_onnx(
     opset: int = 0,
     parity_tolerance: float = 1e-3,
     max_perplexity_increase: float = 0.05,
+    base: Input[Model] = None,
 ):
     """``onnx_model`` is a Triton model repository (``<model_name>/1/model.onnx`` + ``config.pbtxt``; tokenizer and
     ``export.json`` at its root) holding the fastest variant (fp32, ort-optimized, int8-dynamic) whose perplexity on
@@ -29,7 +30,8 @@ def export_onnx(
     per decoding step; the server needs onnxruntime >= 1.23) or ``onnxruntime-genai`` (its model builder's fused
     graph made exact for left-padded batches, the fastest decoding step; Llama, Qwen2/3, Granite; onnxruntime >= 1.23);
     ``opset`` 0: the exporter's default. ``optimized_model`` and ``int8_model`` are the two
-    variants on their own (``model.onnx`` + tokenizer); ``variants`` has each one's measured trade-offs."""
+    variants on their own (``model.onnx`` + tokenizer); ``variants`` has each one's measured trade-offs. ``base``
+    (fetch_base_model's output): the base model is loaded from the run's copy."""
     import time
 
     started = time.monotonic()
@@ -40,10 +42,11 @@ def export_onnx(
     from kfp_llmops.cost import usage
     from kfp_llmops.errors import user_errors
     from kfp_llmops.lineage import atomic_dir, lineage, sha256_path
-    from kfp_llmops.modeling import load_tokenizer
+    from kfp_llmops.modeling import load_tokenizer, use_base_model
     from kfp_llmops.prompts import PromptFormat
 
     with user_errors():
+        use_base_model(base_model, base.path if base is not None else None)
         cfg = core.ExportConfig(exporter=exporter, opset=opset or None, parity_tolerance=parity_tolerance)
         pairs = records(read_jsonl(eval_dataset.path))
         model = core.merge_adapter(base_model, adapter.path)

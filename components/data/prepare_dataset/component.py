@@ -1,7 +1,7 @@
 """KFP component: tokenize a validated dataset with the base model's tokenizer and split it."""
 
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Output
+from kfp.dsl import Dataset, Input, Model, Output
 
 from kfp_llmops.images import RUNTIME_IMAGE
 
@@ -16,17 +16,20 @@ def prepare_dataset(
     seed: int = 0,
     prompt_format: str = "auto",
     system_prompt: str = "",
+    base: Input[Model] = None,
 ):
     """Writes ``train.arrow`` and ``validation.arrow`` (Arrow IPC: token ids, labels on the assistant turns only) and
     ``prompt_format.json`` into one Dataset. ``prompt_format``: ``auto`` (the tokenizer's chat template when it has one,
     else plain), ``chat-template``, ``plain`` or a Jinja chat template; ``system_prompt`` starts every conversation
-    that has none. Instruction and chat (``messages``) records both work."""
+    that has none. Instruction and chat (``messages``) records both work. ``base`` (fetch_base_model's output):
+    the tokenizer is read from the run's copy of the base model."""
     from kfp_llmops.components.data.prepare_dataset import core
     from kfp_llmops.errors import user_errors
     from kfp_llmops.lineage import atomic_dir, lineage
-    from kfp_llmops.modeling import load_tokenizer
+    from kfp_llmops.modeling import load_tokenizer, use_base_model
 
     with user_errors():
+        use_base_model(base_model, base.path if base is not None else None)
         cfg = core.PrepareConfig(validation_fraction=validation_fraction, max_length=max_length, seed=seed,
                                  prompt_format=prompt_format, system_prompt=system_prompt)
         with atomic_dir(prepared.path) as tmp:  # streamed: a chunk of rows in memory at a time

@@ -17,13 +17,15 @@ def evaluate_model(
     production: Input[Model] = None,
     baseline_models: dict = {},
     eval_config: dict = {},
+    base: Input[Model] = None,
 ):
     """Quality, golden-prompt regression, speed and cost, and safety for the candidate (base + adapter, merged as
     served) and each baseline, side by side: the base model (``base``), the registry's production version when
     ``production`` (from resolve_production) found one, and ``baseline_models`` (names to model ids or paths, adapter
     folders, or ``{"base_model", "adapter"}``; a ``production`` entry there overrides the registry's).
     ``eval_config`` overrides EvalConfig fields. ``metrics`` also records the step's accelerator usage (for the
-    run's cost estimate)."""
+    run's cost estimate). ``base`` (fetch_base_model's output): every model on this base is loaded from the run's
+    copy."""
     import json
     import time
 
@@ -36,9 +38,10 @@ def evaluate_model(
     from kfp_llmops.prompts import PromptFormat
     from kfp_llmops.errors import user_errors
     from kfp_llmops.lineage import atomic_dir, atomic_file, lineage
-    from kfp_llmops.modeling import load_tokenizer
+    from kfp_llmops.modeling import load_tokenizer, use_base_model
 
     with user_errors():
+        use_base_model(base_model, base.path if base is not None else None)
         cfg = core.EvalConfig.from_dict(dict(eval_config))
         pairs = records(read_jsonl(eval_dataset.path))
         tokenizer = load_tokenizer(base_model)

@@ -19,6 +19,7 @@ def train_lora(
     trainer_platform: str = "kubeflow",
     tracking_uri: str = "",
     model_name: str = "",
+    base: Input[Model] = None,
 ):
     """Trains LoRA on ``base_model`` (hub id or path); ``train_config`` holds the TrainConfig fields to override.
     ``nproc_per_node`` > 1 runs data-parallel under torchrun inside this task (one process per GPU, or CPU/gloo).
@@ -27,7 +28,8 @@ def train_lora(
     pools (``trainer_platform`` vertex: the pipelines compiled for Vertex AI set it), and waits for it.
     ``tracking_uri`` (an MLflow store: the pipelines pass their registry URI) receives the step metrics while the step
     trains, in the experiment of ``model_name``; the adapter records the step's accelerator usage for the cost
-    estimate."""
+    estimate. ``base`` (fetch_base_model's output): the base model is loaded from the run's copy (a Trainer
+    job's nodes load the commit it pinned)."""
     import time
 
     started = time.monotonic()
@@ -37,10 +39,11 @@ def train_lora(
     from kfp_llmops.cost import usage
     from kfp_llmops.errors import user_errors
     from kfp_llmops.lineage import atomic_dir, atomic_file, lineage
-    from kfp_llmops.modeling import load_tokenizer, resolved_revision
+    from kfp_llmops.modeling import load_tokenizer, pinned_reference, resolved_revision, use_base_model
     from kfp_llmops.prompts import PromptFormat
 
     with user_errors():
+        use_base_model(base_model, base.path if base is not None else None)
         cfg = core.TrainConfig.from_dict(train_config)
         with atomic_dir(adapter.path) as tmp:
             if trainer_job.get("num_nodes", 1) > 1:
@@ -55,7 +58,8 @@ def train_lora(
 
                     api = custom_objects(tj.TRAINER_TOKEN_DIR)
                 values = tj.train_on_trainer(api, spec, prepared_dir=prepared.path, platform=trainer_platform,
-                                             prepared_sha256=prepared.metadata.get("sha256", ""), base_model=base_model,
+                                             prepared_sha256=prepared.metadata.get("sha256", ""),
+                                             base_model=pinned_reference(base_model),  # nodes of their own
                                              config=cfg.to_dict(), out_dir=str(tmp))
             elif nproc_per_node > 1:
                 from kfp_llmops.components.training.train_lora.distributed import launch

@@ -14,7 +14,7 @@ from kfp_llmops.local_run import run_local
 from kfp_llmops.pipelines.registry import build
 from kfp_llmops.registry import open_registry
 
-STEPS = {"check-configs", "validate-dataset", "prepare-dataset", "resolve-production", "train-lora", "evaluate-model", "regression-gate",
+STEPS = {"check-configs", "fetch-base-model", "validate-dataset", "prepare-dataset", "resolve-production", "train-lora", "evaluate-model", "regression-gate",
          "export-onnx", "register-model", "staging-smoke-test", "await-approval", "rollout-model", "restore-stable"}
 
 
@@ -72,6 +72,8 @@ def test_whole_pipeline_promotes_the_fine_tune_then_blocks_a_worse_one_against_p
     lineage = json.loads(Path(summary.artifacts("register-model", "lineage")[0]["uri"]).read_text())
     assert lineage["base_model"] == str(demo_assets / "base-model")
     assert lineage["base_model_revision"].startswith("sha256:")  # a local base is identified by its content
+    fetched = summary.artifacts("fetch-base-model", "base")[0]["metadata"]  # pinned once, read in place by every step
+    assert (fetched["source"], fetched["copied"], fetched["revision"]) == ("local", False, lineage["base_model_revision"])
     card = Path(summary.artifacts("register-model", "model_card")[0]["uri"]).read_text()
     assert f"(revision `{lineage['base_model_revision']}`)" in card and "| exact_match | " in card
     assert lineage["artifacts"]["dataset"]["source"] == str(demo_assets / "train.jsonl")
@@ -154,7 +156,7 @@ def test_a_bad_config_fails_the_first_step_before_any_work(demo_assets, tmp_path
     assert not summary.succeeded
     statuses = {s.name: s.status for s in summary.steps}
     assert statuses["check-configs"] == "FAILURE" and statuses["restore-stable"] == "SUCCESS"
-    assert not {"validate-dataset", "prepare-dataset", "train-lora"} & set(statuses)
+    assert not {"fetch-base-model", "validate-dataset", "prepare-dataset", "train-lora"} & set(statuses)
     assert "train_config: unknown field(s) ['rank']" in out and "GateConfig.max_primary_drop must be a number >= 0" in out
 
 

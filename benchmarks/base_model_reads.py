@@ -1,0 +1,82 @@
+"""Bytes of the base model fetched from the hub per run, with and without fetch-base-model's one copy
+(``make bench-base-model``; ``build/bench/base-model-reads.json``).
+
+The scale ladder's 478.9M-parameter Llama (``benchmarks/scale.py``'s ``model`` stage, fp32 safetensors, 1.9 GB) is
+served as the hub repo ``scale/llama-0.5b`` by ``tests/fake_hub.py`` on 127.0.0.1, and the whole
+``finetune-and-rollout`` runs twice with every step in the runtime image (``--runner docker``: each container starts
+with an empty Hugging Face cache, as a pod does): ``cache_base_model`` false (what every run did before: each step
+that loads the base downloads it, at the commit the first step pinned) and true (one download, into the run's
+artifact, which the steps read). The hub counts the bytes it sends. Needs ``make image``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # fake_hub
+sys.path.insert(0, str(ROOT / "benchmarks"))
+OUT = Path(os.environ.get("KFP_LLMOPS_BENCH_OUT") or ROOT / "build" / "bench")
+REPO = "scale/llama-0.5b"
+
+
+def run_once(model_dir: Path, work: Path, cache: bool) -> dict:
+    from fake_hub import FakeHub
+
+    from kfp_llmops.local_run import run_local
+    from kfp_llmops.pipelines.registry import build
+    from scale import pipeline_arguments
+
+    with FakeHub({REPO: model_dir}, host="127.0.0.1") as hub:
+        os.environ["HF_ENDPOINT"] = hub.endpoint  # the containers get it (container_run.hub_environment)
+        (work / "registry").mkdir(exist_ok=True)
+        arguments = {**pipeline_arguments(model_dir.parent), "base_model": REPO, "cache_base_model": cache,
+                     "registry_uri": f"sqlite:///{work / 'registry' / f'cache-{str(cache).lower()}.db'}"}
+        start = time.perf_counter()
+        summary = run_local(build("finetune-and-rollout", "vertex"), arguments, work / "runs", runner="docker")
+        seconds = time.perf_counter() - start
+        if not summary.succeeded:
+            raise SystemExit(summary.text())
+        weights = sum(n for (_, f), n in hub.bytes_served.items() if f.endswith(".safetensors"))
+        return {"cache_base_model": cache, "hub_bytes": hub.total_bytes(), "hub_weight_bytes": weights,
+                "weight_downloads": weights / sum(p.stat().st_size for p in model_dir.glob("*.safetensors")),
+                "wall_s": round(seconds, 1),
+                "steps_seconds": {s.name: round(s.seconds, 1) for s in summary.steps if not s.name.startswith("importer")}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--assets", type=Path, default=ROOT / "build" / "demo-assets")
+    args = parser.parse_args(argv)
+    from scale import WORK
+
+    model_dir = WORK / "model-0.5b"
+    if not list(model_dir.glob("*.safetensors")) or not (WORK / "chat.jsonl").exists():
+        import subprocess
+
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--rows", "2000", "--stages", "data,model",
+                        "--assets", str(args.assets)], check=True)
+    work = WORK / "base-model-reads"
+    work.mkdir(parents=True, exist_ok=True)
+    runs = [run_once(model_dir, work, cache) for cache in (False, True)]
+    before, after = runs
+    report = {"model": REPO, "model_bytes": sum(p.stat().st_size for p in model_dir.glob("*.safetensors")),
+              "runs": runs, "ratio_hub_bytes": round(after["hub_bytes"] / before["hub_bytes"], 3),
+              "when": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count()}
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "base-model-reads.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"{'cache_base_model':<18}{'hub GB':>10}{'weight downloads':>18}{'wall s':>10}")
+    for r in runs:
+        print(f"{str(r['cache_base_model']).lower():<18}{r['hub_bytes'] / 1e9:>10.2f}{r['weight_downloads']:>18.2f}"
+              f"{r['wall_s']:>10.1f}")
+    print(f"hub bytes, cached / uncached: {report['ratio_hub_bytes']}; {OUT / 'base-model-reads.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

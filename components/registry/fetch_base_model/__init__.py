@@ -1,0 +1,1 @@
+"""The fetch_base_model component: component.py (KFP definition) and core.py (logic)."""
