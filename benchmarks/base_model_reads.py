@@ -19,14 +19,22 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))  # fake_hub
-sys.path.insert(0, str(ROOT / "benchmarks"))
 OUT = Path(os.environ.get("KFP_LLMOPS_BENCH_OUT") or ROOT / "build" / "bench")
 REPO = "scale/llama-0.5b"
 
 
+def _fake_hub():
+    """tests/fake_hub.py, loaded by its path (tests/ on sys.path would shadow the package with tests/kfp_llmops/)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fake_hub", ROOT / "tests" / "fake_hub.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.FakeHub
+
+
 def run_once(model_dir: Path, work: Path, cache: bool) -> dict:
-    from fake_hub import FakeHub
+    FakeHub = _fake_hub()
 
     from kfp_llmops.local_run import run_local
     from kfp_llmops.pipelines.registry import build

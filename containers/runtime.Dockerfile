@@ -41,12 +41,18 @@ RUN if [ -n "${CA_BUNDLE}" ]; then export PIP_CERT="/src/${CA_BUNDLE}"; fi; \
         [ -n "${wheel}" ] || { echo "TORCH_INDEX_URL is empty and ${TORCH_WHEELS} holds no torch-${TORCH_VERSION} wheel" >&2; exit 1; }; \
         pip install "${wheel}"; \
     fi
+# The dependencies, against constraints.txt, from the package's metadata alone (its version from __init__.py): this
+# layer is rebuilt when they change, not when the code does.
 COPY constraints.txt pyproject.toml setup.py README.md /src/
+COPY kfp_llmops/__init__.py /src/kfp_llmops/__init__.py
+RUN if [ -n "${CA_BUNDLE}" ]; then export PIP_CERT="/src/${CA_BUNDLE}"; fi; \
+    mkdir -p /src/components /src/pipelines && touch /src/components/__init__.py /src/pipelines/__init__.py \
+    && pip install -c /src/constraints.txt "/src${EXTRAS}"
+# The package itself, over the stand-in above; nothing else changes (--no-deps).
 COPY kfp_llmops /src/kfp_llmops
 COPY components /src/components
 COPY pipelines /src/pipelines
-RUN if [ -n "${CA_BUNDLE}" ]; then export PIP_CERT="/src/${CA_BUNDLE}"; fi; \
-    pip install -c /src/constraints.txt "/src${EXTRAS}" \
+RUN pip install --no-deps --force-reinstall /src \
     && pip uninstall -y pip
 COPY containers/slim-venv.sh /src/containers/
 RUN /src/containers/slim-venv.sh

@@ -118,15 +118,19 @@ class FakeHub:
                     for kind in ("/revision/", "/tree/"):
                         if kind in rest:
                             repo_id, revision = rest.split(kind, 1)
-                            revision = revision.split("/", 1)[0]
+                            revision, _, folder = revision.partition("/")
                             repo, error = self._repo_rev(repo_id, revision)
                             if error:
                                 return self._error(404, error, f"{error}: {repo_id}@{revision}", head=head)
                             if kind == "/revision/":
                                 return self._info(repo_id, revision, head)
-                            else:
+                            else:  # the files under the folder asked for (recursive), the whole repo for none
+                                listed = [f for f in repo.files if not folder or f.startswith(folder.rstrip("/") + "/")]
+                                if folder and not listed:
+                                    return self._error(404, "EntryNotFound", f"{folder} not in {repo_id}", repo.commit,
+                                                       head=head)
                                 body = [{"type": "file", "path": f, "size": (repo.folder / f).stat().st_size,
-                                         "oid": repo.etag(f)} for f in repo.files]
+                                         "oid": repo.etag(f)} for f in listed]
                             return self._send(200, json.dumps(body).encode(), {"Content-Type": "application/json"},
                                               head=head)
                     return self._info(rest, "main", head)  # /api/models/{repo}: its main branch
