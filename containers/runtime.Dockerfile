@@ -48,11 +48,12 @@ COPY kfp_llmops/__init__.py /src/kfp_llmops/__init__.py
 RUN if [ -n "${CA_BUNDLE}" ]; then export PIP_CERT="/src/${CA_BUNDLE}"; fi; \
     mkdir -p /src/components /src/pipelines && touch /src/components/__init__.py /src/pipelines/__init__.py \
     && pip install -c /src/constraints.txt "/src${EXTRAS}"
-# The package itself, over the stand-in above; nothing else changes (--no-deps).
+# The package itself, over the stand-in above; nothing else changes (--no-deps), and nothing is fetched: it builds
+# with the setuptools already in the environment (torch brings it).
 COPY kfp_llmops /src/kfp_llmops
 COPY components /src/components
 COPY pipelines /src/pipelines
-RUN pip install --no-deps --force-reinstall /src \
+RUN pip install --no-deps --no-build-isolation --force-reinstall /src \
     && pip uninstall -y pip
 COPY containers/slim-venv.sh /src/containers/
 RUN /src/containers/slim-venv.sh

@@ -38,7 +38,7 @@ def test_torch_is_pinned_to_the_constraints_and_the_package_is_baked_in():
     assert 'pip install -c /src/constraints.txt "/src${EXTRAS}"' in DOCKERFILE  # constrained; [gpu] adds bitsandbytes
     # the dependency layer comes before the code, which is installed over it with nothing else changed
     assert DOCKERFILE.index('"/src${EXTRAS}"') < DOCKERFILE.index("COPY kfp_llmops /src/kfp_llmops")
-    assert "pip install --no-deps --force-reinstall /src" in DOCKERFILE
+    assert "pip install --no-deps --no-build-isolation --force-reinstall /src" in DOCKERFILE
     assert "bitsandbytes==" in "\n".join(constraints)
     for folder in ("kfp_llmops", "components", "pipelines"):
         assert f"COPY {folder} /src/{folder}" in DOCKERFILE

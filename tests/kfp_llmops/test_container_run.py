@@ -109,3 +109,14 @@ def test_relative_paths_among_the_arguments_become_absolute(tmp_path, monkeypatc
                                         "registry_uri": "sqlite:///x.db", "train_config": {"r": 8}})
     assert got == {"train_data": str(tmp_path / "train.jsonl"), "model_name": "llm", "base_model": "org/name",
                    "registry_uri": "sqlite:///x.db", "train_config": {"r": 8}}
+
+
+def test_a_hub_base_model_takes_this_shells_hub_settings_and_a_local_one_runs_offline(monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:8099")
+    monkeypatch.setenv("HF_TOKEN", "hf_x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-for-steps")
+    assert container_run.hub_environment() == {"HF_ENDPOINT": "http://127.0.0.1:8099", "HF_TOKEN": "hf_x"}
+    assert not container_run._offline({"base_model": "org/name@main"})
+    assert container_run._offline({"base_model": "/models/base"})
+    monkeypatch.delenv("HF_TOKEN")
+    assert container_run.hub_environment() == {"HF_ENDPOINT": "http://127.0.0.1:8099"}
