@@ -99,6 +99,7 @@ def build(target: str = "vertex"):
             # the run's one copy of the base model, at one commit: the steps below read it instead of the hub
             fetched = fetch_base_model(base_model=base_model, cache=cache_base_model).after(checked)
             hub_credentials(fetched, target)
+            fetched.set_caching_options(False)  # an unpinned id or a folder may have changed since a cached run
             base = fetched.outputs["base"]
             train_ds = dsl.importer(artifact_uri=train_data, artifact_class=Dataset, reimport=False).set_display_name("import-train-data")
             eval_ds = dsl.importer(artifact_uri=eval_data, artifact_class=Dataset, reimport=False).set_display_name("import-eval-data")

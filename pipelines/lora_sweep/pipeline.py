@@ -26,6 +26,7 @@ def build(target: str = "vertex"):
         checked = check_configs(configs=configs, prompt_format=prompt_format)
         fetched = fetch_base_model(base_model=base_model, cache=cache_base_model).after(checked)  # one copy, one commit
         hub_credentials(fetched, target)
+        fetched.set_caching_options(False)  # an unpinned id or a folder may have changed since a cached run
         train_ds = dsl.importer(artifact_uri=train_data, artifact_class=Dataset, reimport=False)
         validated = validate_dataset(dataset=train_ds.output).after(checked)
         with dsl.If(validated.outputs["Output"] == True, name="data-valid"):  # noqa: E712 (a KFP condition)

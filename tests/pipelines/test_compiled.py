@@ -179,3 +179,28 @@ def test_each_branch_is_conditioned_on_its_own_decision(path: Path):
     assert "'onnx'" in conditions["serve-onnx"] and "'hf'" in conditions["serve-hf"]
     assert sorted(approvals) == sorted(f"inputs.parameter_values['pipelinechannel--{t}-Output'] == true"
                                        for t in ("await-approval", "await-approval-2"))  # the rollout waits for its own
+
+
+def _all_tasks(pipeline_doc: dict) -> dict:
+    """Every task of the spec, at any depth (conditions, the exit handler's group, loops), by task name."""
+    found = dict(pipeline_doc["root"]["dag"]["tasks"])
+    for component in pipeline_doc["components"].values():
+        found.update(component.get("dag", {}).get("tasks", {}))
+    return found
+
+
+@pytest.mark.parametrize("path", [DEFAULT_OUT / t / f"{n}.yaml" for t in ("kfp", "vertex")
+                                  for n in ("finetune-and-rollout", "lora-sweep")], ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_step_that_loads_the_base_reads_fetch_base_models_copy_which_is_never_cached(path: Path):
+    tasks = _all_tasks(next(yaml.safe_load_all(path.read_text())))
+    assert tasks["fetch-base-model"]["cachingOptions"] == {}  # enableCache false is left out of the JSON form
+    def reads_the_copy(task) -> bool:  # directly, or through the channel a condition's or loop's group passes on
+        base = task.get("inputs", {}).get("artifacts", {}).get("base", {})
+        return (base.get("taskOutputArtifact", {}).get("producerTask") == "fetch-base-model"
+                or base.get("componentInputArtifact") == "pipelinechannel--fetch-base-model-base")
+
+    readers = {name for name, task in tasks.items() if reads_the_copy(task)}
+    loaders = {"prepare-dataset", "train-lora"}
+    if path.stem == "finetune-and-rollout":
+        loaders |= {"evaluate-model", "export-onnx", "merge-adapter"}
+    assert readers == loaders
