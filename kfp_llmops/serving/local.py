@@ -29,14 +29,16 @@ def free_port() -> int:
 def local_server(model_name: str, model_repository: str | Path, *, timeout_s: float = 60.0,
                  log_path: str | Path | None = None, extra_args: list[str] | tuple[str, ...] = (),
                  serving_format: str = "onnx"):
-    """Runs the server of ``serving_format`` (``onnx``: a Triton model repository; ``hf``: a merged model folder) on a
-    free localhost port; yields ``host:port`` once ``model_name`` is ready. ``extra_args`` go to the server (e.g.
-    ``--fail-every 5``)."""
+    """Runs the server of ``serving_format`` (``onnx``: a Triton model repository; ``hf``: a merged model folder;
+    ``adapter``: a base model, served as ``model_name``, for the adapters that ``extra_args`` name with
+    ``--adapter NAME DIR``) on a free localhost port; yields ``host:port`` once ``model_name`` is ready. ``extra_args``
+    go to the server (e.g. ``--fail-every 5``)."""
     port = free_port()
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL
-    if serving_format == "hf":
+    if serving_format in ("hf", "adapter"):
         cmd = [sys.executable, "-m", "kfp_llmops.serving.hf_server", "--model-name", model_name,
-               "--model-dir", str(model_repository), "--http-port", str(port), *extra_args]
+               "--model-dir" if serving_format == "hf" else "--base-model", str(model_repository),
+               "--http-port", str(port), *extra_args]
     else:
         cmd = [sys.executable, "-m", "kfp_llmops.serving.onnx_server", "--model-repository", str(model_repository),
                "--http-port", str(port), *extra_args]
