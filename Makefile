@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 MLFLOW_VENV ?= .venv-mlflow
 MLFLOW_STAMP := $(MLFLOW_VENV)/.installed
 
-.PHONY: install demo demo-assets compile check test test-all test-container image image-gpu image-check bench bench-gpu bench-base-model scale clean
+.PHONY: install demo demo-assets compile check test test-all test-container image image-gpu image-check bench bench-gpu bench-base-model bench-adapters scale clean
 
 install: $(STAMP) $(MLFLOW_STAMP)
 
@@ -67,6 +67,11 @@ test-container: $(STAMP) $(DEMO_ASSETS)/assets.json
 	  && { apt-get update -q >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-registry >/dev/null; }; } \
 	  || { echo "make test-container: the mirror test needs docker-registry (apt-get install docker-registry)"; exit 1; }
 	KFP_LLMOPS_TEST_ASSETS=$(DEMO_ASSETS) $(PY) -m pytest -m container $(PYTEST_ARGS)
+
+# Fine-tunes as deltas: bytes per version and serving memory of N versions, adapters on one base against merged
+# models (benchmarks/adapter_serving.py; the scale ladder's 0.5B model).
+bench-adapters: $(DEMO_ASSETS)/assets.json
+	$(PY) benchmarks/adapter_serving.py --assets $(DEMO_ASSETS)
 
 # Bytes of the base model fetched from the hub per run, with and without fetch-base-model's copy, every step in the
 # image (benchmarks/base_model_reads.py; the scale ladder's 0.5B model; needs `make image`).

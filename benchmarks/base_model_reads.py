@@ -1,5 +1,5 @@
 """Bytes of the base model fetched from the hub per run, with and without fetch-base-model's one copy
-(``make bench-base-model``; ``build/bench/base-model-reads.json``).
+(``make bench-base-model``; ``build/bench/base-model-reads.json`` in the shared result format).
 
 The scale ladder's 478.9M-parameter Llama (``benchmarks/scale.py``'s ``model`` stage, fp32 safetensors, 1.9 GB) is
 served as the hub repo ``scale/llama-0.5b`` by ``tests/fake_hub.py`` on 127.0.0.1, and the whole
@@ -12,14 +12,12 @@ artifact, which the steps read). The hub counts the bytes it sends. Needs ``make
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = Path(os.environ.get("KFP_LLMOPS_BENCH_OUT") or ROOT / "build" / "bench")
 REPO = "scale/llama-0.5b"
 
 
@@ -73,16 +71,18 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     runs = [run_once(model_dir, work, cache) for cache in (False, True)]
     before, after = runs
-    report = {"model": REPO, "model_bytes": sum(p.stat().st_size for p in model_dir.glob("*.safetensors")),
-              "runs": runs, "ratio_hub_bytes": round(after["hub_bytes"] / before["hub_bytes"], 3),
-              "when": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count()}
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "base-model-reads.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    from common import table, write_result
+
+    write_result("base-model-reads", metric="bytes from the hub per run", unit="bytes", ours=after["hub_bytes"],
+                 baseline=before["hub_bytes"], baseline_name="each step fetches the base (cache_base_model false)",
+                 higher_is_better=False, goal="one download a run: ratio = the steps that load the base",
+                 details={"model": REPO, "model_bytes": sum(p.stat().st_size for p in model_dir.glob("*.safetensors")),
+                          "runs": runs, "when": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count()})
     print(f"{'cache_base_model':<18}{'hub GB':>10}{'weight downloads':>18}{'wall s':>10}")
     for r in runs:
         print(f"{str(r['cache_base_model']).lower():<18}{r['hub_bytes'] / 1e9:>10.2f}{r['weight_downloads']:>18.2f}"
               f"{r['wall_s']:>10.1f}")
-    print(f"hub bytes, cached / uncached: {report['ratio_hub_bytes']}; {OUT / 'base-model-reads.json'}")
+    print(table())
     return 0
 
 

@@ -92,3 +92,17 @@ def test_lora_training_flops(monkeypatch):
     assert lora_training_flops(model, [3, 5]) == 6 * base * 8 + attention  # full fine-tuning: every weight trains
     lora = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"]))
     assert lora_training_flops(lora, [3, 5]) == (4 * base + 6 * 2 * (16 + 16)) * 8 + attention
+
+
+@pytest.mark.slow  # ~30 s (merges and three server processes): in make test-all; `make bench-adapters` at 0.5B
+def test_adapter_serving_benchmark(tmp_path, monkeypatch, demo_assets):
+    monkeypatch.setenv("KFP_LLMOPS_SCALE_WORK", str(tmp_path / "work"))
+    (tmp_path / "out").mkdir()
+    sys.modules.pop("scale", None)
+    results = run_bench("adapter_serving", ["--base", str(demo_assets / "base-model"), "--versions", "2"],
+                        tmp_path / "out", monkeypatch)
+    assert set(results) == {"adapter-bytes-per-version", "adapter-serving-memory"}
+    size = results["adapter-bytes-per-version"]
+    assert size["ours"] == size["details"]["per_version"]["adapter_bytes"] and size["details"]["versions"] == 2
+    memory = results["adapter-serving-memory"]["details"]
+    assert memory["adapters_on_one_base"]["processes"] == 1 and memory["merged_models"]["processes"] == 2
