@@ -101,14 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--assets", type=Path, default=ROOT / "build" / "demo-assets")
     parser.add_argument("--base", type=Path, help="a base model folder (default: the scale ladder's, built if missing)")
     args = parser.parse_args(argv)
-    from scale import WORK
+    from scale import WORK, ensure_model
 
-    base = args.base or WORK / "model-0.5b"
-    if not list(base.glob("*.safetensors")):
-        import subprocess
-
-        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--rows", "2000", "--stages", "data,model",
-                        "--assets", str(args.assets)], check=True)
+    base = args.base or ensure_model(args.assets)
     work = WORK / "adapter-serving"
     work.mkdir(parents=True, exist_ok=True)
     adapters = make_adapters(base, work, args.versions)

@@ -59,14 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--assets", type=Path, default=ROOT / "build" / "demo-assets")
     args = parser.parse_args(argv)
-    from scale import WORK
+    from scale import WORK, ensure_model
 
-    model_dir = WORK / "model-0.5b"
-    if not list(model_dir.glob("*.safetensors")) or not (WORK / "chat.jsonl").exists():
-        import subprocess
-
-        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--rows", "2000", "--stages", "data,model",
-                        "--assets", str(args.assets)], check=True)
+    model_dir = ensure_model(args.assets)
     work = WORK / "base-model-reads"
     work.mkdir(parents=True, exist_ok=True)
     runs = [run_once(model_dir, work, cache) for cache in (False, True)]

@@ -85,6 +85,16 @@ def stage_model(args) -> dict:
             "bytes": sum(f.stat().st_size for f in out.glob("*.safetensors"))}
 
 
+def ensure_model(assets: Path) -> Path:
+    """The ladder's 0.5B model (and a small generated chat set beside it), built by this script's own stages when
+    missing: for the benchmarks that run on it."""
+    model = WORK / "model-0.5b"
+    if not list(model.glob("*.safetensors")) or not (WORK / "chat.jsonl").exists():
+        subprocess.run([sys.executable, __file__, "--rows", "2000", "--stages", "data,model", "--assets", str(assets)],
+                       check=True)
+    return model
+
+
 def pipeline_arguments(work: Path, train_rows: int = 256, eval_rows: int = 16) -> dict:
     """The scale run's arguments: the first ``train_rows`` and last ``eval_rows`` generated conversations, the 0.5B
     model, small step counts, and a gate that lets a random model through (it cannot improve on itself)."""
