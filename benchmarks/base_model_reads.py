@@ -41,6 +41,7 @@ def run_once(model_dir: Path, work: Path, cache: bool) -> dict:
     with FakeHub({REPO: model_dir}, host="127.0.0.1") as hub:
         os.environ["HF_ENDPOINT"] = hub.endpoint  # the containers get it (container_run.hub_environment)
         (work / "registry").mkdir(exist_ok=True)
+        (work / "registry" / f"cache-{str(cache).lower()}.db").unlink(missing_ok=True)  # a first rollout each time
         arguments = {**pipeline_arguments(model_dir.parent), "base_model": REPO, "cache_base_model": cache,
                      "registry_uri": f"sqlite:///{work / 'registry' / f'cache-{str(cache).lower()}.db'}"}
         start = time.perf_counter()
