@@ -10,8 +10,8 @@ from kfp_llmops.images import RUNTIME_IMAGE
 def merge_adapter(base_model: str, adapter: Input[Model], hf_model: Output[Model], dtype: str = "bf16",
                   base: Input[Model] = None):
     """Folds the adapter into the base and writes safetensors in ``dtype`` (bf16, as vLLM serves it), the tokenizer
-    with the training prompt format as its chat template, and a generation config that stops at its end of turn. ``base`` (fetch_base_model's output): the base model is loaded from the
-    run's copy."""
+    with the training prompt format as its chat template, and a generation config that stops at its end of turn.
+    ``base`` (fetch_base_model's output): the base model is loaded from the run's copy."""
     import time
 
     started = time.monotonic()

@@ -39,11 +39,10 @@ class FetchedBase:
     files: tuple[str, ...]
     size_bytes: int
 
-    def write(self, artifact_dir: Path) -> dict:
+    def write(self, artifact_dir: Path) -> None:
         info = {**asdict(self), "files": list(self.files)}
         Path(artifact_dir).mkdir(parents=True, exist_ok=True)
         (Path(artifact_dir) / BASE_MANIFEST).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
-        return info
 
 
 def wanted_files(names) -> list[str]:
