@@ -124,8 +124,67 @@ class HfModelMetadata:
             raise UserInputError(f"{where}: not a {HF_MODEL} ({exc})") from None
 
 
+LORA_ADAPTER = "kfp_llmops.LoraAdapter"
+LORA_FORMAT = "peft-lora-safetensors"
+
+
+@dataclass(frozen=True)
+class LoraAdapterMetadata:
+    """A LoRA adapter packaged for serving on a shared base (vLLM ``--lora-modules``, KServe's
+    ``spec.model.lora.adapters``): peft safetensors, the prompt format it was trained in, and the base it needs,
+    named by id and pinned revision (a hub commit, or a folder's ``sha256:`` digest)."""
+
+    base_model: str
+    base_model_revision: str
+    rank: int
+    size_bytes: int
+    prompt_format: str
+    format: str = LORA_FORMAT
+    schema: str = LORA_ADAPTER
+    schema_version: int = 1
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.schema != LORA_ADAPTER or self.format != LORA_FORMAT:
+            problems.append(f"schema/format are {self.schema!r}/{self.format!r}, not {LORA_ADAPTER!r}/{LORA_FORMAT!r}")
+        if not self.base_model:
+            problems.append("base_model is empty: an adapter is served only on the base it was trained on")
+        for name in ("rank", "size_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                problems.append(f"{name} must be a positive integer, got {value!r}")
+        if problems:
+            raise UserInputError(f"{LORA_ADAPTER} metadata: " + "; ".join(problems))
+
+    def to_metadata(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_metadata(cls, metadata: dict, *, where: str = "the adapter artifact") -> "LoraAdapterMetadata":
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: (int(v) if k in ("rank", "size_bytes", "schema_version") and isinstance(v, float) else v)
+                  for k, v in metadata.items() if k in names}
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise UserInputError(f"{where}: not a {LORA_ADAPTER} ({exc}); pass a package_adapter output") from None
+
+
+SERVED_SCHEMAS = {HF_MODEL: "hf", LORA_ADAPTER: "adapter", ONNX_MODEL: "onnx"}
+# onnx: a Triton repository (protocol v2); hf: a merged Hugging Face folder; adapter: a LoRA adapter on a shared base
+SERVING_FORMATS = ("onnx", "hf", "adapter")
+CHAT_FORMATS = ("hf", "adapter")  # served over OpenAI-compatible chat
+
+
+def serving_format_of(metadata: dict) -> str:
+    """``onnx``, ``hf`` or ``adapter``: how a served artifact is served, from its schema."""
+    return SERVED_SCHEMAS.get(metadata.get("schema"), "onnx")
+
+
 def served_model_metadata(metadata: dict, where: str = ""):
-    """The typed metadata of a model to serve: an ONNX repository or a merged Hugging Face folder."""
+    """The typed metadata of a model to serve: an ONNX repository, a merged Hugging Face folder or a LoRA adapter."""
     if metadata.get("schema") == HF_MODEL:
         return HfModelMetadata.from_metadata(metadata, where=where)
+    if metadata.get("schema") == LORA_ADAPTER:
+        return LoraAdapterMetadata.from_metadata(metadata, where=where)
     return OnnxModelMetadata.from_metadata(metadata, where=where)

@@ -464,6 +464,18 @@ def use_base_model(base_model: str, artifact_dir: str | None) -> str:
     return load
 
 
+def base_reference(base_model: str, revision: str = "") -> str:
+    """What a process loads for ``base_model`` trained at ``revision`` (a LoRA adapter's base, for a server): the id
+    itself when :func:`use_base_model` mapped it (the run's copy), ``<id>@<commit>`` for a hub commit, else the id
+    or folder as it is."""
+    import os
+
+    if base_model in _model_copies() or not revision or revision.startswith("sha256:") or "@" in base_model \
+            or os.path.exists(base_model):
+        return base_model
+    return f"{base_model}@{revision}"
+
+
 def pinned_reference(model_ref: str) -> str:
     """``model_ref`` as a process elsewhere (a Trainer job's node) loads it: a hub id mapped by :func:`use_base_model`
     at the commit it was pinned to; anything else as it is."""

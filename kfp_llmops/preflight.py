@@ -60,7 +60,7 @@ def config_errors(arguments: dict) -> list[str]:
     for parameter, value in arguments.items():
         items = []
         if parameter == "serving_format":
-            from kfp_llmops.components.deployment.rollout_model.core import SERVING_FORMATS
+            from kfp_llmops.artifacts import SERVING_FORMATS
 
             if value not in SERVING_FORMATS:
                 errors.append(f"serving_format must be one of {SERVING_FORMATS}, got {value!r}")

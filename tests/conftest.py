@@ -93,3 +93,28 @@ def onnx_repository(base_model, tokenizer, tmp_path_factory) -> Path:
     export_with_parity(load_causal_lm(base_model).eval(), tokenizer, [format_prompt("copy: sun moon")], out / "export")
     write_repository(out / "repo", "reverser", out / "export" / "model.onnx", session(out / "export" / "model.onnx"))
     return out / "repo"
+
+
+@pytest.fixture(scope="session")
+def adapter_versions(base_model, demo_assets, tokenizer, tmp_path_factory) -> dict[str, Path]:
+    """Two LoRA adapters of the demo base that answer differently (``v1``: a short fine-tune; ``v2``: the same with
+    its B matrices scaled up), each with its prompt format: two versions of one fine-tune, as train_lora saves them."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from kfp_llmops.components.data.prepare_dataset.core import prepare
+    from kfp_llmops.components.training.train_lora import core
+    from kfp_llmops.datasets import instruction_pairs, read_jsonl
+
+    split = prepare(instruction_pairs(read_jsonl(demo_assets / "train.jsonl"))[:64], tokenizer)
+    cfg = core.TrainConfig(max_steps=4, batch_size=8, learning_rate=5e-3)
+    result = core.train(base_model, split.train, split.validation, cfg, pad_id=tokenizer.pad_token_id, log=lambda _: None)
+    v1 = tmp_path_factory.mktemp("v1")
+    core.save_adapter(result, cfg, v1)
+    split.prompt_format.save(v1)
+    v2 = tmp_path_factory.mktemp("v2")
+    shutil.copytree(v1, v2, dirs_exist_ok=True)
+    weights = load_file(v2 / "adapter_model.safetensors")
+    save_file({k: (v * 40 if "lora_B" in k else v).contiguous() for k, v in weights.items()}, v2 / "adapter_model.safetensors")
+    return {"v1": v1, "v2": v2}

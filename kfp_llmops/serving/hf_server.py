@@ -15,7 +15,8 @@ model's prompt format: the one it was trained in; ``stream: true`` answers in se
 server (per served name), so the canary analysis is the same for every format. vLLM's ``POST /v1/load_lora_adapter``
 (``lora_name``, ``lora_path``) and ``POST /v1/unload_lora_adapter`` (``lora_name``) add and remove adapters while the
 base stays loaded. An unknown ``model`` is a 404 that names the served ones. Greedy decoding unless ``temperature`` >
-0. ``--fail-every N`` and ``--delay-ms D`` inject faults as in the ONNX server.
+0. ``--fail-every N`` and ``--delay-ms D`` inject faults as in the ONNX server
+(``--faults-for NAME``: into one served name's requests only).
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ def load_served(model_name: str, *, model_dir: str | None = None, base_model: st
 
 def build_app(model_name: str, model_dir: str | None = None, *, base_model: str | None = None,
               adapters: list[tuple[str, str]] = (), fail_every: int = 0, delay_ms: float = 0.0, dtype: str = "auto",
-              payload_log: str | None = None):
+              payload_log: str | None = None, faults_for: str = ""):
     import json
 
     from fastapi import FastAPI, HTTPException
@@ -156,11 +157,12 @@ def build_app(model_name: str, model_dir: str | None = None, *, base_model: str 
         return JSONResponse({"error": {"message": str(exc.detail), "type": kinds.get(exc.status_code, "Error"),
                                        "code": exc.status_code}, "detail": exc.detail}, status_code=exc.status_code)
 
-    def prepare(prompt: str, body: dict, entry: Served) -> dict:
-        n = next(count)
-        if delay_ms:
+    def prepare(prompt: str, body: dict, entry: Served, name: str) -> dict:
+        faulty = not faults_for or name == faults_for
+        n = next(count) if faulty else 0
+        if delay_ms and faulty:
             time.sleep(delay_ms / 1000)
-        if fail_every and n % fail_every == 0:
+        if fail_every and faulty and n % fail_every == 0:
             raise HTTPException(500, f"injected failure (request {n}, --fail-every {fail_every})")
         max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 64)
         temperature = float(body.get("temperature") or 0.0)
@@ -175,8 +177,8 @@ def build_app(model_name: str, model_dir: str | None = None, *, base_model: str 
                 return new[:k], "stop"
         return new, "length"
 
-    def complete(prompt: str, body: dict, entry: Served) -> tuple[str, int, int, str]:
-        args = prepare(prompt, body, entry)
+    def complete(prompt: str, body: dict, entry: Served, name: str) -> tuple[str, int, int, str]:
+        args = prepare(prompt, body, entry, name)
         out = models.generate(entry, **args)
         prompt_tokens = args["input_ids"].shape[1]
         new, finish = finished(out[0, prompt_tokens:].tolist(), entry)
@@ -205,7 +207,7 @@ def build_app(model_name: str, model_dir: str | None = None, *, base_model: str 
         from transformers import TextIteratorStreamer
 
         start = time.perf_counter()
-        args = prepare(prompt, body, entry)
+        args = prepare(prompt, body, entry, name)
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
         result: dict = {}
 
@@ -264,7 +266,7 @@ def build_app(model_name: str, model_dir: str | None = None, *, base_model: str 
             return stream_chat(name, entry, prompt_of(body), body)
 
         def handle(body):
-            text, prompt_tokens, tokens, finish = complete(prompt_of(body), body, entry)
+            text, prompt_tokens, tokens, finish = complete(prompt_of(body), body, entry, name)
             return {"id": f"chatcmpl-{time.time_ns()}", "object": "chat.completion", "created": int(time.time()),
                     "model": name, "choices": [{"index": 0, "finish_reason": finish,
                                                 "message": {"role": "assistant", "content": text}}],
@@ -279,7 +281,7 @@ def build_app(model_name: str, model_dir: str | None = None, *, base_model: str 
         def handle(body):
             if not isinstance(body.get("prompt"), str):
                 raise HTTPException(400, "prompt must be a string")
-            text, prompt_tokens, tokens, finish = complete(body["prompt"], body, entry)
+            text, prompt_tokens, tokens, finish = complete(body["prompt"], body, entry, name)
             return {"id": f"cmpl-{time.time_ns()}", "object": "text_completion", "created": int(time.time()),
                     "model": name, "choices": [{"index": 0, "text": text, "finish_reason": finish}],
                     "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": tokens,
@@ -338,6 +340,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dtype", default="auto", help="auto (bf16 on a GPU, fp32 on CPU), fp32, bf16 or fp16")
     parser.add_argument("--fail-every", type=int, default=0, help="fail every N-th request (fault injection)")
     parser.add_argument("--delay-ms", type=float, default=0.0, help="delay every request (fault injection)")
+    parser.add_argument("--faults-for", default="", metavar="NAME",
+                        help="inject --fail-every and --delay-ms only into requests for this served name")
     parser.add_argument("--payload-log", help="append each request and response as CloudEvents (KServe's payload "
                                               "logger format) to this JSONL file")
     args = parser.parse_args(argv)
@@ -346,7 +350,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app = build_app(args.model_name, args.model_dir, base_model=args.base_model,
                         adapters=[tuple(a) for a in args.adapter], fail_every=args.fail_every, delay_ms=args.delay_ms,
-                        dtype=args.dtype, payload_log=args.payload_log)
+                        dtype=args.dtype, payload_log=args.payload_log, faults_for=args.faults_for)
     except UserInputError as exc:
         parser.exit(2, f"hf_server: {exc}\n")
     uvicorn.run(app, host="127.0.0.1", port=args.http_port, log_level="warning")

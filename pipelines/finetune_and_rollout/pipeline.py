@@ -1,8 +1,10 @@
 """finetune-and-rollout: validate -> prepare -> train -> evaluate -> gate -> export -> register -> staging smoke test
 -> approval -> (shadow) canary rollout.
 
-``serving_format`` picks what is exported, registered and served: ``onnx`` (a Triton repository, protocol v2) or
-``hf`` (the merged safetensors folder for KServe's Hugging Face runtime, OpenAI-compatible chat). ``onnx_exporter``:
+``serving_format`` picks what is exported, registered and served: ``onnx`` (a Triton repository, protocol v2),
+``hf`` (the merged safetensors folder for KServe's Hugging Face runtime, OpenAI-compatible chat) or ``adapter`` (the
+LoRA adapter alone, megabytes, served on its base by name: vLLM ``--enable-lora``; the canary is between adapter
+versions on one base). ``onnx_exporter``:
 ``torchscript`` (opset 18, any onnxruntime >= 1.16, the pinned Triton image's included) or ``torch.export`` (opset 23:
 ONNX's Attention and RotaryEmbedding ops, faster generation; the server needs onnxruntime >= 1.23).
 
@@ -23,6 +25,7 @@ from kfp.dsl import Dataset
 from kfp_llmops.components.compilation.build_tensorrt_engine.component import build_tensorrt_engine
 from kfp_llmops.components.compilation.export_onnx.component import export_onnx
 from kfp_llmops.components.compilation.merge_adapter.component import merge_adapter
+from kfp_llmops.components.compilation.package_adapter.component import package_adapter
 from kfp_llmops.components.data.prepare_dataset.component import prepare_dataset
 from kfp_llmops.components.data.stop_on_invalid_data.component import stop_on_invalid_data
 from kfp_llmops.components.data.validate_dataset.component import validate_dataset
@@ -208,6 +211,9 @@ def build(target: str = "vertex"):
                         merged = merge_adapter(base_model=base_model, adapter=trained.outputs["adapter"], base=base)
                         export_task(merged, target)
                         roll_out(merged.outputs["hf_model"], release(merged.outputs["hf_model"]))
+                    with dsl.If(serving_format == "adapter", name="serve-adapter"):
+                        packaged = package_adapter(base_model=base_model, adapter=trained.outputs["adapter"])
+                        roll_out(packaged.outputs["adapter_model"], release(packaged.outputs["adapter_model"]))
             with dsl.Else(name="data-invalid"):
                 stop_on_invalid_data(report=validated.outputs["report"])
 

@@ -22,6 +22,7 @@ def docs(name: str) -> list[dict]:
 
 def test_there_are_manifests():
     assert {p.name for p in MANIFESTS} == {"inferenceservice.yaml", "inferenceservice-hf.yaml", "servingruntime.yaml",
+                                         "inferenceservice-adapter.yaml", "llminferenceservice-lora.yaml",
                                          "rollout-rbac.yaml", "staging-rbac.yaml", "training.yaml"}
 
 
@@ -78,6 +79,23 @@ def test_the_hf_inference_service_is_what_the_code_renders():
     model = isvc["spec"]["predictor"]["model"]
     assert (model["modelFormat"]["name"], model["runtime"]) == ("huggingface", kserve.HF_RUNTIME)
     assert model["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
+def test_the_adapter_manifests_are_what_the_code_renders():
+    """serving_format adapter: the InferenceService (vLLM's LoRA arguments on KServe's Hugging Face runtime) and the
+    LLMInferenceService with two adapter versions on one base; both valid against KServe's CRDs (above)."""
+    isvc, = docs("inferenceservice-adapter.yaml")
+    base = "Qwen/Qwen2.5-0.5B-Instruct"
+    args = kserve.adapter_args("llm", base, "", 16)
+    assert isvc == kserve.render_inference_service("llm", "kfp-llmops", "s3://YOUR-BUCKET/models/llm/1", serving_format="adapter",
+                                                   args=args, annotations=isvc["metadata"]["annotations"])
+    model = isvc["spec"]["predictor"]["model"]
+    assert "--enable-lora" in model["args"] and f"--model_id={base}" in model["args"]
+    assert model["env"][0]["valueFrom"]["secretKeyRef"]["name"] == DEFAULT_SETTINGS.hub_secret
+    llmisvc, = docs("llminferenceservice-lora.yaml")
+    assert llmisvc == kserve.render_llm_inference_service(
+        "llm", "kfp-llmops", base, [("llm-v1", "s3://YOUR-BUCKET/models/llm/1"), ("llm-v2", "s3://YOUR-BUCKET/models/llm/2")],
+        max_rank=16)
 
 
 def test_trainer_role_may_only_create_and_watch_trainjobs():

@@ -52,13 +52,14 @@ def test_finetune_spec_has_the_kubernetes_settings():
     train = configs["exec-train-lora"]
     assert [(t.key, t.operator, t.effect) for t in train.tolerations] == [("nvidia.com/gpu", "Exists", "NoSchedule")]
     assert dict(train.node_selector.labels) == {"nvidia.com/gpu.present": "true"}
-    for step in ("exec-resolve-production", "exec-register-model", "exec-register-model-2", "exec-await-approval",
-                 "exec-await-approval-2", "exec-rollout-model", "exec-rollout-model-2", "exec-restore-stable"):
+    for step in ("exec-resolve-production", "exec-register-model", "exec-register-model-2", "exec-register-model-3",
+                 "exec-await-approval", "exec-await-approval-2", "exec-await-approval-3", "exec-rollout-model",
+                 "exec-rollout-model-2", "exec-rollout-model-3", "exec-restore-stable"):
         [secret] = configs[step].secret_as_env
         assert secret.secret_name == "model-registry-credentials"
         assert {k.env_var for k in secret.key_to_env} == {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}
-    for step in ("exec-rollout-model", "exec-rollout-model-2", "exec-restore-stable",  # the least-privilege ServiceAccount's token
-                 "exec-staging-smoke-test", "exec-staging-smoke-test-2"):
+    for step in ("exec-rollout-model", "exec-rollout-model-2", "exec-rollout-model-3", "exec-restore-stable",
+                 "exec-staging-smoke-test", "exec-staging-smoke-test-2", "exec-staging-smoke-test-3"):  # the rollout token
         [volume] = configs[step].secret_as_volume
         assert (volume.secret_name, volume.mount_path) == ("kfp-llmops-rollout-token", "/var/run/secrets/kfp-llmops/rollout")
     [volume] = train.secret_as_volume  # may create TrainJobs (multi-node training)
@@ -71,7 +72,9 @@ def test_finetune_spec_has_the_kubernetes_settings():
     assert with_secrets == {"exec-fetch-base-model", "exec-train-lora", "exec-resolve-production", "exec-register-model", "exec-rollout-model",
                             "exec-register-model-2", "exec-rollout-model-2", "exec-restore-stable",
                             "exec-await-approval", "exec-await-approval-2",
-                            "exec-staging-smoke-test", "exec-staging-smoke-test-2"}  # -2: serve-hf
+                            "exec-staging-smoke-test", "exec-staging-smoke-test-2",  # -2: serve-hf
+                            "exec-register-model-3", "exec-rollout-model-3", "exec-await-approval-3",
+                            "exec-staging-smoke-test-3"}  # -3: serve-adapter
 
 
 @pytest.mark.parametrize("path", KFP_SPECS + VERTEX_SPECS, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -177,8 +180,9 @@ def test_each_branch_is_conditioned_on_its_own_decision(path: Path):
     assert conditions["data-invalid"].startswith("!(")
     assert "regression-gate-Output" in conditions["gate-passed"]
     assert "'onnx'" in conditions["serve-onnx"] and "'hf'" in conditions["serve-hf"]
+    assert "'adapter'" in conditions["serve-adapter"]
     assert sorted(approvals) == sorted(f"inputs.parameter_values['pipelinechannel--{t}-Output'] == true"
-                                       for t in ("await-approval", "await-approval-2"))  # the rollout waits for its own
+                                       for t in ("await-approval", "await-approval-2", "await-approval-3"))  # its own
 
 
 def _all_tasks(pipeline_doc: dict) -> dict:

@@ -32,8 +32,11 @@ def rollout_model(
     ``inference_service`` (default: the registered model name) and reads Prometheus. ``vertex``: the traffic split of
     ``vertex_endpoint``, read from Cloud Monitoring. ``serving_format`` (overrides ``rollout_config``'s): ``onnx``, a
     Triton repository over protocol v2; ``hf``, a merged Hugging Face folder over OpenAI-compatible chat (KServe's
-    Hugging Face runtime; locally ``kfp_llmops.serving.hf_server``). ``rollout_config.shadow`` adds a shadow stage
-    before the canary: the candidate answers copies of stable's requests, compared on the same requests."""
+    Hugging Face runtime; locally ``kfp_llmops.serving.hf_server``); ``adapter``, a LoRA adapter (package_adapter)
+    on its base (as trained: the folder, or the hub id at its commit): locally one server with the base once and both
+    versions as adapters, the split by adapter name; on KServe each revision loads the base by hub id with vLLM's LoRA
+    arguments. ``rollout_config.shadow`` adds a shadow stage before the canary: the candidate answers copies of
+    stable's requests, compared on the same requests."""
     import functools
     import json
     import signal

@@ -11,6 +11,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Protocol
 
+from kfp_llmops.artifacts import SERVING_FORMATS
 from kfp_llmops.config import from_dict
 from kfp_llmops.errors import ConfigError, UserInputError
 
@@ -78,7 +79,6 @@ class VertexDeployConfig:
             raise ConfigError("VertexDeployConfig: need 1 <= min_replicas <= max_replicas and accelerator_count >= 0")
 
 
-SERVING_FORMATS = ("onnx", "hf")
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ class RolloutConfig:
     window_s: float = 120.0
     progress_deadline_s: float = 600.0
     requests_per_step: int = 40
-    serving_format: str = "onnx"  # onnx: Triton repository (protocol v2); hf: merged safetensors (OpenAI-compatible)
+    serving_format: str = "onnx"  # onnx: Triton (protocol v2); hf: merged safetensors; adapter: LoRA on a shared base
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     shadow: ShadowConfig = field(default_factory=ShadowConfig)
     vertex: VertexDeployConfig = field(default_factory=VertexDeployConfig)

@@ -33,26 +33,109 @@ class KServeSettings:
     storage_uri: str
     digest: str = ""
     poll_s: float = 5.0
+    args: tuple[str, ...] = ()  # the runtime's arguments for the new revision (an adapter's base and LoRA module)
 
 
 HF_RUNTIME = "kserve-huggingfaceserver"  # KServe's own ClusterServingRuntime (vLLM backend on a GPU)
+VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the values vLLM accepts for --max-lora-rank
+ADAPTER_MOUNT = "/mnt/models"
+HUB_SECRET = "huggingface-token"  # as the pipeline's hub_credentials (pipelines/platform.py), in the serving namespace  # where KServe's storage initializer puts storageUri's files
+LLMISVC_VERSION, LLMISVC_PLURAL = "v1alpha2", "llminferenceservices"
+LORA_URI_SCHEMES = ("hf://", "s3://", "pvc://")  # what the LLMInferenceService controller downloads adapters from
+
+
+def is_hub_id(model: str) -> bool:
+    """``org/name`` (optionally ``@revision``): a Hugging Face hub id, not a path or a URI."""
+    import re
+
+    return bool(re.fullmatch(r"[\w.-]+/[\w.-]+(@[\w./-]+)?", model)) and not model.startswith((".", "/"))
+
+
+def max_lora_rank(rank: int) -> int:
+    """The smallest ``--max-lora-rank`` vLLM accepts that holds an adapter of ``rank``."""
+    for allowed in VLLM_LORA_RANKS:
+        if allowed >= rank:
+            return allowed
+    raise ConfigError(f"a LoRA rank of {rank} is above vLLM's largest --max-lora-rank ({VLLM_LORA_RANKS[-1]})")
+
+
+def adapter_args(name: str, base_model: str, base_revision: str, rank: int) -> list[str]:
+    """vLLM's LoRA arguments on KServe's Hugging Face runtime for ``serving_format: adapter``: the base loaded by hub
+    id at its commit (served as ``<name>-base``), the adapter from ``/mnt/models`` (storageUri, downloaded by the
+    storage initializer: megabytes) served as ``name``, the name clients already call."""
+    import json
+
+    from kfp_llmops.modeling import split_revision
+
+    base, pinned = split_revision(base_model) if "@" in base_model else (base_model, None)
+    if not is_hub_id(base):
+        raise ConfigError(f"the kserve target serves an adapter on a base it loads by hub id (--model_id); base_model "
+                          f"{base_model!r} is not one. Use a hub id (a private hub or mirror through HF_ENDPOINT), or "
+                          "serve the merged model (serving_format hf)")
+    revision = pinned or (base_revision if base_revision and not base_revision.startswith("sha256:") else "")
+    return [f"--model_name={name}-base", f"--model_id={base}", *([f"--model_revision={revision}"] if revision else []),
+            "--backend=vllm", "--enable-lora", f"--max-lora-rank={max_lora_rank(rank)}", "--max-loras=1",
+            "--lora-modules", json.dumps({"name": name, "path": ADAPTER_MOUNT, "base_model_name": base}, sort_keys=True)]
+
+
+def render_llm_inference_service(name: str, namespace: str, base_model: str, adapters: list[tuple[str, str]], *,
+                                  max_rank: int = 64, replicas: int = 1, labels: dict | None = None) -> dict:
+    """An ``LLMInferenceService`` (serving.kserve.io/v1alpha2, llm-d): the base once, each ``(name, uri)`` adapter
+    served by name (vLLM ``--enable-lora``, configured by KServe's controller), every replica holding all of them.
+    Adapter URIs must be ``hf://``, ``s3://`` or ``pvc://`` (what the controller downloads)."""
+    from kfp_llmops.modeling import split_revision
+
+    base, _ = split_revision(base_model) if "@" in base_model else (base_model, None)
+    if not is_hub_id(base) and not base.startswith(LORA_URI_SCHEMES):
+        raise ConfigError(f"LLMInferenceService: base_model {base_model!r} is neither a hub id nor an hf://, s3:// or "
+                          "pvc:// URI")
+    if not adapters:
+        raise ConfigError("LLMInferenceService: give at least one adapter (name, uri)")
+    for adapter_name, uri in adapters:
+        if not uri.startswith(LORA_URI_SCHEMES):
+            raise ConfigError(f"LLMInferenceService adapter {adapter_name!r}: {uri!r} is not one of the schemes KServe "
+                              f"downloads adapters from {LORA_URI_SCHEMES} (gs:// and oci:// are not): copy the "
+                              "registered adapter to S3-compatible storage or a PVC")
+    uri = base if base.startswith(LORA_URI_SCHEMES) else f"hf://{base}"
+    return {
+        "apiVersion": f"{GROUP}/{LLMISVC_VERSION}",
+        "kind": "LLMInferenceService",
+        "metadata": {"name": name, "namespace": namespace,
+                     "labels": {"app.kubernetes.io/managed-by": "kfp-llmops", **(labels or {})}},
+        "spec": {
+            "model": {"uri": uri, "name": base.split("://", 1)[-1],
+                      "lora": {"adapters": [{"name": n, "uri": u} for n, u in adapters],
+                               "maxRank": max_lora_rank(max_rank), "maxAdapters": len(adapters)}},
+            "replicas": replicas,
+            "router": {"scheduler": {}, "route": {}, "gateway": {}},
+            "template": {"containers": [{"name": "main", "resources": {
+                "requests": {"cpu": "4", "memory": "24Gi", "nvidia.com/gpu": "1"},
+                "limits": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"}}}]},
+        },
+    }
 
 
 def render_inference_service(name: str, namespace: str, storage_uri: str, *, runtime: str = "",
                              labels: dict | None = None, annotations: dict | None = None,
-                             serving_format: str = "onnx") -> dict:
+                             serving_format: str = "onnx", args: list[str] | None = None) -> dict:
     """The InferenceService (serving.kserve.io/v1beta1): ``onnx`` serves a Triton model repository over protocol v2
     on our ServingRuntime; ``hf`` serves a merged Hugging Face folder on KServe's Hugging Face runtime (vLLM on one
-    GPU; OpenAI-compatible ``/openai/v1/chat/completions``, formatted with the folder's chat template)."""
-    if serving_format == "hf":
+    GPU; OpenAI-compatible ``/openai/v1/chat/completions``, formatted with the folder's chat template); ``adapter``
+    serves a LoRA adapter (``storageUri``) on its base on the same runtime, with ``args`` from :func:`adapter_args`."""
+    if serving_format == "adapter" and not args:
+        raise ConfigError("an adapter InferenceService needs vLLM's LoRA arguments (kserve.adapter_args)")
+    if serving_format in ("hf", "adapter"):
         model = {
             "modelFormat": {"name": "huggingface"},
             "runtime": runtime or HF_RUNTIME,
-            "args": [f"--model_name={name}"],
+            "args": list(args) if args else [f"--model_name={name}"],
             "storageUri": storage_uri,
             "resources": {"requests": {"cpu": "4", "memory": "24Gi", "nvidia.com/gpu": "1"},
                           "limits": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"}},
         }
+        if serving_format == "adapter":  # the base comes from the hub: a gated or private one needs the token
+            model["env"] = [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {
+                "name": HUB_SECRET, "key": "token", "optional": True}}}]
     else:
         model = {
             "modelFormat": {"name": "onnx"},
@@ -73,16 +156,19 @@ def render_inference_service(name: str, namespace: str, storage_uri: str, *, run
     return manifest
 
 
-def start_patch(storage_uri: str, percent: int, digest: str = "") -> dict:
-    patch = {"spec": {"predictor": {"canaryTrafficPercent": percent, "model": {"storageUri": storage_uri}}}}
+def start_patch(storage_uri: str, percent: int, digest: str = "", args: list[str] | tuple[str, ...] = ()) -> dict:
+    """The new revision at ``percent``: its ``storageUri`` (and, for an adapter, the runtime's ``args``, which a merge
+    patch replaces whole), so KServe starts it beside the stable one."""
+    patch = {"spec": {"predictor": {"canaryTrafficPercent": percent, "model": {"storageUri": storage_uri,
+                                                                              **({"args": list(args)} if args else {})}}}}
     if digest:
         patch["metadata"] = {"annotations": {DIGEST_ANNOTATION: digest}}
     return patch
 
 
-def shadow_patch(storage_uri: str, digest: str = "") -> dict:
+def shadow_patch(storage_uri: str, digest: str = "", args: list[str] | tuple[str, ...] = ()) -> dict:
     """The new revision beside stable with no traffic of its own, reachable at its tagged URL."""
-    patch = start_patch(storage_uri, 0, digest)
+    patch = start_patch(storage_uri, 0, digest, args)
     patch.setdefault("metadata", {}).setdefault("annotations", {})[TAG_ROUTING_ANNOTATION] = "true"
     return patch
 
@@ -145,7 +231,7 @@ class KServeTarget:
         return self.stable_revision is not None
 
     def start(self, percent: int) -> None:
-        self._patch(start_patch(self.s.storage_uri, percent, self.s.digest))
+        self._patch(start_patch(self.s.storage_uri, percent, self.s.digest, self.s.args))
 
     def set_traffic(self, percent: int) -> None:
         self._patch(traffic_patch(percent))
@@ -153,7 +239,7 @@ class KServeTarget:
     def start_shadow(self) -> None:
         if not self.requests:
             raise ConfigError("the kserve shadow stage needs requests to mirror (the evaluation prompts)")
-        self._patch(shadow_patch(self.s.storage_uri, self.s.digest))
+        self._patch(shadow_patch(self.s.storage_uri, self.s.digest, self.s.args))
 
     def shadow(self, requests: int):
         from kfp_llmops.components.deployment.rollout_model.mirror import mirror

@@ -1,8 +1,10 @@
-"""The ``local`` rollout target: stable and candidate as two real KServe ModelServer processes on localhost.
+"""The ``local`` rollout target: stable and candidate as two real KServe ModelServer processes on localhost, or (for
+``serving_format: adapter``) one server holding the base once with stable and candidate as two adapters by name.
 
-Each step sends the scheduled fraction of a replayed request set to the candidate and the rest to stable, then reads
-requests, errors and the latency histogram of each server from its Prometheus ``/metrics`` (as a cluster's Prometheus
-would) for the shared analysis. Promotion and rollback move the traffic pointer; the servers stop when the target
+Each step sends the scheduled fraction of a replayed request set to the candidate and the rest to stable (by URL, or
+by the adapter name in the request's ``model`` field: the router's weighted split), then reads requests, errors and
+the latency histogram of each from the server's Prometheus ``/metrics`` (as a cluster's Prometheus would; series per
+served name) for the shared analysis. Promotion and rollback move the traffic pointer; the servers stop when the target
 closes, whatever happened.
 """
 
@@ -25,9 +27,12 @@ WARMUP_REQUESTS = 5
 class LocalTarget(contextlib.AbstractContextManager):
     def __init__(self, model_name: str, candidate_repo: str | Path, stable_repo: str | Path | None,
                  requests: list[tuple], cfg: RolloutConfig, *, server_args: dict[str, list[str]] | None = None,
-                 log_dir: str | Path | None = None, startup_timeout_s: float = 60.0, serving_format: str = "onnx"):
+                 log_dir: str | Path | None = None, startup_timeout_s: float = 60.0, serving_format: str = "onnx",
+                 base_model: str | None = None, names: dict[str, str] | None = None):
         """``requests``: ``(input_ids, attention_mask)`` per request for ``onnx`` (protocol v2); message lists for
-        ``hf`` (OpenAI-compatible chat completions, formatted by the server with the model's chat template)."""
+        ``hf`` and ``adapter`` (OpenAI-compatible chat completions, formatted by the server with the model's prompt
+        format). ``adapter``: ``base_model`` (what the server loads once) and the served ``names`` of the stable and
+        candidate adapters (the repos are adapter folders)."""
         if not requests:
             raise UserInputError("the local rollout needs at least one request to replay")
         self.model_name = model_name
@@ -38,6 +43,11 @@ class LocalTarget(contextlib.AbstractContextManager):
         self.log_dir = Path(log_dir) if log_dir else None
         self.startup_timeout_s = startup_timeout_s
         self.serving_format = serving_format
+        self.base_model = base_model
+        if serving_format == "adapter" and not (base_model and names and names.get("candidate")):
+            raise UserInputError("the local adapter rollout needs the base model and the adapters' served names")
+        # the name each revision is called by: the model's own, or (adapter) its adapter's
+        self.names = {rev: (names or {}).get(rev) or model_name for rev in REVISIONS}
         self.urls: dict[str, str] = {}
         self.percent = 0
         self.sent = {r: 0 for r in REVISIONS}
@@ -52,7 +62,9 @@ class LocalTarget(contextlib.AbstractContextManager):
     def start(self, percent: int) -> None:
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-        for rev in REVISIONS:
+        if self.serving_format == "adapter":
+            self._start_shared_base()
+        for rev in REVISIONS if self.serving_format != "adapter" else ():
             if self.repos[rev] is None:
                 continue
             log = self.log_dir / f"{rev}-server.log" if self.log_dir else None
@@ -64,6 +76,18 @@ class LocalTarget(contextlib.AbstractContextManager):
                 with contextlib.suppress(Exception):  # errors count only inside the windows
                     self._call(rev, self.requests[i % len(self.requests)])
         self.percent = percent
+
+    def _start_shared_base(self) -> None:
+        """One server: the base loaded once (served as ``<model>-base``), each revision's adapter under its name."""
+        adapters = [arg for rev in REVISIONS if self.repos[rev] is not None
+                    for arg in ("--adapter", self.names[rev], str(self.repos[rev]))]
+        faults = list(self.server_args.get("candidate", ()))  # fault injection: into the candidate's adapter only
+        extra = [*adapters, *(faults + ["--faults-for", self.names["candidate"]] if faults else [])]
+        log = self.log_dir / "adapter-server.log" if self.log_dir else None
+        url = self._stack.enter_context(local_server(
+            f"{self.model_name}-base", self.base_model, timeout_s=self.startup_timeout_s, log_path=log,
+            extra_args=extra, serving_format="adapter"))
+        self.urls = {rev: url for rev in REVISIONS if self.repos[rev] is not None}
 
     def set_traffic(self, percent: int) -> None:
         self.percent = percent
@@ -88,7 +112,7 @@ class LocalTarget(contextlib.AbstractContextManager):
 
     def wait_ready(self, timeout_s: float) -> None:
         for rev, url in self.urls.items():
-            if not is_ready(url, self.model_name):
+            if not is_ready(url, self.names[rev]):
                 raise UserInputError(f"the {rev} server at {self.urls[rev]} is not ready")
 
     def observe(self, percent: int) -> tuple[RevisionStats, RevisionStats | None]:
@@ -132,13 +156,13 @@ class LocalTarget(contextlib.AbstractContextManager):
             return None
 
     def _call(self, rev: str, request):
-        return mirror.answer(self.serving_format, self.urls[rev], self.model_name, request)
+        return mirror.answer(self.serving_format, self.urls[rev], self.names[rev], request)
 
     def _scrape(self, rev: str) -> Scrape:
         import requests
 
         text = requests.get(f"http://{self.urls[rev]}/metrics", timeout=10).text
-        return Scrape.parse(text, self.model_name)
+        return Scrape.parse(text, self.names[rev])
 
     def close(self) -> None:
         self._stack.close()

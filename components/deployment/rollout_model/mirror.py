@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import time
 
+from kfp_llmops.artifacts import CHAT_FORMATS
 from kfp_llmops.components.deployment.rollout_model.core import RevisionStats, ShadowStats, text_agreement
 
 HF_MAX_TOKENS = 16  # per chat request: enough to exercise decoding, short enough for a quick analysis
 
 
 def answer(serving_format: str, url: str, model_name: str, request):
-    """``onnx``: the logits of a protocol-v2 ``infer``; ``hf``: the reply text of an OpenAI-compatible chat call."""
+    """``onnx``: the logits of a protocol-v2 ``infer``; ``hf`` and ``adapter``: the reply text of an OpenAI-compatible chat call to ``model_name`` (an adapter's served name)."""
     from kfp_llmops.serving.local import chat_completion, infer_logits
 
-    if serving_format == "hf":
+    if serving_format in CHAT_FORMATS:
         reply = chat_completion(url, model_name, request, max_tokens=HF_MAX_TOKENS)
         return reply["choices"][0]["message"]["content"]
     return infer_logits(url, model_name, *request)
@@ -25,7 +26,7 @@ def answer(serving_format: str, url: str, model_name: str, request):
 
 def agreement(serving_format: str, stable, candidate) -> float:
     """``hf``: how alike the two replies are, word by word; ``onnx``: 1.0 when both pick the same next token."""
-    if serving_format == "hf":
+    if serving_format in CHAT_FORMATS:
         return text_agreement(stable, candidate)
     return float(int(stable[0, -1].argmax()) == int(candidate[0, -1].argmax()))
 

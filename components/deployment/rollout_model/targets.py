@@ -5,7 +5,46 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+from kfp_llmops.artifacts import CHAT_FORMATS
 from kfp_llmops.errors import ConfigError
+
+# Vertex AI serves a registered Model's one container; adapters on a shared base need the vLLM serving container's
+# --enable-lora with adapter paths fixed when the Model is uploaded, and an endpoint's traffic split is between
+# deployed models (each its own replicas with a whole copy of the base), so a per-version adapter saves nothing there.
+VERTEX_ONNX_ONLY = ("the vertex target deploys the ONNX model (serving_format onnx), not serving_format {serving_format!r}: "
+                    "a Vertex AI endpoint splits traffic between deployed models, each on replicas of its own with the "
+                    "whole model, so neither a merged folder nor an adapter on a shared base is served there by this "
+                    "target. Serve hf and adapter on the local or kserve target")
+
+
+def served_format(folder: str | Path) -> str:
+    """How a registered version's files are served: ``adapter`` (a peft LoRA folder), ``hf`` (a merged model folder)
+    or ``onnx`` (a Triton repository)."""
+    folder = Path(folder)
+    if (folder / "adapter_config.json").is_file():
+        return "adapter"
+    return "hf" if (folder / "config.json").is_file() else "onnx"
+
+
+def adapter_metadata(artifact):
+    from kfp_llmops.artifacts import LoraAdapterMetadata
+
+    return LoraAdapterMetadata.from_metadata(dict(artifact.metadata), where=f"the adapter to roll out ({artifact.uri})")
+
+
+def check_same_base(adapter, stable, model_name: str) -> None:
+    """A canary between adapters compares two adapters on one base: the production version's base (its registry
+    tags) must be the candidate's, id and revision."""
+    if stable is None:
+        return
+    tags = stable.tags or {}
+    theirs = (tags.get("base_model", ""), tags.get("base_model_revision", ""))
+    ours = (adapter.base_model, adapter.base_model_revision)
+    if theirs != ours:
+        raise ConfigError(f"the production version {stable.version} of {model_name} is an adapter on "
+                          f"{theirs[0]}@{theirs[1] or '?'}, the candidate one on {ours[0]}@{ours[1] or '?'}: a canary "
+                          "between adapters runs both on one base. Train on the production base, or roll out a new base "
+                          "under a new model_name")
 
 
 def replay_requests(eval_path: str, tokenizer_path: str, limit: int = 64) -> list[tuple]:
@@ -45,6 +84,7 @@ def build(target: str, cfg, *, onnx_model, eval_dataset, stable, model_name: str
     """Yields ``(target, rendered)``: the target and the manifest or request it applies (for the record)."""
     if target == "local":
         from kfp_llmops.components.deployment.rollout_model.local import LocalTarget
+        from kfp_llmops.modeling import base_reference
 
         if stable is not None and "://" in stable.source and not stable.source.startswith("file://"):
             raise ConfigError(f"the production version {stable.version} of {model_name} points at {stable.source}, "
@@ -58,36 +98,50 @@ def build(target: str, cfg, *, onnx_model, eval_dataset, stable, model_name: str
             except Exception as exc:  # noqa: BLE001 (any failure to fetch it means the same to the user)
                 raise ConfigError(f"the production version {stable.version} of {model_name} ({stable.source}) could "
                                   f"not be downloaded from {registry.uri}: {exc}") from None
-        hf = cfg.serving_format == "hf"
-        if stable_repo is not None and (Path(stable_repo) / "config.json").is_file() != hf:
-            raise ConfigError(f"the production version {stable.version} of {model_name} is served in the other format "
-                              f"than serving_format {cfg.serving_format!r}: a canary compares two revisions of one "
+        stored = served_format(stable_repo) if stable_repo is not None else cfg.serving_format
+        if stored != cfg.serving_format:
+            raise ConfigError(f"the production version {stable.version} of {model_name} is served as {stored!r}, not "
+                              f"as serving_format {cfg.serving_format!r}: a canary compares two revisions of one "
                               "runtime. Keep the format, or register under a new model_name for the new format")
-        requests = replay_messages(eval_dataset.path) if hf else replay_requests(eval_dataset.path, onnx_model.path)
+        chat = cfg.serving_format in CHAT_FORMATS
+        requests = replay_messages(eval_dataset.path) if chat else replay_requests(eval_dataset.path, onnx_model.path)
         rendered = {"stable": stable_repo, "candidate": onnx_model.path, "requests": len(requests),
                     "serving_format": cfg.serving_format}
+        options = {}
+        if cfg.serving_format == "adapter":  # one server: the base once, stable and candidate as adapters by name
+            adapter = adapter_metadata(onnx_model)
+            check_same_base(adapter, stable, model_name)
+            options = {"base_model": base_reference(adapter.base_model, adapter.base_model_revision),
+                       "names": {"stable": f"{model_name}-v{stable.version}" if stable else "",
+                                 "candidate": f"{model_name}-v{version}"}}
+            rendered.update(base_model=options["base_model"], adapters=options["names"])
         with LocalTarget(model_name, onnx_model.path, stable_repo, requests, cfg, log_dir=work_dir,
-                         serving_format=cfg.serving_format) as tgt:
+                         serving_format=cfg.serving_format, **options) as tgt:
             yield tgt, rendered
     elif target == "kserve":
         from kfp_llmops.components.deployment.rollout_model import kserve
         from kfp_llmops.components.deployment.rollout_model.metrics import Prometheus
 
-        settings = kserve.KServeSettings(inference_service, namespace, storage_uri, onnx_model.metadata.get("sha256", ""))
+        args = ()
+        if cfg.serving_format == "adapter":  # each revision: the base by hub id and this version's adapter, as model_name
+            adapter = adapter_metadata(onnx_model)
+            check_same_base(adapter, stable, model_name)
+            args = tuple(kserve.adapter_args(model_name, adapter.base_model, adapter.base_model_revision, adapter.rank))
+        settings = kserve.KServeSettings(inference_service, namespace, storage_uri, onnx_model.metadata.get("sha256", ""),
+                                         args=args)
         requests = []
         if cfg.shadow.enabled:  # what the shadow stage mirrors: the evaluation prompts, as the served model takes them
-            hf = cfg.serving_format == "hf"
-            requests = replay_messages(eval_dataset.path) if hf else replay_requests(eval_dataset.path, onnx_model.path)
-        rendered = (kserve.shadow_patch(settings.storage_uri, settings.digest) if cfg.shadow.enabled and stable is not None
-                    else kserve.start_patch(settings.storage_uri, cfg.schedule[0], settings.digest))
+            chat = cfg.serving_format in CHAT_FORMATS
+            requests = replay_messages(eval_dataset.path) if chat else replay_requests(eval_dataset.path, onnx_model.path)
+        rendered = (kserve.shadow_patch(settings.storage_uri, settings.digest, args) if cfg.shadow.enabled and stable is not None
+                    else kserve.start_patch(settings.storage_uri, cfg.schedule[0], settings.digest, args))
         yield kserve.KServeTarget(settings, cfg, api=kserve.kubernetes_api(), prometheus=Prometheus(prometheus_url),
                                   requests=requests, model_name=model_name), rendered
     elif target == "vertex":
         from kfp_llmops.components.deployment.rollout_model import vertex
 
         if cfg.serving_format != "onnx":
-            raise ConfigError("the vertex target deploys the ONNX model (serving_format onnx); serving_format hf "
-                              "runs on the local and kserve targets")
+            raise ConfigError(VERTEX_ONNX_ONLY.format(serving_format=cfg.serving_format))
         if cfg.shadow.enabled:
             raise ConfigError("rollout_config.shadow is not available on the vertex target: a Vertex AI endpoint routes "
                               "predict requests by its traffic split (only an explain request names a deployed model, "

@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
+from kfp_llmops.artifacts import CHAT_FORMATS
 from kfp_llmops.config import from_dict
 from kfp_llmops.errors import ConfigError, UserInputError
 
@@ -83,7 +84,7 @@ class SmokeResult:
 def well_formed(serving_format: str, answer, vocab_size: int) -> str | None:
     """None when ``answer`` is what the served model must return, else what is wrong with it. ``vocab_size``: the
     tokenizer's (a model's logits may be wider: vocabularies are padded)."""
-    if serving_format == "hf":
+    if serving_format in CHAT_FORMATS:
         return None if isinstance(answer, str) and answer.strip() else f"an empty reply ({answer!r})"
     import numpy as np
 
@@ -103,7 +104,7 @@ def matches(reply: str, reference: str) -> bool:
 def smoke_test(call: Callable[[object], object], golden: list[Golden], cfg: StagingConfig, *, serving_format: str,
                vocab_size: int, target: str, where: str, log: Callable[[str], None] = print) -> SmokeResult:
     """Calls every golden prompt once through ``call`` and applies the rules."""
-    if cfg.min_match and serving_format != "hf":
+    if cfg.min_match and serving_format not in CHAT_FORMATS:
         raise ConfigError("StagingConfig.min_match needs serving_format hf: the ONNX decoder answers with logits (its "
                           "greedy answers were checked against the merged model at export)")
     errors, malformed, matched, times, examples = 0, 0, 0, [], []
@@ -119,10 +120,10 @@ def smoke_test(call: Callable[[object], object], golden: list[Golden], cfg: Stag
         problem = well_formed(serving_format, answer, vocab_size)
         if problem:
             malformed += 1
-        hit = serving_format == "hf" and problem is None and matches(answer, item.reference)
+        hit = serving_format in CHAT_FORMATS and problem is None and matches(answer, item.reference)
         matched += hit
-        examples.append({"reference": item.reference, **({"reply": answer} if serving_format == "hf" else {}),
-                         **({"malformed": problem} if problem else {}), **({"matched": hit} if serving_format == "hf" else {})})
+        examples.append({"reference": item.reference, **({"reply": answer} if serving_format in CHAT_FORMATS else {}),
+                         **({"malformed": problem} if problem else {}), **({"matched": hit} if serving_format in CHAT_FORMATS else {})})
     import numpy as np
 
     p95 = float(np.percentile(times, 95)) if times else None
@@ -134,14 +135,14 @@ def smoke_test(call: Callable[[object], object], golden: list[Golden], cfg: Stag
         ok = p95 <= cfg.max_p95_ms
         reasons.append(f"p95 latency {p95:.1f} ms (max {cfg.max_p95_ms:.1f} ms): {'ok' if ok else 'FAIL'}")
         passed &= ok
-    if serving_format == "hf" and cfg.min_match:
+    if serving_format in CHAT_FORMATS and cfg.min_match:
         ok = matched / n >= cfg.min_match
         reasons.append(f"replies starting with the reference {matched} of {n} ({matched / n:.2f}, min "
                        f"{cfg.min_match:.2f}): {'ok' if ok else 'FAIL'}")
         passed &= ok
     for line in reasons:
         log(f"staging smoke test ({target}, {where}): {line}")
-    return SmokeResult(target, where, passed, n, errors, malformed, matched if serving_format == "hf" else None, p95,
+    return SmokeResult(target, where, passed, n, errors, malformed, matched if serving_format in CHAT_FORMATS else None, p95,
                        reasons, examples)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 
+from kfp_llmops.artifacts import CHAT_FORMATS
 from kfp_llmops.components.deployment.staging_smoke_test.core import Golden, StagingConfig
 from kfp_llmops.errors import ConfigError, UserInputError
 
@@ -21,7 +22,7 @@ def golden_prompts(eval_path: str, model_dir: str, serving_format: str, count: i
     from kfp_llmops.prompts import split_reference
 
     references = [split_reference(item)[1] for item in records(read_jsonl(eval_path))[:count]]
-    requests = (replay_messages(eval_path, limit=count) if serving_format == "hf"
+    requests = (replay_messages(eval_path, limit=count) if serving_format in CHAT_FORMATS
                 else replay_requests(eval_path, model_dir, limit=count))
     return [Golden(r, ref) for r, ref in zip(requests, references)]
 
@@ -29,13 +30,22 @@ def golden_prompts(eval_path: str, model_dir: str, serving_format: str, count: i
 @contextlib.contextmanager
 def staged(cfg: StagingConfig, *, serving_format: str, model_dir: str, model_name: str, storage_uri: str,
            digest: str = "", resource: str = "", api=None, vertex_client=None, vertex_api_endpoint: str | None = None,
-           sleep=time.sleep, clock=time.monotonic, log=print):
+           sleep=time.sleep, clock=time.monotonic, log=print, adapter=None):
+    """``adapter`` (``serving_format: adapter``): the adapter's typed metadata, naming the base it is served on."""
     from kfp_llmops.components.deployment.rollout_model.mirror import answer
 
+    if serving_format == "adapter" and adapter is None:
+        raise ConfigError("staging an adapter needs its metadata (kfp_llmops.LoraAdapter: the base it is served on)")
     if cfg.target == "local":
+        from kfp_llmops.modeling import base_reference
         from kfp_llmops.serving.local import local_server
 
-        with local_server(model_name, model_dir, serving_format=serving_format) as url:
+        if serving_format == "adapter":  # the base once, the adapter under the registered name
+            server = local_server(f"{model_name}-base", base_reference(adapter.base_model, adapter.base_model_revision),
+                                  serving_format="adapter", extra_args=["--adapter", model_name, model_dir])
+        else:
+            server = local_server(model_name, model_dir, serving_format=serving_format)
+        with server as url:
             yield (lambda request: answer(serving_format, url, model_name, request)), f"local server {url}"
     elif cfg.target == "kserve":
         if api is None:  # the rollout ServiceAccount's token, as the rollout step uses it
@@ -44,12 +54,14 @@ def staged(cfg: StagingConfig, *, serving_format: str, model_dir: str, model_nam
             api = kubernetes_api()
         name = cfg.inference_service or f"{model_name}-staging"
         url = apply_inference_service(api, name, cfg.namespace, storage_uri, digest, serving_format, model_name,
-                                      deadline_s=cfg.progress_deadline_s, sleep=sleep, clock=clock, log=log)
+                                      deadline_s=cfg.progress_deadline_s, sleep=sleep, clock=clock, log=log,
+                                      adapter=adapter)
         yield (lambda request: answer(serving_format, url, model_name, request)), f"InferenceService {cfg.namespace}/{name} at {url}"
     elif cfg.target == "vertex":
         if serving_format != "onnx":
-            raise ConfigError("the vertex staging target deploys the ONNX model (serving_format onnx), as the vertex "
-                              "rollout target does")
+            from kfp_llmops.components.deployment.rollout_model.targets import VERTEX_ONNX_ONLY
+
+            raise ConfigError("staging: " + VERTEX_ONNX_ONLY.format(serving_format=serving_format))
         if not resource:
             raise ConfigError("the vertex staging target needs a model registered in the Vertex AI Model Registry "
                               "(registry_uri vertex://projects/P/locations/L)")
@@ -71,25 +83,28 @@ def staged(cfg: StagingConfig, *, serving_format: str, model_dir: str, model_nam
 # --- kserve ----------------------------------------------------------------------------------------------------------
 
 def apply_inference_service(api, name: str, namespace: str, storage_uri: str, digest: str, serving_format: str,
-                            model_name: str, *, deadline_s: float, sleep=time.sleep, clock=time.monotonic, log=print) -> str:
+                            model_name: str, *, deadline_s: float, sleep=time.sleep, clock=time.monotonic, log=print,
+                            adapter=None) -> str:
     """Creates the staging InferenceService, or points the existing one at ``storage_uri``; waits until the revision
     serving this ``digest`` is ready; returns its URL (the cluster-local address when KServe gives one)."""
     from kubernetes.client.exceptions import ApiException
 
     from kfp_llmops.components.deployment.rollout_model.kserve import (DIGEST_ANNOTATION, GROUP, PLURAL, VERSION,
-                                                                       is_ready, render_inference_service)
+                                                                       adapter_args, is_ready, render_inference_service)
 
     where = f"InferenceService {namespace}/{name}"
+    args = (adapter_args(model_name, adapter.base_model, adapter.base_model_revision, adapter.rank)
+            if serving_format == "adapter" else None)
     manifest = render_inference_service(name, namespace, storage_uri, serving_format=serving_format,
                                         labels={"kfp-llmops/stage": "staging"},
-                                        annotations={DIGEST_ANNOTATION: digest} if digest else None)
+                                        annotations={DIGEST_ANNOTATION: digest} if digest else None, args=args)
     if serving_format == "hf":  # the served model name is the registered one, whatever the staging service is called
         manifest["spec"]["predictor"]["model"]["args"] = [f"--model_name={model_name}"]
     try:
         try:
             api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
             patch = {"metadata": {"annotations": manifest["metadata"].get("annotations", {})},
-                     "spec": {"predictor": {"model": {"storageUri": storage_uri}}}}
+                     "spec": {"predictor": {"model": {"storageUri": storage_uri, **({"args": args} if args else {})}}}}
             api.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, patch)
             log(f"staging: {where} now serves {storage_uri}")
         except ApiException as exc:

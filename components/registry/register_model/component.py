@@ -22,8 +22,8 @@ def register_model(
     registry_uri: str = "",
     cost_config: dict = {},
 ):
-    """``onnx_model``: the model to serve, an ONNX Triton repository (export_onnx) or a merged Hugging Face folder
-    (merge_adapter). Registers it and the adapter (MLflow by default, or Vertex AI Model Registry) with their
+    """``onnx_model``: the model to serve, an ONNX Triton repository (export_onnx), a merged Hugging Face folder
+    (merge_adapter) or the adapter alone (package_adapter, served on its base). Registers it and the adapter (MLflow by default, or Vertex AI Model Registry) with their
     lineage; writes ``lineage.json`` (digests, parents, metrics, gate, registered versions, the estimated cost of
     training, evaluation and export priced with ``cost_config``) and a Markdown model card."""
     from kfp_llmops.artifacts import served_model_metadata

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from kfp_llmops.errors import UserInputError
 
 
-INTEGER_FIELDS = ("rows", "steps", "trainable_parameters", "opset", "size_bytes", "examples", "greedy_identical",
+INTEGER_FIELDS = ("rows", "steps", "trainable_parameters", "opset", "size_bytes", "rank", "examples", "greedy_identical",
                   "greedy_prompts", "schema_version")
 
 
@@ -77,12 +77,13 @@ def build_lineage(
         "gate": list(gate_reasons),
         "export": {k: onnx_model.metadata.get(k) for k in ("schema", "format", "opset", "precision", "dtype", "variant",
                                                            "max_abs_logit_diff", "greedy_identical", "greedy_prompts",
-                                                           "latency_ms", "size_bytes", "prompt_format")
+                                                           "latency_ms", "size_bytes", "prompt_format", "rank")
                    if onnx_model.metadata.get(k) is not None},
     }
 
 
 SAFETY_METRICS = ("attack_success_rate", "safety")
+SERVED_KINDS = {"hf-safetensors": "Hugging Face folder", "peft-lora-safetensors": "LoRA adapter"}
 CARD_METRICS = ("exact_match", "rouge_l", "bleu", "sentence_bleu", "perplexity", "ece", "latency_p50_ms", "latency_p95_ms",
                 "tokens_per_s_batch1", "cost_per_1k_tokens", "attack_success_rate")
 
@@ -159,9 +160,12 @@ def model_card(lineage: dict) -> str:
         *(f"- {r}" for r in lineage["gate"]),
         "",
         "## Serving artifact",
-        f"- {'Hugging Face folder' if lineage['export'].get('format') == 'hf-safetensors' else 'ONNX'}: "
+        f"- {SERVED_KINDS.get(lineage['export'].get('format'), 'ONNX')}: "
         f"`{art['onnx_model']['uri']}` (sha256 `{art['onnx_model']['sha256']}`)",
-        f"- merged weights (base + adapter) sha256: `{art['merged_weights']['sha256']}`",
+        *([f"- merged weights (base + adapter) sha256: `{art['merged_weights']['sha256']}`"]
+          if art["merged_weights"].get("sha256") else
+          [f"- served on the base `{lineage['base_model']}` (revision `{lineage.get('base_model_revision') or 'unknown'}`), "
+           "not merged: the version is the adapter alone"]),
         *(f"- {k}: {v}" for k, v in lineage["export"].items()),
         "",
         *(["## Cost (estimate)",

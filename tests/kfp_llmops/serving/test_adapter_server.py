@@ -4,7 +4,6 @@ the real ``openai`` client as users of vLLM's --enable-lora (and KServe's Huggin
 loaded."""
 
 import os
-import shutil
 
 import pytest
 import requests
@@ -17,25 +16,8 @@ MESSAGES = [{"role": "user", "content": "copy: sun moon"}]
 
 
 @pytest.fixture(scope="module")
-def adapters(base_model, demo_assets, tokenizer, tmp_path_factory):
-    """Two adapters that answer differently: a short fine-tune, and the same with its B matrices scaled up."""
-    from safetensors.torch import load_file, save_file
-
-    from kfp_llmops.components.data.prepare_dataset.core import prepare
-    from kfp_llmops.components.training.train_lora import core
-    from kfp_llmops.datasets import instruction_pairs, read_jsonl
-
-    split = prepare(instruction_pairs(read_jsonl(demo_assets / "train.jsonl"))[:64], tokenizer)
-    cfg = core.TrainConfig(max_steps=4, batch_size=8, learning_rate=5e-3)
-    result = core.train(base_model, split.train, split.validation, cfg, pad_id=tokenizer.pad_token_id, log=lambda _: None)
-    v1 = tmp_path_factory.mktemp("v1")
-    core.save_adapter(result, cfg, v1)
-    split.prompt_format.save(v1)
-    v2 = tmp_path_factory.mktemp("v2")
-    shutil.copytree(v1, v2, dirs_exist_ok=True)
-    weights = load_file(v2 / "adapter_model.safetensors")
-    save_file({k: (v * 40 if "lora_B" in k else v).contiguous() for k, v in weights.items()}, v2 / "adapter_model.safetensors")
-    return {"v1": v1, "v2": v2}
+def adapters(adapter_versions):
+    return adapter_versions
 
 
 def _expected(base_model, adapter_dir, max_tokens=12) -> str:

@@ -227,3 +227,48 @@ def test_serving_format_hf_rolls_out_the_merged_model_over_openai_compatible_cha
     manifest = json.loads(Path(summary.artifacts("rollout-model-2", "manifest")[0]["uri"]).read_text())
     assert manifest["manifest"]["serving_format"] == "hf" and manifest["manifest"]["requests"] == 64
     assert open_registry(registry_uri).aliases("llm") == {"production": "1"}
+
+
+@pytest.mark.slow  # ~3 min (two runs): in make test-all (the component tests cover each step: package_adapter, rollout_model/test_local_adapter.py)
+def test_serving_format_adapter_rolls_out_v1_then_a_canary_of_v2_against_v1_on_one_base(demo_assets, tmp_path):
+    """serving_format adapter, twice on one registry: nothing is merged, the registered version is the adapter alone
+    (megabytes, with its prompt format and its base's id and revision); run 1 promotes v1 on a fresh base server, run 2
+    stages v2 on the base and canaries it against v1, both adapters in one server, the split by adapter name."""
+    registry_uri = f"sqlite:///{tmp_path / 'r.db'}"
+    common = {**_demo_arguments(demo_assets), "registry_uri": registry_uri, "serving_format": "adapter",
+              "rollout_config": {"schedule": [50, 100], "requests_per_step": 8,
+                                 "analysis": {"min_requests": 4, "latency_slack_ms": 1000}},  # routing, not speed
+              # the second fine-tune need only be as good as the first: this test is about serving it
+              "gate_config": {"max_primary_drop": 1.0, "max_perplexity_increase": 10.0, "max_p95_latency_increase": 10.0}}
+    decisions, lineages = [], []
+    for run, train_config in enumerate(({"max_steps": 200}, {"max_steps": 200, "seed": 7}), start=1):
+        arguments = {**common, "train_config": train_config,
+                     **({"staging_config": {"target": "local", "prompts": 4}} if run == 2 else {})}
+        summary = run_local(build("finetune-and-rollout", "vertex"), arguments, tmp_path / f"runs-{run}")
+        assert summary.succeeded, summary.text()
+        ran = {s.name for s in summary.steps}
+        assert {"package-adapter", "register-model-3", "staging-smoke-test-3", "rollout-model-3"} <= ran
+        assert not {"export-onnx", "merge-adapter"} & ran  # nothing merged, nothing exported
+        served = summary.artifacts("package-adapter", "adapter_model")[0]
+        meta = served["metadata"]
+        assert (meta["schema"], meta["format"], meta["base_model"]) == ("kfp_llmops.LoraAdapter", "peft-lora-safetensors",
+                                                                       arguments["base_model"])
+        assert meta["base_model_revision"].startswith("sha256:")  # the demo base is a folder, pinned by its digest
+        assert sorted(p.name for p in Path(served["uri"]).iterdir()) == [
+            "adapter_config.json", "adapter_model.safetensors", "prompt_format.json"]
+        assert meta["size_bytes"] < 2_000_000  # the demo base is ~20 MB merged
+        lineage = json.loads(Path(summary.artifacts("register-model-3", "lineage")[0]["uri"]).read_text())
+        assert lineage["export"]["format"] == "peft-lora-safetensors" and lineage["artifacts"]["onnx_model"]["uri"] == served["uri"]
+        assert lineage["base_model_revision"] == meta["base_model_revision"]
+        card = Path(summary.artifacts("register-model-3", "model_card")[0]["uri"]).read_text()
+        assert "- LoRA adapter: `" in card and "not merged: the version is the adapter alone" in card
+        rollout = summary.artifacts("rollout-model-3", "report")[0]["metadata"]
+        manifest = json.loads(Path(summary.artifacts("rollout-model-3", "manifest")[0]["uri"]).read_text())
+        decisions.append((rollout["decision"], rollout["version"], rollout["stable_version"]))
+        lineages.append(manifest)
+    assert decisions == [("promoted", "1", ""), ("promoted", "2", "1")]
+    second = lineages[1]["manifest"]
+    assert second["serving_format"] == "adapter" and second["adapters"] == {"stable": "llm-v1", "candidate": "llm-v2"}
+    steps = lineages[1]["result"]["steps"]
+    assert steps[0]["percent"] == 50 and steps[0]["canary"]["requests"] >= 4 and steps[0]["stable"]["requests"] >= 4
+    assert open_registry(registry_uri).aliases("llm") == {"production": "2", "previous": "1"}

@@ -1,11 +1,16 @@
 """The kserve target against a recording stand-in of the Kubernetes API (with a KServe controller's status updates)
-and of Prometheus: the exact patches of a promotion and of a rollback."""
+and of Prometheus: the exact patches of a promotion and of a rollback. serving_format adapter: the InferenceService on
+KServe's Hugging Face runtime with vLLM's LoRA arguments (the base by hub id at its commit, the adapter from
+storageUri), a canary between adapter versions as two revisions, and the LLMInferenceService (llm-d) with
+``spec.model.lora.adapters``; all validated against KServe's own CRDs."""
 
+import json
+from types import SimpleNamespace
 
 import pytest
 from recording_server import RecordingServer
 
-from kfp_llmops.components.deployment.rollout_model import core, kserve
+from kfp_llmops.components.deployment.rollout_model import core, kserve, targets
 from kfp_llmops.components.deployment.rollout_model.metrics import Prometheus
 from kfp_llmops.errors import ConfigError, UserInputError
 from kfp_llmops.k8s_schema import crd_errors
@@ -219,3 +224,99 @@ def test_vertex_has_no_shadow_stage_and_says_why():
                            storage_uri="", prometheus_url="", vertex_endpoint="projects/p/locations/l/endpoints/e",
                            work_dir="/tmp"):
             pass
+
+
+# --- serving_format adapter ------------------------------------------------------------------------------------
+
+BASE, COMMIT = "Qwen/Qwen2.5-0.5B-Instruct", "7ae557604adf67be50417f59c2c2f167def9a775"
+ARGS = ["--model_name=reverser-base", f"--model_id={BASE}", f"--model_revision={COMMIT}", "--backend=vllm",
+        "--enable-lora", "--max-lora-rank=16", "--max-loras=1", "--lora-modules",
+        json.dumps({"base_model_name": BASE, "name": "reverser", "path": "/mnt/models"})]
+
+
+def test_vllm_lora_arguments_name_the_pinned_base_and_serve_the_adapter_as_the_model():
+    assert kserve.adapter_args("reverser", BASE, COMMIT, 16) == ARGS
+    assert kserve.adapter_args("reverser", f"{BASE}@v1.0", COMMIT, 8)[2] == "--model_revision=v1.0"  # as pinned
+    assert [kserve.max_lora_rank(r) for r in (1, 8, 9, 64, 65, 320)] == [8, 8, 16, 64, 128, 320]
+    with pytest.raises(ConfigError, match="above vLLM's largest --max-lora-rank"):
+        kserve.max_lora_rank(1024)
+    with pytest.raises(ConfigError, match="loads by hub id .* '/models/base' is not one"):
+        kserve.adapter_args("reverser", "/models/base", "sha256:" + "0" * 64, 16)
+
+
+def test_the_adapter_inference_service_is_valid(kserve_crds):
+    isvc = kserve.render_inference_service("reverser", "team-a", STORAGE, serving_format="adapter", args=ARGS)
+    assert crd_errors(isvc, kserve_crds) == []
+    model = isvc["spec"]["predictor"]["model"]
+    assert (model["runtime"], model["args"], model["storageUri"]) == (kserve.HF_RUNTIME, ARGS, STORAGE)
+    with pytest.raises(ConfigError, match="needs vLLM's LoRA arguments"):
+        kserve.render_inference_service("reverser", "team-a", STORAGE, serving_format="adapter")
+
+
+def test_a_canary_between_adapter_versions_is_two_revisions_of_one_service(kserve_crds):
+    """v1's adapter is served; v2's revision starts beside it with its own storageUri and arguments, traffic moves
+    by canaryTrafficPercent and the analysis is KServe's per revision, exactly as for a merged model."""
+    from kubernetes import client
+
+    cluster = FakeCluster()
+    cluster.isvc = {**kserve.render_inference_service("reverser", "team-a", "s3://models/reverser/1",
+                                                      serving_format="adapter", args=ARGS), "status": cluster.isvc["status"]}
+    v2_args = kserve.adapter_args("reverser", BASE, COMMIT, 32)  # v2 was trained at a higher rank
+    cfg = core.RolloutConfig(window_s=60, schedule=(25, 100), serving_format="adapter")
+    with RecordingServer(cluster) as api, RecordingServer(FakePrometheus()) as prom:
+        custom = client.CustomObjectsApi(client.ApiClient(client.Configuration(host=api.url)))
+        target = kserve.KServeTarget(kserve.KServeSettings("reverser", "team-a", STORAGE, "ab" * 32, poll_s=0,
+                                                           args=tuple(v2_args)),
+                                     cfg, api=custom, prometheus=Prometheus(prom.url), sleep=lambda s: None)
+        result = core.run(target, cfg, log=lambda _: None)
+        patches = [r.body for r in api.calls("PATCH")]
+    assert result.decision == "promoted"
+    assert patches[0]["spec"]["predictor"] == {"canaryTrafficPercent": 25, "model": {"storageUri": STORAGE, "args": v2_args}}
+    assert patches[1:] == [traffic(100), traffic(None)]
+    final = {k: v for k, v in cluster.isvc.items() if k != "status"}
+    assert final["spec"]["predictor"]["model"]["args"] == v2_args and crd_errors(final, kserve_crds) == []
+
+
+def test_the_kserve_target_renders_the_candidates_adapter_arguments(monkeypatch):
+    monkeypatch.setattr(kserve, "kubernetes_api", lambda: None)  # nothing is called here: only what would be
+    adapter = SimpleNamespace(uri="s3://models/reverser/2", path="/unused", metadata={
+        "schema": "kfp_llmops.LoraAdapter", "format": "peft-lora-safetensors", "base_model": BASE,
+        "base_model_revision": COMMIT, "rank": 16.0, "size_bytes": 1000.0, "prompt_format": "chat-template", "sha256": "cd" * 32})
+    cfg = core.RolloutConfig(serving_format="adapter")
+    stable = SimpleNamespace(version="1", tags={"base_model": BASE, "base_model_revision": COMMIT})
+    with targets.build("kserve", cfg, onnx_model=adapter, eval_dataset=None, stable=stable, model_name="reverser",
+                       version="2", resource="", namespace="team-a", inference_service="reverser",
+                       storage_uri=adapter.uri, prometheus_url="http://prometheus:9090", vertex_endpoint="",
+                       work_dir="/tmp/unused") as (target, rendered):
+        assert target.s.args == tuple(ARGS)
+    assert rendered["spec"]["predictor"]["model"] == {"storageUri": adapter.uri, "args": ARGS}
+    with pytest.raises(ConfigError, match="a canary between adapters runs both on one base"):
+        with targets.build("kserve", cfg, onnx_model=adapter, eval_dataset=None, model_name="reverser", version="2",
+                           stable=SimpleNamespace(version="1", tags={"base_model": "org/other", "base_model_revision": COMMIT}),
+                           resource="", namespace="team-a", inference_service="reverser", storage_uri=adapter.uri,
+                           prometheus_url="", vertex_endpoint="", work_dir="/tmp/unused"):
+            pass
+
+
+def test_vertex_refuses_adapters_by_name_with_the_reason():
+    cfg = core.RolloutConfig(serving_format="adapter")
+    with pytest.raises(ConfigError, match="not serving_format 'adapter': a Vertex AI endpoint splits traffic between "
+                                          "deployed models"):
+        with targets.build("vertex", cfg, onnx_model=None, eval_dataset=None, stable=None, model_name="llm", version="2",
+                           resource="", namespace="", inference_service="", storage_uri="", prometheus_url="",
+                           vertex_endpoint="projects/p/locations/l/endpoints/1", work_dir="/tmp/unused"):
+            pass
+
+
+def test_the_llm_inference_service_serves_both_versions_on_one_base(kserve_crds):
+    adapters = [("reverser-v1", "s3://models/reverser/1"), ("reverser-v2", "pvc://adapters/reverser/2")]
+    llmisvc = kserve.render_llm_inference_service("reverser", "team-a", f"{BASE}@{COMMIT}", adapters, max_rank=16)
+    assert crd_errors(llmisvc, kserve_crds) == []
+    model = llmisvc["spec"]["model"]
+    assert (model["uri"], model["name"]) == (f"hf://{BASE}", BASE)
+    assert model["lora"] == {"adapters": [{"name": n, "uri": u} for n, u in adapters], "maxRank": 16, "maxAdapters": 2}
+    typo = json.loads(json.dumps(llmisvc))
+    typo["spec"]["model"]["lora"]["maxRanks"] = 16
+    assert any("maxRanks" in e for e in crd_errors(typo, kserve_crds))  # strict: a misspelt field is an error
+    with pytest.raises(ConfigError, match="'gs://b/a' is not one of the schemes KServe downloads adapters from"):
+        kserve.render_llm_inference_service("reverser", "team-a", BASE, [("a", "gs://b/a")])
