@@ -80,12 +80,48 @@ class OnnxModelMetadata:
         return cls(**values)
 
 
+class _FolderContract:
+    """The metadata contract of a served folder: ``SCHEMA`` and ``FORMAT`` fixed, ``POSITIVE`` integer fields, the
+    subclass's own ``problems()``; read back from KFP metadata (integers come back as floats there)."""
+
+    SCHEMA = FORMAT = HINT = ""
+    POSITIVE: tuple[str, ...] = ()
+
+    def problems(self) -> list[str]:
+        return []
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.schema != self.SCHEMA or self.format != self.FORMAT:
+            problems.append(f"schema/format are {self.schema!r}/{self.format!r}, not {self.SCHEMA!r}/{self.FORMAT!r}")
+        problems += self.problems()
+        for name in self.POSITIVE:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                problems.append(f"{name} must be a positive integer, got {value!r}")
+        if problems:
+            raise UserInputError(f"{self.SCHEMA} metadata: " + "; ".join(problems))
+
+    def to_metadata(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_metadata(cls, metadata: dict, *, where: str = "the model artifact"):
+        names = {f.name for f in dataclasses.fields(cls)}
+        whole = (*cls.POSITIVE, "schema_version")
+        values = {k: (int(v) if k in whole and isinstance(v, float) else v) for k, v in metadata.items() if k in names}
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise UserInputError(f"{where}: not a {cls.SCHEMA} ({exc}){cls.HINT}") from None
+
+
 HF_MODEL = "kfp_llmops.HfModel"
 HF_FORMAT = "hf-safetensors"
 
 
 @dataclass(frozen=True)
-class HfModelMetadata:
+class HfModelMetadata(_FolderContract):
     """A merged model folder for Hugging Face serving runtimes: safetensors in ``dtype``, the tokenizer with the
     prompt format as its chat template."""
 
@@ -97,31 +133,10 @@ class HfModelMetadata:
     schema: str = HF_MODEL
     schema_version: int = 1
 
-    def __post_init__(self) -> None:
-        problems = []
-        if self.schema != HF_MODEL or self.format != HF_FORMAT:
-            problems.append(f"schema/format are {self.schema!r}/{self.format!r}, not {HF_MODEL!r}/{HF_FORMAT!r}")
-        if self.dtype not in ("fp32", "bf16", "fp16"):
-            problems.append(f"dtype {self.dtype!r} is not fp32, bf16 or fp16")
-        for name in ("parameters", "size_bytes"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                problems.append(f"{name} must be a positive integer, got {value!r}")
-        if problems:
-            raise UserInputError(f"{HF_MODEL} metadata: " + "; ".join(problems))
+    SCHEMA, FORMAT, POSITIVE = HF_MODEL, HF_FORMAT, ("parameters", "size_bytes")
 
-    def to_metadata(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_metadata(cls, metadata: dict, *, where: str = "the model artifact") -> "HfModelMetadata":
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = {k: (int(v) if k in ("parameters", "size_bytes", "schema_version") and isinstance(v, float) else v)
-                  for k, v in metadata.items() if k in names}
-        try:
-            return cls(**values)
-        except TypeError as exc:
-            raise UserInputError(f"{where}: not a {HF_MODEL} ({exc})") from None
+    def problems(self) -> list[str]:
+        return [] if self.dtype in ("fp32", "bf16", "fp16") else [f"dtype {self.dtype!r} is not fp32, bf16 or fp16"]
 
 
 LORA_ADAPTER = "kfp_llmops.LoraAdapter"
@@ -129,7 +144,7 @@ LORA_FORMAT = "peft-lora-safetensors"
 
 
 @dataclass(frozen=True)
-class LoraAdapterMetadata:
+class LoraAdapterMetadata(_FolderContract):
     """A LoRA adapter packaged for serving on a shared base (vLLM ``--lora-modules``, KServe's
     ``spec.model.lora.adapters``): peft safetensors, the prompt format it was trained in, and the base it needs,
     named by id and pinned revision (a hub commit, or a folder's ``sha256:`` digest)."""
@@ -143,31 +158,10 @@ class LoraAdapterMetadata:
     schema: str = LORA_ADAPTER
     schema_version: int = 1
 
-    def __post_init__(self) -> None:
-        problems = []
-        if self.schema != LORA_ADAPTER or self.format != LORA_FORMAT:
-            problems.append(f"schema/format are {self.schema!r}/{self.format!r}, not {LORA_ADAPTER!r}/{LORA_FORMAT!r}")
-        if not self.base_model:
-            problems.append("base_model is empty: an adapter is served only on the base it was trained on")
-        for name in ("rank", "size_bytes"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                problems.append(f"{name} must be a positive integer, got {value!r}")
-        if problems:
-            raise UserInputError(f"{LORA_ADAPTER} metadata: " + "; ".join(problems))
+    SCHEMA, FORMAT, POSITIVE, HINT = LORA_ADAPTER, LORA_FORMAT, ("rank", "size_bytes"), "; pass a package_adapter output"
 
-    def to_metadata(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_metadata(cls, metadata: dict, *, where: str = "the adapter artifact") -> "LoraAdapterMetadata":
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = {k: (int(v) if k in ("rank", "size_bytes", "schema_version") and isinstance(v, float) else v)
-                  for k, v in metadata.items() if k in names}
-        try:
-            return cls(**values)
-        except TypeError as exc:
-            raise UserInputError(f"{where}: not a {LORA_ADAPTER} ({exc}); pass a package_adapter output") from None
+    def problems(self) -> list[str]:
+        return [] if self.base_model else ["base_model is empty: an adapter is served only on the base it was trained on"]
 
 
 SERVED_SCHEMAS = {HF_MODEL: "hf", LORA_ADAPTER: "adapter", ONNX_MODEL: "onnx"}
