@@ -3,7 +3,8 @@ uploaded and stored per version, and serving memory for N versions, adapter agai
 
 On the scale ladder's 478.9M-parameter Llama (``benchmarks/scale.py``'s ``model`` stage): N LoRA adapters of the
 pipeline's default shape (TrainConfig: r 16, alpha 32, all linear layers; random B so that each answers differently)
-saved as peft safetensors, and each merged as ``merge_adapter`` writes it (bf16 safetensors with the tokenizer).
+saved as peft safetensors and packaged as ``package_adapter`` writes the version ``serving_format: adapter`` registers,
+and each merged as ``merge_adapter`` writes it (bf16 safetensors with the tokenizer).
 Serving: one ``hf_server`` holding the base once with the N adapters, against N ``hf_server`` processes each holding
 one merged model (the way every merged version is served today), all on CPU (fp32 weights there); memory is each
 process's resident set after it answered one request per version.
@@ -59,6 +60,19 @@ def make_adapters(base: Path, work: Path, n: int) -> list[Path]:
     return out
 
 
+def packaged_folders(base: Path, adapters: list[Path], work: Path) -> list[Path]:
+    """What ``serving_format: adapter`` registers and serves for each version (package_adapter's folder)."""
+    from kfp_llmops.components.compilation.package_adapter.core import package
+
+    out = []
+    for adapter in adapters:
+        folder = work / f"packaged-{adapter.name}"
+        if not (folder / "adapter_config.json").exists():
+            package(adapter, folder, base_model=str(base), base_model_revision="")
+        out.append(folder)
+    return out
+
+
 def merged_folders(base: Path, adapters: list[Path], work: Path) -> list[Path]:
     from kfp_llmops.components.compilation.merge_adapter.core import merge_to_folder
 
@@ -106,8 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     base = args.base or ensure_model(args.assets)
     work = WORK / "adapter-serving"
     work.mkdir(parents=True, exist_ok=True)
-    adapters = make_adapters(base, work, args.versions)
-    merged = merged_folders(base, adapters, work)
+    trained = make_adapters(base, work, args.versions)
+    merged = merged_folders(base, trained, work)
+    adapters = packaged_folders(base, trained, work)
     names = [a.name for a in adapters]
     per_version = {"adapter_bytes": folder_bytes(adapters[0]), "merged_bytes": folder_bytes(merged[0])}
     per_version["ratio"] = round(per_version["adapter_bytes"] / per_version["merged_bytes"], 5)
