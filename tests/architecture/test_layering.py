@@ -1,0 +1,171 @@
+"""One layering for the whole house (issue 35): ``kfp_llmops/`` (the shared library) never imports a component, a
+component imports only ``kfp_llmops`` and its own folder, and no modules import each other in a circle. Every import
+counts, at module level or inside a function, and so does a module named in a string (an import table).
+
+``setup.py`` maps ``components/`` to ``kfp_llmops.components`` and ``pipelines/`` to ``kfp_llmops.pipelines``;
+pipelines and the CLI sit on top and may import any component. ``KNOWN`` lists what is still to be moved, and shrinks
+to nothing: the test fails on a new crossing, and on a listed one that is gone (take it off the list)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+APPS = ("kfp_llmops.pipelines", "kfp_llmops.cli")  # the top: may use any component
+
+# (importing module, imported component) still to be moved down into kfp_llmops/ (issue 35)
+KNOWN = {
+    ("kfp_llmops.cli", "*"),  # the CLI is an application: it moves beside pipelines (issue 35)
+    ("kfp_llmops.preflight", "compilation.export_onnx"),
+    ("kfp_llmops.preflight", "data.validate_dataset"),
+    ("kfp_llmops.preflight", "deployment.rollout_model"),
+    ("kfp_llmops.preflight", "deployment.staging_smoke_test"),
+    ("kfp_llmops.preflight", "evaluation.evaluate_model"),
+    ("kfp_llmops.preflight", "evaluation.regression_gate"),
+    ("kfp_llmops.preflight", "monitoring.monitor_model"),
+    ("kfp_llmops.preflight", "registry.await_approval"),
+    ("kfp_llmops.preflight", "training.train_lora"),
+    ("kfp_llmops.compare", "training.train_lora"),
+    ("kfp_llmops.serving.onnx_server", "compilation.export_onnx"),
+    ("compilation.export_onnx", "evaluation.evaluate_model"),
+    ("compilation.merge_adapter", "compilation.export_onnx"),
+    ("deployment.restore_stable", "deployment.rollout_model"),
+    ("deployment.staging_smoke_test", "deployment.rollout_model"),
+    ("evaluation.evaluate_model", "registry.resolve_production"),
+    ("evaluation.regression_gate", "evaluation.evaluate_model"),
+    ("monitoring.monitor_model", "data.validate_dataset"),
+    ("monitoring.monitor_model", "deployment.rollout_model"),
+    ("monitoring.monitor_model", "deployment.staging_smoke_test"),
+    ("training.train_lora", "data.prepare_dataset"),
+    ("kfp_llmops.compiling", "pipelines"),  # the library compiling the pipelines: the monitor's retrain action uses it
+}
+KNOWN_CIRCLES = {
+    frozenset({"kfp_llmops.modeling", "kfp_llmops.prompts"}),
+    frozenset({"kfp_llmops.registry", "kfp_llmops.registry.mlflow_backend", "kfp_llmops.registry.vertex_backend"}),
+    # preflight reads monitor_model's configs, whose retrain action compiles the pipelines, which start with preflight
+    frozenset({"kfp_llmops.compiling", "kfp_llmops.components.monitoring.monitor_model.actions",
+               "kfp_llmops.components.monitoring.monitor_model.component", "kfp_llmops.components.monitoring.monitor_model.service",
+               "kfp_llmops.components.preflight.check_configs.component", "kfp_llmops.pipelines.eval_only.pipeline",
+               "kfp_llmops.pipelines.finetune_and_rollout.pipeline", "kfp_llmops.pipelines.lora_sweep.pipeline",
+               "kfp_llmops.pipelines.monitor.pipeline", "kfp_llmops.pipelines.registry", "kfp_llmops.preflight"}),
+    frozenset({"kfp_llmops.components.compilation.export_onnx.core", "kfp_llmops.components.compilation.export_onnx.genai_builder",
+               "kfp_llmops.components.compilation.export_onnx.repository", "kfp_llmops.components.compilation.export_onnx.variants"}),
+}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    if parts[0] in ("components", "pipelines"):
+        parts = ["kfp_llmops", *parts]
+    return ".".join(parts)
+
+
+def sources() -> dict[str, Path]:
+    files = [*ROOT.glob("kfp_llmops/**/*.py"), *ROOT.glob("components/**/*.py"), *ROOT.glob("pipelines/**/*.py")]
+    return {module_name(p): p for p in files if "__pycache__" not in p.parts}
+
+
+def imports(path: Path, known: set[str]) -> set[str]:
+    """Every module of ours that ``path`` imports (or names in a string), resolved to a module that exists."""
+    found = set()
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and re.fullmatch(r"kfp_llmops(\.\w+)+", node.value):
+            names = [node.value]
+        for name in names:
+            while name and name not in known:
+                name = name.rpartition(".")[0]
+            if name.startswith("kfp_llmops"):
+                found.add(name)
+    return found
+
+
+def component(module: str) -> str | None:
+    parts = module.split(".")
+    return ".".join(parts[2:4]) if parts[:2] == ["kfp_llmops", "components"] and len(parts) >= 4 else None
+
+
+def graph() -> dict[str, set[str]]:
+    mods = sources()
+    return {m: imports(p, set(mods)) - {m} for m, p in mods.items()}
+
+
+def crossings(edges: dict[str, set[str]]) -> set[tuple[str, str]]:
+    out = set()
+    for src, targets in edges.items():
+        if src.startswith(APPS) and src != "kfp_llmops.cli":
+            continue
+        for dst in targets:
+            theirs, ours = component(dst), component(src)
+            if ours is None and dst.startswith("kfp_llmops.pipelines") and not src.startswith(APPS):
+                out.add((src, "pipelines"))  # the library reaching up into the pipelines
+                continue
+            if theirs is None or theirs == ours or dst.startswith(APPS):
+                continue
+            if src == "kfp_llmops.cli" or src.startswith("kfp_llmops.cli."):
+                out.add(("kfp_llmops.cli", "*"))
+            else:
+                out.add((ours or src, theirs))
+    return out
+
+
+def circles(edges: dict[str, set[str]]) -> set[frozenset]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on, out, counter = {}, {}, [], set(), set(), [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in edges.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = set()
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                group.add(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                out.add(frozenset(group))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_library_never_imports_a_component_and_components_never_each_other():
+    found = crossings(graph())
+    assert not found - KNOWN, f"new imports across the layers (move what is shared into kfp_llmops/): {sorted(found - KNOWN)}"
+    assert not KNOWN - found, f"moved, take them off KNOWN: {sorted(KNOWN - found)}"
+
+
+def test_no_modules_import_each_other_in_a_circle():
+    found = circles(graph())
+    assert not found - KNOWN_CIRCLES, f"new circles: {[sorted(c) for c in found - KNOWN_CIRCLES]}"
+    assert not KNOWN_CIRCLES - found, f"gone, take them off KNOWN_CIRCLES: {[sorted(c) for c in KNOWN_CIRCLES - found]}"
+
+
+def test_the_checks_see_a_crossing_and_a_circle():
+    edges = {"kfp_llmops.a": {"kfp_llmops.components.x.y.core"}, "kfp_llmops.components.x.y.core": {"kfp_llmops.components.z.w.core"},
+             "kfp_llmops.b": {"kfp_llmops.c"}, "kfp_llmops.c": {"kfp_llmops.b"}}
+    edges["kfp_llmops.d"] = {"kfp_llmops.pipelines.p.pipeline"}
+    edges["kfp_llmops.pipelines.p.pipeline"] = {"kfp_llmops.components.x.y.core"}  # the top may use any component
+    assert crossings(edges) == {("kfp_llmops.a", "x.y"), ("x.y", "z.w"), ("kfp_llmops.d", "pipelines")}
+    assert circles(edges) == {frozenset({"kfp_llmops.b", "kfp_llmops.c"})}
