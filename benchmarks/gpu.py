@@ -125,7 +125,7 @@ def timed(fn, device: str, repeats: int = 3) -> float:
 def examples(n: int, seq: int, seed: int = 1):
     import random
 
-    from kfp_llmops.modeling import Example
+    from kfp_llmops.examples import Example
 
     rng = random.Random(seed)
     out = []

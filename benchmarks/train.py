@@ -16,7 +16,7 @@ from common import lora_training_flops, table, write_result
 
 
 def make_examples(n: int, vocab: int, seed: int):
-    from kfp_llmops.modeling import Example
+    from kfp_llmops.examples import Example
 
     rng = random.Random(seed)
     out = []

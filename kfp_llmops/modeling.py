@@ -9,23 +9,9 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Sequence
 
-from kfp_llmops.prompts import IGNORE_INDEX, PromptFormat
-
-
-@dataclass(frozen=True)
-class Example:
-    """One tokenized instruction/response pair; loss is taken on the response tokens only."""
-
-    input_ids: list[int]
-    labels: list[int]
-
-
-def encode_example(tokenizer, instruction: str, response: str, max_length: int, fmt: PromptFormat | None = None) -> Example:
-    """One instruction/response pair in ``fmt`` (plain when not given): loss on the response and what ends it."""
-    return (fmt or PromptFormat()).encode(tokenizer, (instruction, response), max_length)
+from kfp_llmops.examples import IGNORE_INDEX, Example
 
 
 def collate(examples: Sequence[Example], pad_id: int):

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Sequence
 
 from kfp_llmops.errors import ConfigError, UserInputError
+from kfp_llmops.examples import IGNORE_INDEX, Example
 
 FORMAT_FILE = "prompt_format.json"
 PROMPT_FORMATS = ("auto", "chat-template", "plain")
 ROLES = ("system", "user", "assistant")
-IGNORE_INDEX = -100
 
 # The plain format as a chat template: each non-assistant turn is its text and a newline, each assistant turn its
 # text and the end-of-sequence token; a generation prompt adds nothing. One user turn gives "<instruction>\n".
@@ -194,7 +194,6 @@ class PromptFormat:
         ``where`` names each item in errors (e.g. ``file:line``). Loss on every assistant turn, or the last one."""
         import numpy as np
 
-        from kfp_llmops.modeling import Example
 
         out = []
         for start in range(0, len(items), batch_size):

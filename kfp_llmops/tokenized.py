@@ -13,7 +13,7 @@ import bisect
 from collections.abc import Sequence
 from pathlib import Path
 
-from kfp_llmops.modeling import Example
+from kfp_llmops.examples import Example
 
 BATCH_ROWS = 8192
 COLUMNS = ("input_ids", "labels")

@@ -42,7 +42,6 @@ KNOWN = {
     ("kfp_llmops.compiling", "pipelines"),  # the library compiling the pipelines: the monitor's retrain action uses it
 }
 KNOWN_CIRCLES = {
-    frozenset({"kfp_llmops.modeling", "kfp_llmops.prompts"}),
     frozenset({"kfp_llmops.registry", "kfp_llmops.registry.mlflow_backend", "kfp_llmops.registry.vertex_backend"}),
     # preflight reads monitor_model's configs, whose retrain action compiles the pipelines, which start with preflight
     frozenset({"kfp_llmops.compiling", "kfp_llmops.components.monitoring.monitor_model.actions",

@@ -8,7 +8,8 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from kfp_llmops.components.training.train_lora.core import TrainConfig, attach_lora
 from kfp_llmops.errors import ConfigError
-from kfp_llmops.modeling import Example, check_compiler, compiled_layers, decoder_layers, train_loop
+from kfp_llmops.examples import Example
+from kfp_llmops.modeling import check_compiler, compiled_layers, decoder_layers, train_loop
 
 
 def lora_llama():

@@ -8,7 +8,8 @@ import torch
 from tiny_architectures import SHAPES, tiny_config
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
-from kfp_llmops.modeling import Example, collate, collate_packed, pack, train_loop
+from kfp_llmops.examples import Example
+from kfp_llmops.modeling import collate, collate_packed, pack, train_loop
 from kfp_llmops.packed_attention import NAME, packed_attention
 
 EAGER = {"gemma2"}  # transformers has no sdpa for it: the mask path stays

@@ -2,7 +2,8 @@
 
 import torch
 
-from kfp_llmops.modeling import Example, collate, collate_packed, load_causal_lm, pack
+from kfp_llmops.examples import Example
+from kfp_llmops.modeling import collate, collate_packed, load_causal_lm, pack
 
 
 def _examples():

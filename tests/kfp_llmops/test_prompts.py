@@ -6,7 +6,8 @@ import pytest
 
 from kfp_llmops.datasets import read_table, records
 from kfp_llmops.errors import ConfigError, UserInputError
-from kfp_llmops.prompts import IGNORE_INDEX, PLAIN_TEMPLATE, PromptFormat, split_reference
+from kfp_llmops.examples import IGNORE_INDEX
+from kfp_llmops.prompts import PLAIN_TEMPLATE, PromptFormat, split_reference
 
 CONVERSATION = [
     {"role": "system", "content": "You rearrange words as asked."},

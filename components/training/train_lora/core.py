@@ -14,7 +14,8 @@ from typing import Callable
 
 from kfp_llmops.config import from_dict
 from kfp_llmops.errors import ConfigError, UserInputError
-from kfp_llmops.modeling import (BASE_DTYPES, QUANTIZATIONS, Example, check_compiler, check_quantization, load_causal_lm,
+from kfp_llmops.examples import Example
+from kfp_llmops.modeling import (BASE_DTYPES, QUANTIZATIONS, check_compiler, check_quantization, load_causal_lm,
                                  response_nll, train_loop, weight_dtype)
 from kfp_llmops.tokenized import Truncated
 

@@ -2,7 +2,7 @@ import pytest
 
 from kfp_llmops.components.data.prepare_dataset import core
 from kfp_llmops.errors import ConfigError, UserInputError
-from kfp_llmops.modeling import IGNORE_INDEX
+from kfp_llmops.examples import IGNORE_INDEX
 from kfp_llmops.prompts import PromptFormat
 
 

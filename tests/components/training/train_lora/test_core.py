@@ -139,7 +139,8 @@ def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
     from tiny_architectures import tiny_config
     from transformers import AutoModelForCausalLM
 
-    from kfp_llmops.modeling import Example, train_loop
+    from kfp_llmops.examples import Example
+    from kfp_llmops.modeling import train_loop
 
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(tiny_config("llama", 64, pad_token_id=0))
