@@ -26,7 +26,7 @@ class RunRecord:
 
 
 def _adapter_record(name: str, adapter_dir: Path, metadata: dict) -> RunRecord:
-    from kfp_llmops.components.training.train_lora.report import read_history
+    from kfp_llmops.history import read_history
 
     config_file = adapter_dir / "training_config.json"
     config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}

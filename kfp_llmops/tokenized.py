@@ -10,10 +10,18 @@ size whatever the caller's chunking, so the same examples always give the same b
 from __future__ import annotations
 
 import bisect
+from dataclasses import dataclass
 from collections.abc import Sequence
 from pathlib import Path
 
+from kfp_llmops.errors import UserInputError
 from kfp_llmops.examples import Example
+from kfp_llmops.prompts import PromptFormat
+
+# Arrow IPC files (columns input_ids, labels as list<int32>), memory-mapped when read: see kfp_llmops.tokenized
+TRAIN_FILE = "train.arrow"
+VALIDATION_FILE = "validation.arrow"
+FORMAT = "token-ids-arrow"
 
 BATCH_ROWS = 8192
 COLUMNS = ("input_ids", "labels")
@@ -138,3 +146,47 @@ class Truncated(Sequence):
         e = self._examples[index]
         n = self._length
         return e if len(e.input_ids) <= n else Example(e.input_ids[:n], e.labels[:n])
+
+
+# --- a prepared dataset: the two splits and the prompt format, in one folder ---------------------------------------
+
+@dataclass(frozen=True)
+class Prepared:
+    """The two splits: lists in memory, or :class:`TokenizedExamples` read (memory-mapped) from a prepared folder."""
+
+    train: Sequence[Example]
+    validation: Sequence[Example]
+    prompt_format: PromptFormat = PromptFormat()
+
+    def stats(self) -> dict:
+        return {
+            "train_rows": len(self.train),
+            "validation_rows": len(self.validation),
+            "train_tokens": _tokens(self.train),
+            "validation_tokens": _tokens(self.validation),
+            "prompt_format": self.prompt_format.kind,
+        }
+
+
+def _tokens(examples: Sequence[Example]) -> int:
+    return examples.tokens() if isinstance(examples, TokenizedExamples) else sum(len(e.input_ids) for e in examples)
+
+
+def write_prepared(prepared: Prepared, out_dir: str | Path) -> None:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_examples(out / TRAIN_FILE, prepared.train)
+    write_examples(out / VALIDATION_FILE, prepared.validation)
+    prepared.prompt_format.save(out)
+
+
+def read_prepared(in_dir: str | Path) -> Prepared:
+    """The splits memory-mapped: nothing is read into memory until an example is used."""
+    d = Path(in_dir)
+    missing = [name for name in (TRAIN_FILE, VALIDATION_FILE) if not (d / name).is_file()]
+    if missing:
+        old = " (train.jsonl is the token-id JSONL of an earlier kfp-llmops)" if (d / "train.jsonl").is_file() else ""
+        raise UserInputError(f"{d}: not a prepared dataset: {', '.join(missing)} missing{old}; "
+                             "run prepare_dataset on the validated data")
+    return Prepared(train=TokenizedExamples(d / TRAIN_FILE), validation=TokenizedExamples(d / VALIDATION_FILE),
+                    prompt_format=PromptFormat.load(d))

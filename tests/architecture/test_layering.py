@@ -27,7 +27,6 @@ KNOWN = {
     ("kfp_llmops.preflight", "monitoring.monitor_model"),
     ("kfp_llmops.preflight", "registry.await_approval"),
     ("kfp_llmops.preflight", "training.train_lora"),
-    ("kfp_llmops.compare", "training.train_lora"),
     ("kfp_llmops.serving.onnx_server", "compilation.export_onnx"),
     ("compilation.export_onnx", "evaluation.evaluate_model"),
     ("compilation.merge_adapter", "compilation.export_onnx"),
@@ -38,7 +37,6 @@ KNOWN = {
     ("monitoring.monitor_model", "data.validate_dataset"),
     ("monitoring.monitor_model", "deployment.rollout_model"),
     ("monitoring.monitor_model", "deployment.staging_smoke_test"),
-    ("training.train_lora", "data.prepare_dataset"),
     ("kfp_llmops.compiling", "pipelines"),  # the library compiling the pipelines: the monitor's retrain action uses it
 }
 KNOWN_CIRCLES = {

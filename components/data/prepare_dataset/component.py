@@ -27,6 +27,7 @@ def prepare_dataset(
     from kfp_llmops.errors import user_errors
     from kfp_llmops.lineage import atomic_dir, lineage
     from kfp_llmops.modeling import load_tokenizer, use_base_model
+    from kfp_llmops.tokenized import FORMAT as PREPARED_FORMAT
 
     with user_errors():
         use_base_model(base_model, base.path if base is not None else None)
@@ -35,7 +36,7 @@ def prepare_dataset(
         with atomic_dir(prepared.path) as tmp:  # streamed: a chunk of rows in memory at a time
             stats = core.prepare_file(dataset.path, load_tokenizer(base_model), tmp, cfg)
     prepared.metadata.update(
-        lineage(path=prepared.path, parents={"dataset": dataset.uri}, base_model=base_model, format=core.FORMAT,
+        lineage(path=prepared.path, parents={"dataset": dataset.uri}, base_model=base_model, format=PREPARED_FORMAT,
                 source_sha256=dataset.metadata.get("sha256"), **stats)
     )
     print(stats)

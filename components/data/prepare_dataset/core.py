@@ -4,20 +4,13 @@ splits them into train and validation; the format is saved with the data for tra
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from kfp_llmops.errors import ConfigError, UserInputError
 from kfp_llmops.examples import Example
 from kfp_llmops.prompts import PromptFormat
-from kfp_llmops.tokenized import ExampleWriter, TokenizedExamples, write_examples
-
-# Arrow IPC files (columns input_ids, labels as list<int32>), memory-mapped when read: see kfp_llmops.tokenized
-TRAIN_FILE = "train.arrow"
-VALIDATION_FILE = "validation.arrow"
-FORMAT = "token-ids-arrow"
-
+from kfp_llmops.tokenized import TRAIN_FILE, VALIDATION_FILE, ExampleWriter, Prepared
 
 @dataclass(frozen=True)
 class PrepareConfig:
@@ -32,28 +25,6 @@ class PrepareConfig:
             raise ConfigError(f"PrepareConfig.validation_fraction must be in (0, 1), got {self.validation_fraction}")
         if self.max_length < 2:
             raise ConfigError(f"PrepareConfig.max_length must be >= 2, got {self.max_length}")
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """The two splits: lists in memory, or :class:`TokenizedExamples` read (memory-mapped) from a prepared folder."""
-
-    train: Sequence[Example]
-    validation: Sequence[Example]
-    prompt_format: PromptFormat = PromptFormat()
-
-    def stats(self) -> dict:
-        return {
-            "train_rows": len(self.train),
-            "validation_rows": len(self.validation),
-            "train_tokens": _tokens(self.train),
-            "validation_tokens": _tokens(self.validation),
-            "prompt_format": self.prompt_format.kind,
-        }
-
-
-def _tokens(examples: Sequence[Example]) -> int:
-    return examples.tokens() if isinstance(examples, TokenizedExamples) else sum(len(e.input_ids) for e in examples)
 
 
 def prepare(records: list, tokenizer, cfg: PrepareConfig | None = None, where: list[str] | None = None) -> Prepared:
@@ -86,7 +57,7 @@ def split_indexes(n: int, cfg: PrepareConfig) -> set[int]:
 
 def prepare_file(path: str | Path, tokenizer, out_dir: str | Path, cfg: PrepareConfig | None = None,
                  chunk_rows: int = 50_000, workers: int | None = None) -> dict:
-    """:func:`prepare` and :func:`write_prepared` streamed over a canonical JSONL file, a chunk of rows in memory at a
+    """:func:`prepare` and ``kfp_llmops.tokenized.write_prepared`` streamed over a canonical JSONL file, a chunk of rows in memory at a
     time: the same split and the same bytes, in memory bounded by the chunk (a million chat rows). Returns the stats.
     ``workers`` processes (default: the CPUs this process may use, at most 8) encode chunks in parallel, in order;
     rendering chat templates is most of the work. The folder is written in place: callers write into a temporary
@@ -118,23 +89,3 @@ def prepare_file(path: str | Path, tokenizer, out_dir: str | Path, cfg: PrepareC
                 index += 1
     fmt.save(out)
     return {**stats, "prompt_format": fmt.kind}
-
-
-def write_prepared(prepared: Prepared, out_dir: str | Path) -> None:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_examples(out / TRAIN_FILE, prepared.train)
-    write_examples(out / VALIDATION_FILE, prepared.validation)
-    prepared.prompt_format.save(out)
-
-
-def read_prepared(in_dir: str | Path) -> Prepared:
-    """The splits memory-mapped: nothing is read into memory until an example is used."""
-    d = Path(in_dir)
-    missing = [name for name in (TRAIN_FILE, VALIDATION_FILE) if not (d / name).is_file()]
-    if missing:
-        old = " (train.jsonl is the token-id JSONL of an earlier kfp-llmops)" if (d / "train.jsonl").is_file() else ""
-        raise UserInputError(f"{d}: not a prepared dataset: {', '.join(missing)} missing{old}; "
-                             "run prepare_dataset on the validated data")
-    return Prepared(train=TokenizedExamples(d / TRAIN_FILE), validation=TokenizedExamples(d / VALIDATION_FILE),
-                    prompt_format=PromptFormat.load(d))

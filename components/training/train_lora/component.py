@@ -33,9 +33,10 @@ def train_lora(
     import time
 
     started = time.monotonic()
-    from kfp_llmops.components.data.prepare_dataset.core import read_prepared
     from kfp_llmops.components.training.train_lora import core
-    from kfp_llmops.components.training.train_lora.report import loss_curve_html, read_history
+    from kfp_llmops.components.training.train_lora.report import loss_curve_html
+    from kfp_llmops.history import read_history
+    from kfp_llmops.tokenized import read_prepared
     from kfp_llmops.cost import usage
     from kfp_llmops.errors import user_errors
     from kfp_llmops.lineage import atomic_dir, atomic_file, lineage

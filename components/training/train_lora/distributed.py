@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     import torch.distributed as dist
 
-    from kfp_llmops.components.data.prepare_dataset.core import read_prepared
+    from kfp_llmops.tokenized import read_prepared
     from kfp_llmops.components.training.train_lora import core
     from kfp_llmops.errors import UserInputError
     from kfp_llmops.modeling import load_tokenizer

@@ -3,17 +3,7 @@ SVG drawn by matplotlib; a ``dsl.HTML`` artifact for the Kubeflow UI)."""
 
 from __future__ import annotations
 
-import json
 from html import escape
-from pathlib import Path
-
-
-def read_history(adapter_dir: str | Path) -> dict:
-    """``history.json`` beside the adapter (loss, learning_rate, validation), or the loss alone from older adapters."""
-    folder = Path(adapter_dir)
-    if (folder / "history.json").is_file():
-        return json.loads((folder / "history.json").read_text(encoding="utf-8"))
-    return {"loss": json.loads((folder / "losses.json").read_text(encoding="utf-8")), "learning_rate": [], "validation": []}
 
 
 def loss_curve_html(history: dict, validation_loss: float, title: str = "LoRA training") -> str:

@@ -3,6 +3,7 @@ import pytest
 from kfp_llmops.components.data.prepare_dataset import core
 from kfp_llmops.errors import ConfigError, UserInputError
 from kfp_llmops.examples import IGNORE_INDEX
+from kfp_llmops.tokenized import TRAIN_FILE, read_prepared, write_prepared
 from kfp_llmops.prompts import PromptFormat
 
 
@@ -30,8 +31,8 @@ def test_split_is_seeded_and_sized_and_keeps_its_format(tokenizer, tmp_path):
     b = core.prepare(pairs, tokenizer, core.PrepareConfig(validation_fraction=0.2, seed=1, system_prompt="Be brief."))
     assert (len(a.train), len(a.validation)) == (40, 10)
     assert a == b
-    core.write_prepared(a, tmp_path)
-    assert core.read_prepared(tmp_path) == a
+    write_prepared(a, tmp_path)
+    assert read_prepared(tmp_path) == a
     assert PromptFormat.load(tmp_path) == PromptFormat(tokenizer.chat_template, "chat-template", "Be brief.")
     assert a.stats()["train_rows"] == 40 and a.stats()["prompt_format"] == "chat-template"
 
@@ -65,13 +66,13 @@ def test_streamed_preparation_writes_what_the_in_memory_one_does(tokenizer, demo
 
     for name in ("train.jsonl", "train_chat.jsonl"):
         table = read_jsonl(demo_assets / name)
-        core.write_prepared(core.prepare(records(table), tokenizer, where=locations(table)), tmp_path / "memory")
+        write_prepared(core.prepare(records(table), tokenizer, where=locations(table)), tmp_path / "memory")
         stats = core.prepare_file(demo_assets / name, tokenizer, tmp_path / "streamed", chunk_rows=97, workers=2)
         core.prepare_file(demo_assets / name, tokenizer, tmp_path / "one-process", chunk_rows=97, workers=1)
         for f in ("train.arrow", "validation.arrow", "prompt_format.json"):
             assert (tmp_path / "streamed" / f).read_bytes() == (tmp_path / "memory" / f).read_bytes(), (name, f)
             assert (tmp_path / "one-process" / f).read_bytes() == (tmp_path / "memory" / f).read_bytes(), (name, f)
-        assert stats == core.read_prepared(tmp_path / "streamed").stats()
+        assert stats == read_prepared(tmp_path / "streamed").stats()
 
 
 def test_streamed_preparation_names_a_bad_record(tokenizer, tmp_path):
@@ -94,11 +95,11 @@ def test_prepared_splits_are_columnar_and_memory_mapped(tokenizer, tmp_path):
 
     pairs = [(f"copy: w{i} " * (1 + i % 5), f"w{i}") for i in range(3 * 8192 // 2)]  # more rows than one record batch
     prepared = core.prepare(pairs, tokenizer, core.PrepareConfig(validation_fraction=0.1))
-    core.write_prepared(prepared, tmp_path)
-    table = pa.ipc.open_file(pa.memory_map(str(tmp_path / core.TRAIN_FILE))).read_all()
+    write_prepared(prepared, tmp_path)
+    table = pa.ipc.open_file(pa.memory_map(str(tmp_path / TRAIN_FILE))).read_all()
     assert table.schema.names == ["input_ids", "labels"] and str(table.schema.field("labels").type) == "list<item: int32>"
     assert table.num_rows == len(prepared.train) and table.column("input_ids")[5].as_py() == prepared.train[5].input_ids
-    back = core.read_prepared(tmp_path)
+    back = read_prepared(tmp_path)
     assert len(back.train) == len(prepared.train) and back.train[-1] == prepared.train[-1] and back.train[8200] == prepared.train[8200]
     assert back.train[3:6] == prepared.train[3:6] and back.stats() == prepared.stats()
 
@@ -106,8 +107,8 @@ def test_prepared_splits_are_columnar_and_memory_mapped(tokenizer, tmp_path):
 def test_a_folder_that_is_not_prepared_data_is_named(tmp_path):
     (tmp_path / "train.jsonl").write_text('{"input_ids": [1], "labels": [1]}\n', encoding="utf-8")
     with pytest.raises(UserInputError, match=r"not a prepared dataset: train.arrow, validation.arrow missing \(train.jsonl is"):
-        core.read_prepared(tmp_path)
+        read_prepared(tmp_path)
     (tmp_path / "train.arrow").write_bytes(b"not arrow")
     (tmp_path / "validation.arrow").write_bytes(b"")
     with pytest.raises(UserInputError, match="train.arrow: not a tokenized-examples Arrow file"):
-        core.read_prepared(tmp_path)
+        read_prepared(tmp_path)

@@ -4,7 +4,8 @@ import pytest
 from html_check import check_html
 from kfp.dsl import HTML, Dataset, Metrics, Model
 
-from kfp_llmops.components.data.prepare_dataset.core import prepare, write_prepared
+from kfp_llmops.components.data.prepare_dataset.core import prepare
+from kfp_llmops.tokenized import write_prepared
 from kfp_llmops.components.training.train_lora.component import train_lora
 from kfp_llmops.datasets import instruction_pairs, read_jsonl
 

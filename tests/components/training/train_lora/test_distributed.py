@@ -7,7 +7,8 @@ import pytest
 from kfp.dsl import HTML, Dataset, Metrics, Model
 from safetensors.torch import load_file
 
-from kfp_llmops.components.data.prepare_dataset.core import prepare, read_prepared, write_prepared
+from kfp_llmops.components.data.prepare_dataset.core import prepare
+from kfp_llmops.tokenized import read_prepared, write_prepared
 from kfp_llmops.components.training.train_lora import core
 from kfp_llmops.components.training.train_lora.component import train_lora
 from kfp_llmops.datasets import instruction_pairs, read_jsonl

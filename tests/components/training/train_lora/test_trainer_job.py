@@ -13,7 +13,8 @@ import kubernetes_validate
 import pytest
 from recording_server import RecordingServer
 
-from kfp_llmops.components.data.prepare_dataset.core import prepare, write_prepared
+from kfp_llmops.components.data.prepare_dataset.core import prepare
+from kfp_llmops.tokenized import write_prepared
 from kfp_llmops.components.training.train_lora import core, trainer_job as tj
 from kfp_llmops.config import from_dict
 from kfp_llmops.datasets import instruction_pairs, read_jsonl
