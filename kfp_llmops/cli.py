@@ -300,6 +300,7 @@ def cmd_validate(args) -> int:
 
 def cmd_evaluate(args) -> int:
     """Exit 0: the gate promotes; 1: it blocks; 2: bad input (missing model, empty eval set, bad config...)."""
+    from kfp_llmops.adapters import load_adapted
     from kfp_llmops.components.evaluation.evaluate_model import core
     from kfp_llmops.components.evaluation.evaluate_model.report import render_html
     from kfp_llmops.components.evaluation.regression_gate.core import GateConfig, decide
@@ -316,7 +317,7 @@ def cmd_evaluate(args) -> int:
         tokenizer = load_tokenizer(args.base_model)
         named = {"base": args.base_model, **dict(_key_value(b, "--baseline") for b in args.baseline or [])}
         baselines = core.load_baselines(named, tokenizer, args.base_model, on_accelerator=True)
-        candidate = core.load_candidate(args.base_model, args.adapter, merge=True, on_accelerator=True)
+        candidate = load_adapted(args.base_model, args.adapter, merge=True, on_accelerator=True)
         fmt = PromptFormat.load(args.adapter)  # the format the adapter was trained in
         formats = {core.CANDIDATE: fmt, **{n: core.baseline_format(s, args.base_model, fmt) for n, s in named.items()}}
         report = core.evaluate_all(candidate, baselines, tokenizer, pairs, cfg, formats)

@@ -28,8 +28,6 @@ KNOWN = {
     ("kfp_llmops.preflight", "registry.await_approval"),
     ("kfp_llmops.preflight", "training.train_lora"),
     ("kfp_llmops.serving.onnx_server", "compilation.export_onnx"),
-    ("compilation.export_onnx", "evaluation.evaluate_model"),
-    ("compilation.merge_adapter", "compilation.export_onnx"),
     ("deployment.restore_stable", "deployment.rollout_model"),
     ("deployment.staging_smoke_test", "deployment.rollout_model"),
     ("evaluation.evaluate_model", "registry.resolve_production"),

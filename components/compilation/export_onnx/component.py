@@ -35,6 +35,7 @@ def export_onnx(
     import time
 
     started = time.monotonic()
+    from kfp_llmops.adapters import merged_model
     from kfp_llmops.components.compilation.export_onnx import core
     from kfp_llmops.components.compilation.export_onnx.variants import VariantConfig
     from kfp_llmops.datasets import read_jsonl, records
@@ -49,7 +50,7 @@ def export_onnx(
         use_base_model(base_model, base.path if base is not None else None)
         cfg = core.ExportConfig(exporter=exporter, opset=opset or None, parity_tolerance=parity_tolerance)
         pairs = records(read_jsonl(eval_dataset.path))
-        model = core.merge_adapter(base_model, adapter.path)
+        model = merged_model(base_model, adapter.path)
         with atomic_dir(onnx_model.path) as tmp, atomic_dir(optimized_model.path) as opt, atomic_dir(int8_model.path) as q8:
             info = core.build_repository(model, load_tokenizer(base_model), pairs, tmp, model_name, cfg,
                                          VariantConfig(max_perplexity_increase=max_perplexity_increase),

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kfp_llmops.adapters import weights_sha256
 from kfp_llmops.errors import ConfigError, UserInputError
 
 MODEL_FILE = "model.onnx"
@@ -97,44 +98,6 @@ class CacheLayout:
 
     def empty_past(self, batch: int) -> dict[str, np.ndarray]:
         return {n: np.zeros((batch, self.kv_heads, 0, self.head_dim), np.float32) for n in self.past_names}
-
-
-def check_adapter_base(base_model: str, adapter_dir: str) -> None:
-    """Fails when the adapter was trained on another base model than the one given."""
-    from pathlib import PurePath
-
-    cfg_path = Path(adapter_dir) / "adapter_config.json"
-    if not cfg_path.exists():
-        raise UserInputError(f"{adapter_dir}: no adapter_config.json (not a peft adapter folder)")
-    trained_on = json.loads(cfg_path.read_text()).get("base_model_name_or_path") or ""
-    if trained_on and PurePath(trained_on).name != PurePath(base_model.rstrip("/")).name and trained_on != base_model:
-        raise UserInputError(f"the adapter in {adapter_dir} was trained on base model {trained_on!r}, not {base_model!r}")
-
-
-def merge_adapter(base_model: str, adapter_dir: str):
-    """Base model with the adapter's weights folded in (a plain ``transformers`` model again)."""
-    from kfp_llmops.components.evaluation.evaluate_model.core import load_candidate
-
-    check_adapter_base(base_model, adapter_dir)
-    try:
-        return load_candidate(base_model, adapter_dir, merge=True)
-    except (RuntimeError, ValueError, OSError) as exc:
-        raise UserInputError(f"cannot apply the adapter in {adapter_dir} to {base_model}: {str(exc).splitlines()[0]}") from None
-
-
-def weights_sha256(model) -> str:
-    """Content digest of a model's weights (names, dtypes, shapes and bytes, in name order): the merged weights'
-    identity in the lineage, independent of how they are serialized."""
-    import hashlib
-
-    import torch
-
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def decoder_module(model):

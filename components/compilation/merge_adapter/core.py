@@ -18,14 +18,14 @@ def merge_to_folder(base_model: str, adapter_dir: str, out_dir: str | Path, dtyp
     prompt format). The merge itself is done in fp32 (exact), then cast to ``dtype``."""
     import torch
 
-    from kfp_llmops.components.compilation.export_onnx.core import merge_adapter, weights_sha256
+    from kfp_llmops.adapters import merged_model, weights_sha256
     from kfp_llmops.modeling import load_tokenizer
     from kfp_llmops.prompts import PromptFormat
 
     if dtype not in SERVING_DTYPES:
         raise ConfigError(f"merge dtype must be one of {SERVING_DTYPES}, got {dtype!r}")
     out = Path(out_dir)
-    model = merge_adapter(base_model, adapter_dir)
+    model = merged_model(base_model, adapter_dir)
     model = model.to({"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype])
     tokenizer = load_tokenizer(base_model)
     fmt = PromptFormat.load(adapter_dir)

@@ -31,6 +31,7 @@ def evaluate_model(
 
     started = time.monotonic()
 
+    from kfp_llmops.adapters import load_adapted
     from kfp_llmops.components.evaluation.evaluate_model import core
     from kfp_llmops.components.evaluation.evaluate_model.report import render_html
     from kfp_llmops.cost import usage
@@ -54,7 +55,7 @@ def evaluate_model(
                 print(f"baseline 'production': {info['model_name']} version {info['version']} from {info['registry_uri']}")
         named = core.named_baselines(base_model, info, dict(baseline_models))
         baselines = core.load_baselines(named, tokenizer, base_model, on_accelerator=True)
-        candidate = core.load_candidate(base_model, adapter.path, merge=True, on_accelerator=True)
+        candidate = load_adapted(base_model, adapter.path, merge=True, on_accelerator=True)
         fmt = PromptFormat.load(adapter.path)  # the format the candidate was trained in, as it will be served
         formats = {core.CANDIDATE: fmt, **{n: core.baseline_format(s, base_model, fmt) for n, s in named.items()}}
         result = core.evaluate_all(candidate, baselines, tokenizer, pairs, cfg, formats)

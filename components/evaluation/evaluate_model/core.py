@@ -15,6 +15,7 @@ import numpy as np
 from kfp_llmops.components.evaluation.evaluate_model import metrics, safety_suite
 from kfp_llmops.config import from_dict
 from kfp_llmops.errors import ConfigError, UserInputError
+from kfp_llmops.adapters import load_adapted
 from kfp_llmops.modeling import accelerator, collate, load_causal_lm
 from kfp_llmops.prompts import PromptFormat, last_user_text, split_reference
 
@@ -48,17 +49,6 @@ class EvalConfig:
         return from_dict(cls, values)
 
 
-def load_candidate(base_model: str, adapter_dir: str, *, merge: bool = False, on_accelerator: bool = False):
-    """The base model with the LoRA adapter applied; ``merge`` folds it into the weights (as served).
-    ``on_accelerator``: on the GPU in bf16 (fp16 where bf16 is missing) when there is one; else CPU fp32."""
-    from peft import PeftModel
-
-    device, dtype = accelerator() if on_accelerator else ("cpu", "fp32")
-    model = PeftModel.from_pretrained(load_causal_lm(base_model, dtype=dtype), adapter_dir)
-    model = model.merge_and_unload().eval() if merge else model
-    return model.to(device) if device != "cpu" else model
-
-
 def baseline_parts(spec, base_model: str = "") -> tuple[str, str | None]:
     """``(model, adapter)`` for a baseline given as a model id or path, an adapter folder (on ``base_model``), or
     ``{"base_model": id or path, "adapter": folder}`` (the production model that resolve_production brings); for an
@@ -83,7 +73,7 @@ def load_baseline(spec, base_model: str = "", on_accelerator: bool = False):
     """The baseline model of :func:`baseline_parts`' spec, an adapter merged into its base."""
     model, adapter = baseline_parts(spec, base_model)
     if adapter:
-        return load_candidate(model, adapter, merge=True, on_accelerator=on_accelerator)
+        return load_adapted(model, adapter, merge=True, on_accelerator=on_accelerator)
     device, dtype = accelerator() if on_accelerator else ("cpu", "fp32")
     return load_causal_lm(model, dtype=dtype, device=device if device != "cpu" else None)
 

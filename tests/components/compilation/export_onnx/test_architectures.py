@@ -8,6 +8,7 @@ import torch
 from tiny_architectures import SHAPES, WINDOWED, tiny_config
 from transformers import AutoModelForCausalLM
 
+from kfp_llmops.adapters import merged_model
 from kfp_llmops.components.compilation.export_onnx import core
 from kfp_llmops.components.training.train_lora.core import TrainConfig
 from kfp_llmops.prompts import format_prompt
@@ -31,7 +32,7 @@ def test_architecture_goes_through_prepare_train_merge_export_evaluate(model_typ
                    pad_id=tokenizer.pad_token_id, log=lambda _: None)
     assert len(result.losses) == 3 and all(loss == loss for loss in result.losses)  # finite, no NaN
     save_adapter(result, TrainConfig(r=4, alpha=8, max_steps=3, batch_size=8), tmp_path / "adapter")
-    merged = core.merge_adapter(str(base), str(tmp_path / "adapter"))
+    merged = merged_model(str(base), str(tmp_path / "adapter"))
     prompts = [format_prompt("reverse: one two three four five six seven eight"), format_prompt("copy: sun")]
     info = core.export_with_parity(merged, tokenizer, prompts, tmp_path / "onnx")
     assert info["max_abs_logit_diff"] < 1e-4 and info["greedy_identical"] == info["greedy_prompts"] == 2

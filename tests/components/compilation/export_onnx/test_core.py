@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from kfp_llmops.adapters import merged_model
 from kfp_llmops.components.compilation.export_onnx import core, repository, variants
 from kfp_llmops.datasets import instruction_pairs, read_jsonl
 from kfp_llmops.errors import ConfigError, UserInputError
@@ -82,7 +83,7 @@ def test_bad_inputs_are_named(base_model, tmp_path):
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "meta-llama/Llama-3.2-1B"}))
     with pytest.raises(UserInputError, match=r"was trained on base model 'meta-llama/Llama-3.2-1B', not"):
-        core.merge_adapter(base_model, str(adapter))
+        merged_model(base_model, str(adapter))
     corrupt = tmp_path / "model.onnx"
     corrupt.write_bytes(b"\x08\x07 truncated")
     with pytest.raises(UserInputError, match="not a loadable ONNX model"):
@@ -110,7 +111,7 @@ def test_a_truncated_weights_file_is_named(base_model, tmp_path):
 def test_merged_weights_digest_follows_the_weights(base_model):
     import torch
 
-    from kfp_llmops.components.compilation.export_onnx.core import weights_sha256
+    from kfp_llmops.adapters import weights_sha256
 
     model = load_causal_lm(base_model)
     first = weights_sha256(model)

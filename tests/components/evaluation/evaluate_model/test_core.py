@@ -3,6 +3,7 @@ import time
 import numpy as np
 import pytest
 
+from kfp_llmops.adapters import load_adapted
 from kfp_llmops.components.evaluation.evaluate_model import core, metrics
 from kfp_llmops.components.evaluation.regression_gate.core import GateConfig, decide
 from kfp_llmops.components.training.train_lora.core import TrainConfig, attach_lora
@@ -48,7 +49,7 @@ def test_quality_metrics_are_deterministic(base_model, tokenizer, pairs, base_re
 
 
 def test_an_untrained_adapter_scores_exactly_like_its_base(base_model, tokenizer, pairs, untrained_adapter, base_report):
-    cand = core.evaluate_models({"c": core.load_candidate(base_model, untrained_adapter, merge=True)}, tokenizer, pairs, FAST)["c"]
+    cand = core.evaluate_models({"c": load_adapted(base_model, untrained_adapter, merge=True)}, tokenizer, pairs, FAST)["c"]
     assert [r["answer"] for r in cand["examples"]] == [r["answer"] for r in base_report["examples"]]
     comp = core.compare(cand, base_report, FAST)
     assert comp["exact_match"]["delta"] == 0.0 and comp["golden_changed"] == []
@@ -58,7 +59,7 @@ def test_an_untrained_adapter_scores_exactly_like_its_base(base_model, tokenizer
 def test_a_damaged_candidate_is_blocked_on_the_task_metric(base_model, tokenizer, pairs, untrained_adapter, base_report):
     import torch
 
-    damaged = core.load_candidate(base_model, untrained_adapter)
+    damaged = load_adapted(base_model, untrained_adapter)
     torch.manual_seed(0)
     with torch.no_grad():
         for name, p in damaged.named_parameters():
