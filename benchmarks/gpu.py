@@ -158,6 +158,7 @@ def suite_forward(args, dtype, device_name: str) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         import onnxruntime as ort
 
+        from kfp_llmops import onnx_runtime
         from kfp_llmops.components.compilation.export_onnx import core
 
         path = core.export(model(args.size, "cpu", torch.float32), tmp)  # our export, as export_onnx writes it
@@ -166,7 +167,7 @@ def suite_forward(args, dtype, device_name: str) -> list[dict]:
         if args.device == "cuda" and "CUDAExecutionProvider" not in sess.get_providers():
             raise RuntimeError(f"onnxruntime has no CUDA execution provider here (has {sess.get_providers()}); "
                                "install onnxruntime-gpu")
-        layout = core.layout_of(sess)
+        layout = onnx_runtime.layout_of(sess)
         feeds = {"input_ids": ids.cpu().numpy().astype(np.int64), "attention_mask": np.ones((1, args.seq), np.int64),
                  **layout.empty_past(1)}
         t_ort = timed(lambda: sess.run(["logits"], feeds), "cpu")

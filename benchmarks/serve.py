@@ -37,6 +37,7 @@ def bench_model(label: str, model, tokenizer, repeats: int, new_tokens: int, gen
     import onnxruntime as ort
     import torch
 
+    from kfp_llmops import onnx_runtime
     from kfp_llmops.components.compilation.export_onnx import core
 
     params = sum(p.numel() for p in model.parameters())
@@ -46,7 +47,7 @@ def bench_model(label: str, model, tokenizer, repeats: int, new_tokens: int, gen
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        layout = core.layout_of(sess)
+        layout = onnx_runtime.layout_of(sess)
         ids = np.full((1, 32), 5, np.int64)
         feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), **layout.empty_past(1)}
         t_ids = torch.as_tensor(ids)
@@ -80,7 +81,7 @@ def bench_model(label: str, model, tokenizer, repeats: int, new_tokens: int, gen
             chosen = prompts[:batch]
 
             def onnx_gen():
-                return core.onnx_greedy(sess, tokenizer, chosen, new_tokens, stop_at_eos=False)
+                return onnx_runtime.onnx_greedy(sess, tokenizer, chosen, new_tokens, stop_at_eos=False)
 
             def hf_gen():
                 tokenizer.padding_side = "left"
@@ -116,6 +117,7 @@ def bench_genai(label, model, tokenizer, sessions: dict, tmp, repeats: int, new_
     buffer) exports, compared with its fp32, and our ``int8-dynamic`` variant, compared with its int4."""
     import onnxruntime_genai as og
 
+    from kfp_llmops import onnx_runtime
     from kfp_llmops.components.compilation.export_onnx import core
     from kfp_llmops.components.compilation.export_onnx.genai_builder import run_builder
 
@@ -147,7 +149,7 @@ def bench_genai(label, model, tokenizer, sessions: dict, tmp, repeats: int, new_
             ours_sess = sessions[precision]
 
             def ours():  # from the prompt ids, as genai's side starts
-                core.greedy_ids(ours_sess, tokens, np.ones_like(tokens), new_tokens)
+                onnx_runtime.greedy_ids(ours_sess, tokens, np.ones_like(tokens), new_tokens)
 
             ours(), genai(built[theirs_name])
             t_ours, t_theirs = best_of_alternating(ours, lambda: genai(built[theirs_name]), 3 * repeats)

@@ -84,8 +84,9 @@ def read_jsonl():
 @pytest.fixture(scope="session")
 def onnx_repository(base_model, tokenizer, tmp_path_factory) -> Path:
     """A Triton model repository with the exported demo base model as ``reverser`` (version 1)."""
-    from kfp_llmops.components.compilation.export_onnx.core import export_with_parity, session
-    from kfp_llmops.components.compilation.export_onnx.repository import write_repository
+    from kfp_llmops.components.compilation.export_onnx.core import export_with_parity
+    from kfp_llmops.onnx_runtime import session
+    from kfp_llmops.serving.triton_repository import write_repository
     from kfp_llmops.modeling import load_causal_lm
     from kfp_llmops.prompts import format_prompt
 

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     faults = {"fail_every": args.fail_every, "delay_ms": args.delay_ms, "payload_log": args.payload_log}
     if args.model_repository:
-        from kfp_llmops.components.compilation.export_onnx.repository import find_models
+        from kfp_llmops.serving.triton_repository import find_models
 
         found = find_models(args.model_repository)
         if not found:

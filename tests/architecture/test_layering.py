@@ -27,7 +27,6 @@ KNOWN = {
     ("kfp_llmops.preflight", "monitoring.monitor_model"),
     ("kfp_llmops.preflight", "registry.await_approval"),
     ("kfp_llmops.preflight", "training.train_lora"),
-    ("kfp_llmops.serving.onnx_server", "compilation.export_onnx"),
     ("deployment.restore_stable", "deployment.rollout_model"),
     ("deployment.staging_smoke_test", "deployment.rollout_model"),
     ("evaluation.evaluate_model", "registry.resolve_production"),
@@ -45,8 +44,6 @@ KNOWN_CIRCLES = {
                "kfp_llmops.components.preflight.check_configs.component", "kfp_llmops.pipelines.eval_only.pipeline",
                "kfp_llmops.pipelines.finetune_and_rollout.pipeline", "kfp_llmops.pipelines.lora_sweep.pipeline",
                "kfp_llmops.pipelines.monitor.pipeline", "kfp_llmops.pipelines.registry", "kfp_llmops.preflight"}),
-    frozenset({"kfp_llmops.components.compilation.export_onnx.core", "kfp_llmops.components.compilation.export_onnx.genai_builder",
-               "kfp_llmops.components.compilation.export_onnx.repository", "kfp_llmops.components.compilation.export_onnx.variants"}),
 }
 
 

@@ -49,7 +49,7 @@ def build(model, tokenizer, out_dir: str | Path, model_file: str, external_data:
     """Saves the (merged) model and its tokenizer as a Hugging Face folder, runs the builder on it (fp32, CPU) and
     writes the graph, rewritten for left-padded batches, as ``out_dir/model_file`` (weights in ``<file>.data``
     beside it when ``external_data``)."""
-    from kfp_llmops.components.compilation.export_onnx.core import CacheLayout
+    from kfp_llmops.onnx_runtime import CacheLayout
 
     if tokenizer is None:
         raise UserInputError("the onnxruntime-genai exporter needs the tokenizer (its builder saves one with the graph)")
@@ -68,7 +68,7 @@ def serve_left_padded(src: Path, dst: Path, layout, external_data: bool) -> Path
     import onnx_ir as ir
     from onnx_ir import tape
 
-    from kfp_llmops.components.compilation.export_onnx.core import SHARED_CACHE_KEY
+    from kfp_llmops.onnx_runtime import SHARED_CACHE_KEY
 
     model = ir.load(str(src))
     graph = model.graph

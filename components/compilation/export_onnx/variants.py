@@ -53,7 +53,7 @@ def make_variants(fp32_path: Path, out_dir: Path, external: bool = False) -> dic
 
 def onnx_perplexity(sess, tokenizer, pairs, max_length: int = 256, batch_size: int = 16, fmt=None) -> float:
     """Perplexity of the final assistant turn of each record in the prompt format (plain when not given)."""
-    from kfp_llmops.components.compilation.export_onnx.core import layout_of
+    from kfp_llmops.onnx_runtime import layout_of
     from kfp_llmops.modeling import collate
     from kfp_llmops.prompts import PromptFormat
 
@@ -74,7 +74,7 @@ def onnx_perplexity(sess, tokenizer, pairs, max_length: int = 256, batch_size: i
 
 
 def forward_latency_ms(sess, batch: int = 1, sequence: int = 32, runs: int = 20) -> float:
-    from kfp_llmops.components.compilation.export_onnx.core import layout_of
+    from kfp_llmops.onnx_runtime import layout_of
 
     layout = layout_of(sess)
     feeds = {"input_ids": np.full((batch, sequence), 5, np.int64), "attention_mask": np.ones((batch, sequence), np.int64),
@@ -91,7 +91,7 @@ def forward_latency_ms(sess, batch: int = 1, sequence: int = 32, runs: int = 20)
 def measure(paths: dict[str, Path], tokenizer, pairs, cfg: VariantConfig, fmt=None) -> dict[str, dict]:
     """Per variant: size (with external data), forward latency (batch 1, sequence 32), perplexity and its change
     against fp32, promotable."""
-    from kfp_llmops.components.compilation.export_onnx.core import external_files, session
+    from kfp_llmops.onnx_runtime import external_files, session
 
     out = {}
     for name, path in paths.items():

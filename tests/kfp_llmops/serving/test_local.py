@@ -3,7 +3,7 @@ import socket
 import numpy as np
 import pytest
 
-from kfp_llmops.components.compilation.export_onnx.core import layout_of, session
+from kfp_llmops.onnx_runtime import layout_of, session
 from kfp_llmops.prompts import format_prompt
 from kfp_llmops.serving.local import infer_logits, local_server
 

@@ -48,7 +48,7 @@ def test_the_onnxruntime_genai_exporter_goes_through_the_component(base_model, a
     as the pipeline's ``onnx_exporter: onnxruntime-genai`` runs it."""
     import onnx
 
-    from kfp_llmops.components.compilation.export_onnx import repository
+    from kfp_llmops.serving import triton_repository as repository
 
     onnx_model = Model(uri=str(tmp_path / "repo"))
     export_onnx.python_func(base_model=base_model, adapter=Model(uri=str(adapter_dir), metadata={"sha256": "feed"}),

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from kfp_llmops.adapters import merged_model
-from kfp_llmops.components.compilation.export_onnx import core, repository, variants
+from kfp_llmops import onnx_runtime
+from kfp_llmops.components.compilation.export_onnx import core, variants
+from kfp_llmops.serving import triton_repository as repository
 from kfp_llmops.datasets import instruction_pairs, read_jsonl
 from kfp_llmops.errors import ConfigError, UserInputError
 from kfp_llmops.modeling import load_causal_lm
@@ -29,7 +31,7 @@ def test_kv_cache_export_matches_torch_logits_and_greedy_tokens(exported):
     out, info = exported
     assert info["max_abs_logit_diff"] < 1e-4 and info["kv_cache"] is True
     assert info["greedy_identical"] == info["greedy_prompts"] == 3
-    sess = core.session(out / "model.onnx")
+    sess = onnx_runtime.session(out / "model.onnx")
     names = [i.name for i in sess.get_inputs()]
     assert names[:2] == ["input_ids", "attention_mask"] and names[2] == "past_key_values.0.key"
     assert [o.name for o in sess.get_outputs()][:2] == ["logits", "present.0.key"]
@@ -38,8 +40,8 @@ def test_kv_cache_export_matches_torch_logits_and_greedy_tokens(exported):
 def test_each_decoding_step_costs_one_token(exported, tokenizer):
     """With the cache, step n+1 feeds one token and gets logits for one position, equal to a full re-run's last."""
     out, _ = exported
-    sess = core.session(out / "model.onnx")
-    layout = core.layout_of(sess)
+    sess = onnx_runtime.session(out / "model.onnx")
+    layout = onnx_runtime.layout_of(sess)
     enc = tokenizer([PROMPTS[0]], return_tensors="np", add_special_tokens=False)
     ids, mask = enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
     logits, *present = sess.run(None, {"input_ids": ids, "attention_mask": mask, **layout.empty_past(1)})
@@ -65,7 +67,7 @@ def test_variants_and_repository(exported, tokenizer, demo_assets, tmp_path):
     broken = {**measured, "int8-dynamic": {**measured["int8-dynamic"], "within_budget": False, "latency_ms": 0.0}}
     assert variants.promote(broken) != "int8-dynamic"  # a variant over the accuracy budget is never promoted
 
-    sess = core.session(out / "model.onnx")
+    sess = onnx_runtime.session(out / "model.onnx")
     repository.write_repository(tmp_path / "repo", "llm", out / "model.onnx", sess)
     assert repository.find_models(tmp_path / "repo") == {"llm": tmp_path / "repo" / "llm" / "1" / "model.onnx"}
     config = (tmp_path / "repo" / "llm" / "config.pbtxt").read_text()
@@ -87,7 +89,7 @@ def test_bad_inputs_are_named(base_model, tmp_path):
     corrupt = tmp_path / "model.onnx"
     corrupt.write_bytes(b"\x08\x07 truncated")
     with pytest.raises(UserInputError, match="not a loadable ONNX model"):
-        core.session(corrupt)
+        onnx_runtime.session(corrupt)
     from transformers import BertConfig, BertForMaskedLM
 
     with pytest.raises(UserInputError, match=r"exports causal language models; a 'bert' BertForMaskedLM does not generate text"):
@@ -137,7 +139,6 @@ def test_sliding_window_is_found_where_some_layer_uses_it():
 def test_weights_in_external_data_go_through_variants_repository_and_serving(base_model, demo_assets, tokenizer, tmp_path):
     """What a model over 2 GB needs (forced here on the demo model): the graph with its weights in model.onnx.data,
     the optimized and int8 variants with theirs, the Triton repository and the server loading them."""
-    from kfp_llmops.components.compilation.export_onnx import repository
     from kfp_llmops.datasets import read_jsonl, records
     from kfp_llmops.modeling import load_causal_lm
     from kfp_llmops.prompts import PromptFormat
@@ -150,9 +151,9 @@ def test_weights_in_external_data_go_through_variants_repository_and_serving(bas
                                  variant_dirs={"int8-dynamic": tmp_path / "int8"}, fmt=PromptFormat.resolve(tokenizer))
     assert info["external_data"] is True and info["greedy_identical"] == info["greedy_prompts"]
     served = repository.find_models(tmp_path / "repo")["llm"]
-    [data] = core.external_files(served)
+    [data] = onnx_runtime.external_files(served)
     assert served.stat().st_size < data.stat().st_size  # the graph; the weights are in the data file
-    assert core.external_files(tmp_path / "int8" / "model.onnx")
+    assert onnx_runtime.external_files(tmp_path / "int8" / "model.onnx")
     assert not list((tmp_path / "repo").glob("*.data"))  # weights only beside the served graph
     ids = tokenizer(["copy: sun"], return_tensors="np", add_special_tokens=False)
     with local_server("llm", tmp_path / "repo") as url:
@@ -218,21 +219,21 @@ def test_onnxruntime_genai_exporter_is_exact_on_left_padded_batches(model, token
     graph = onnx.load(str(tmp_path / core.MODEL_FILE)).graph
     attention = [n for n in graph.node if n.op_type == "GroupQueryAttention"]
     assert len(attention) == model.config.num_hidden_layers and all(n.input[10] for n in attention)  # attention_bias
-    assert [i.name for i in graph.input] == ["input_ids", "attention_mask", *core.CacheLayout.of(model.config).past_names]
+    assert [i.name for i in graph.input] == ["input_ids", "attention_mask", *onnx_runtime.CacheLayout.of(model.config).past_names]
     assert len(graph.node) < 70  # the demo model's TorchScript export has ~500 after onnxruntime's optimizer
-    sess = core.session(tmp_path / core.MODEL_FILE, optimize=True)
-    assert sess.get_modelmeta().custom_metadata_map[core.SHARED_CACHE_KEY] == "1"
+    sess = onnx_runtime.session(tmp_path / core.MODEL_FILE, optimize=True)
+    assert sess.get_modelmeta().custom_metadata_map[onnx_runtime.SHARED_CACHE_KEY] == "1"
     tokenizer.padding_side = "left"
     enc = tokenizer(prompts, return_tensors="np", padding=True, add_special_tokens=False)
     assert (enc["attention_mask"] == 0).any()  # the batch is padded
     ids, mask = enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
-    fed_back = np.stack(list(core._greedy_steps(sess, ids, mask, 24)), axis=1)
-    shared = np.stack(list(core._greedy_shared_cache(sess, ids, mask, 24)), axis=1)
+    fed_back = np.stack(list(onnx_runtime._greedy_steps(sess, ids, mask, 24)), axis=1)
+    shared = np.stack(list(onnx_runtime._greedy_shared_cache(sess, ids, mask, 24)), axis=1)
     assert fed_back.tolist() == shared.tolist()
     eos = tokenizer.eos_token_id
     up_to_eos = [row[: row.index(eos) + 1] if eos in row else row for row in shared.tolist()]
     assert up_to_eos == core.torch_greedy(model, tokenizer, prompts, 24)
-    assert core.greedy_ids(sess, ids, mask, 24, eos) == up_to_eos  # each row stops after its end of sequence
+    assert onnx_runtime.greedy_ids(sess, ids, mask, 24, eos) == up_to_eos  # each row stops after its end of sequence
 
 
 def test_onnxruntime_genai_exporter_names_an_architecture_its_builder_lacks(tokenizer, tmp_path):

@@ -87,8 +87,9 @@ def other_model_repository(base_model, tokenizer, tmp_path_factory) -> Path:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from kfp_llmops.components.compilation.export_onnx.core import export_with_parity, session
-    from kfp_llmops.components.compilation.export_onnx.repository import write_repository
+    from kfp_llmops.components.compilation.export_onnx.core import export_with_parity
+    from kfp_llmops.onnx_runtime import session
+    from kfp_llmops.serving.triton_repository import write_repository
     from kfp_llmops.prompts import format_prompt
 
     torch.manual_seed(0)

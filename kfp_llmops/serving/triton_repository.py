@@ -37,7 +37,7 @@ def write_repository(repo: str | Path, model_name: str, onnx_path: str | Path, s
     """Lays out one model in ``repo``; returns the path of its ``model.onnx``."""
     model_dir = Path(repo) / model_name
     (model_dir / str(version)).mkdir(parents=True, exist_ok=True)
-    from kfp_llmops.components.compilation.export_onnx.core import copy_model
+    from kfp_llmops.onnx_runtime import copy_model
 
     target = copy_model(onnx_path, model_dir / str(version) / "model.onnx")  # with its external data, if any
     (model_dir / "config.pbtxt").write_text(config_pbtxt(model_name, sess), encoding="utf-8")
