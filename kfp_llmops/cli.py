@@ -301,6 +301,7 @@ def cmd_validate(args) -> int:
 def cmd_evaluate(args) -> int:
     """Exit 0: the gate promotes; 1: it blocks; 2: bad input (missing model, empty eval set, bad config...)."""
     from kfp_llmops.adapters import load_adapted
+    from kfp_llmops.handoff import write_results
     from kfp_llmops.components.evaluation.evaluate_model import core
     from kfp_llmops.components.evaluation.evaluate_model.report import render_html
     from kfp_llmops.components.evaluation.regression_gate.core import GateConfig, decide
@@ -331,7 +332,7 @@ def cmd_evaluate(args) -> int:
     print(decision.markdown())
     if args.out:
         out = Path(args.out)
-        core.write_results(report, out)
+        write_results(report, out)
         (out / "report.html").write_text(render_html(report, decision), encoding="utf-8")
         (out / "metrics.json").write_text(json.dumps(flat, indent=1) + "\n", encoding="utf-8")
     return 0 if decision.passed else 1

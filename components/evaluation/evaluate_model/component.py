@@ -33,6 +33,7 @@ def evaluate_model(
 
     from kfp_llmops.adapters import load_adapted
     from kfp_llmops.components.evaluation.evaluate_model import core
+    from kfp_llmops.handoff import write_results
     from kfp_llmops.components.evaluation.evaluate_model.report import render_html
     from kfp_llmops.cost import usage
     from kfp_llmops.datasets import read_jsonl, records
@@ -48,9 +49,9 @@ def evaluate_model(
         tokenizer = load_tokenizer(base_model)
         info = None
         if production is not None:
-            from kfp_llmops.components.registry.resolve_production.core import read_info
+            from kfp_llmops.handoff import read_production
 
-            info = read_info(production.path)
+            info = read_production(production.path)
             if info["found"]:
                 print(f"baseline 'production': {info['model_name']} version {info['version']} from {info['registry_uri']}")
         named = core.named_baselines(base_model, info, dict(baseline_models))
@@ -60,7 +61,7 @@ def evaluate_model(
         formats = {core.CANDIDATE: fmt, **{n: core.baseline_format(s, base_model, fmt) for n, s in named.items()}}
         result = core.evaluate_all(candidate, baselines, tokenizer, pairs, cfg, formats)
     with atomic_dir(results.path) as tmp:
-        core.write_results(result, tmp)
+        write_results(result, tmp)
     with atomic_file(report.path) as tmp:
         tmp.write_text(render_html(result), encoding="utf-8")
     parents = {"adapter": adapter.uri, "eval_dataset": eval_dataset.uri,

@@ -358,28 +358,3 @@ def flat_metrics(report: dict) -> dict[str, float]:
                             out[f"{name}.{kind}_{end}.{key}"] = value[end]
         out[f"{name}.golden_changed"] = len(comp["golden_changed"])
     return out
-
-
-def write_results(report: dict, out_dir) -> None:
-    """``report.json`` (everything but the per-example rows) and ``examples.jsonl`` (one row per model and example)."""
-    import json
-    from pathlib import Path
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    slim = {**report, "models": {n: {k: v for k, v in r.items() if k != "examples"} for n, r in report["models"].items()}}
-    (out / "report.json").write_text(json.dumps(slim, indent=1, default=float) + "\n", encoding="utf-8")
-    with (out / "examples.jsonl").open("w", encoding="utf-8") as fh:
-        for name, res in report["models"].items():
-            for row in res["examples"]:
-                fh.write(json.dumps({"model": name, **row}) + "\n")
-
-
-def read_results(in_dir) -> dict:
-    import json
-    from pathlib import Path
-
-    path = Path(in_dir) / "report.json"
-    if not path.exists():
-        raise UserInputError(f"{path}: no evaluation report (expected the results of evaluate_model)")
-    return json.loads(path.read_text(encoding="utf-8"))

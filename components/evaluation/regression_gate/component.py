@@ -17,7 +17,7 @@ def regression_gate(
 
     A single unnamed output on purpose: kfp.local resolves ``dsl.If`` conditions on ``Output`` only.
     """
-    from kfp_llmops.components.evaluation.evaluate_model.core import read_results
+    from kfp_llmops.handoff import read_results
     from kfp_llmops.components.evaluation.regression_gate import core
     from kfp_llmops.errors import user_errors
     from kfp_llmops.lineage import atomic_file

@@ -3,14 +3,12 @@ evaluated and gated against what it would replace. Never imports kfp."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from kfp_llmops.errors import UserInputError
+from kfp_llmops.handoff import PRODUCTION_ADAPTER, write_production
 
-INFO_FILE = "production.json"  # written in every case: {"found": false, ...} when there is no production yet
-ADAPTER_DIR = "adapter"
 
 
 @dataclass(frozen=True)
@@ -46,7 +44,7 @@ def resolve(registry, model_name: str, dest: str | Path, *, default_base_model: 
     if adapter is None:
         raise UserInputError(f"{model_name} version {current.version} is '{PRODUCTION}' and names adapter sha256 "
                              f"{digest[:12]}..., but {adapter_model} in {registry.uri} has no version with that digest")
-    out = Path(dest) / ADAPTER_DIR
+    out = Path(dest) / PRODUCTION_ADAPTER
     registry.download(adapter, out)
     got = sha256_path(out)
     if not got.startswith(digest):  # Vertex labels keep a prefix of the digest
@@ -61,19 +59,4 @@ def resolve(registry, model_name: str, dest: str | Path, *, default_base_model: 
 
 def write_info(production: Production | None, dest: str | Path) -> dict:
     """``dest/production.json``: what was resolved (or ``found: false``); returns it."""
-    info = {"found": False} if production is None else {"found": True, **asdict(production)}
-    Path(dest).mkdir(parents=True, exist_ok=True)
-    (Path(dest) / INFO_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return info
-
-
-def read_info(path: str | Path) -> dict:
-    """The ``production.json`` of a resolved artifact folder, with the adapter's local path added when found."""
-    folder = Path(path)
-    info_path = folder / INFO_FILE
-    if not info_path.is_file():
-        raise UserInputError(f"{folder} is not the output of resolve_production (no {INFO_FILE})")
-    info = json.loads(info_path.read_text(encoding="utf-8"))
-    if info.get("found"):
-        info["adapter_dir"] = str(folder / ADAPTER_DIR)
-    return info
+    return write_production({"found": False} if production is None else {"found": True, **asdict(production)}, dest)

@@ -6,6 +6,7 @@ import pytest
 
 from kfp_llmops.components.registry.resolve_production import core
 from kfp_llmops.errors import UserInputError
+from kfp_llmops.handoff import read_production
 from kfp_llmops.lineage import sha256_path
 from kfp_llmops.registry import PRODUCTION, open_registry
 
@@ -30,7 +31,7 @@ def registry(tmp_path):
 def test_no_production_yet_is_not_an_error(registry, tmp_path):
     assert core.resolve(registry, "llm", tmp_path / "out") is None
     assert core.write_info(None, tmp_path / "out") == {"found": False}
-    assert core.read_info(tmp_path / "out") == {"found": False}
+    assert read_production(tmp_path / "out") == {"found": False}
 
 
 def test_production_adapter_is_downloaded_and_checked(registry, tmp_path):
@@ -41,7 +42,7 @@ def test_production_adapter_is_downloaded_and_checked(registry, tmp_path):
     assert (found.version, found.adapter_version, found.base_model) == ("2", "2", "Org/Base-7B")
     assert (tmp_path / "out" / "adapter" / "adapter_model.safetensors").read_text() == "b"
     core.write_info(found, tmp_path / "out")
-    info = core.read_info(tmp_path / "out")
+    info = read_production(tmp_path / "out")
     assert info["found"] and info["adapter_dir"] == str(tmp_path / "out" / "adapter")
 
 
