@@ -29,7 +29,6 @@ KNOWN = {
     ("kfp_llmops.preflight", "training.train_lora"),
     ("deployment.restore_stable", "deployment.rollout_model"),
     ("deployment.staging_smoke_test", "deployment.rollout_model"),
-    ("monitoring.monitor_model", "data.validate_dataset"),
     ("monitoring.monitor_model", "deployment.rollout_model"),
     ("monitoring.monitor_model", "deployment.staging_smoke_test"),
     ("kfp_llmops.compiling", "pipelines"),  # the library compiling the pipelines: the monitor's retrain action uses it

@@ -7,7 +7,7 @@ example embedded in a longer training row is not caught (that would flag every r
 
 from __future__ import annotations
 
-from kfp_llmops.components.data.validate_dataset.dedup import words
+from kfp_llmops.text import words
 
 
 def ngrams(text: str, n: int) -> set[tuple[str, ...]]:

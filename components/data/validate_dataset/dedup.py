@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import re
 
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+from kfp_llmops.text import words
 
 
 def shingles(text: str, size: int) -> set[bytes]:

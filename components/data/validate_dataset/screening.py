@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kfp_llmops.components.data.validate_dataset import contamination, dedup, drift, pii
+from kfp_llmops import drift
+from kfp_llmops.components.data.validate_dataset import contamination, dedup, pii
 from kfp_llmops.config import from_dict
 from kfp_llmops.datasets import Table
 from kfp_llmops.errors import ConfigError

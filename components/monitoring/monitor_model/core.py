@@ -198,8 +198,8 @@ def monitor(exchanges: list[Exchange], reference: list[tuple[str, str]], cfg: Mo
     reference prompts in tokens when the traffic is token ids (``onnx``)."""
     import numpy as np
 
-    from kfp_llmops.components.data.validate_dataset.drift import drift_report, numeric_psi
-    from kfp_llmops.components.data.validate_dataset.dedup import words
+    from kfp_llmops.drift import drift_report, numeric_psi
+    from kfp_llmops.text import words
 
     n = len(exchanges)
     checks, drift, figures = [], {}, {}

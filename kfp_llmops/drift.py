@@ -1,4 +1,5 @@
-"""Drift against a reference dataset (the last production dataset): the Population Stability Index per feature.
+"""Drift against a reference dataset (the last production dataset, or the traffic a monitor compares with its
+training data): the Population Stability Index per feature. Never imports kfp.
 
 Numeric features (lengths) are binned at the reference's deciles; word frequencies use the reference's most common
 words plus one bucket for the rest. PSI < 0.1 is commonly read as no drift, 0.1-0.2 as moderate, > 0.2 as significant.
@@ -10,7 +11,7 @@ from collections import Counter
 
 import numpy as np
 
-from kfp_llmops.components.data.validate_dataset.dedup import words
+from kfp_llmops.text import words
 
 _EPS = 1e-4
 
