@@ -17,7 +17,7 @@ CONFIGS = {
     "train_config": ("kfp_llmops.components.training.train_lora.core", "TrainConfig"),
     "eval_config": ("kfp_llmops.components.evaluation.evaluate_model.core", "EvalConfig"),
     "gate_config": ("kfp_llmops.components.evaluation.regression_gate.core", "GateConfig"),
-    "rollout_config": ("kfp_llmops.components.deployment.rollout_model.core", "RolloutConfig"),
+    "rollout_config": ("kfp_llmops.deployment.config", "RolloutConfig"),
     "screening": ("kfp_llmops.components.data.validate_dataset.screening", "ScreeningConfig"),
     "approval_config": ("kfp_llmops.components.registry.await_approval.core", "ApprovalConfig"),
     "trainer_job": ("kfp_llmops.components.training.train_lora.trainer_job", "TrainerJobSpec"),

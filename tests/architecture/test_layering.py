@@ -20,16 +20,12 @@ KNOWN = {
     ("kfp_llmops.cli", "*"),  # the CLI is an application: it moves beside pipelines (issue 35)
     ("kfp_llmops.preflight", "compilation.export_onnx"),
     ("kfp_llmops.preflight", "data.validate_dataset"),
-    ("kfp_llmops.preflight", "deployment.rollout_model"),
     ("kfp_llmops.preflight", "deployment.staging_smoke_test"),
     ("kfp_llmops.preflight", "evaluation.evaluate_model"),
     ("kfp_llmops.preflight", "evaluation.regression_gate"),
     ("kfp_llmops.preflight", "monitoring.monitor_model"),
     ("kfp_llmops.preflight", "registry.await_approval"),
     ("kfp_llmops.preflight", "training.train_lora"),
-    ("deployment.restore_stable", "deployment.rollout_model"),
-    ("deployment.staging_smoke_test", "deployment.rollout_model"),
-    ("monitoring.monitor_model", "deployment.rollout_model"),
     ("monitoring.monitor_model", "deployment.staging_smoke_test"),
     ("kfp_llmops.compiling", "pipelines"),  # the library compiling the pipelines: the monitor's retrain action uses it
 }

@@ -7,7 +7,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from kfp_llmops.components.deployment.rollout_model import kserve
+from kfp_llmops.deployment import kserve
 from kfp_llmops.images import TRITON_IMAGE
 from kfp_llmops.k8s_schema import crd_errors
 from kfp_llmops.pipelines.platform import DEFAULT_SETTINGS

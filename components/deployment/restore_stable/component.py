@@ -27,7 +27,7 @@ def restore_stable(
     with user_errors():
         kserve_api = vertex_client = None
         if target == "kserve":
-            from kfp_llmops.components.deployment.rollout_model.kserve import kubernetes_api
+            from kfp_llmops.deployment.kserve import kubernetes_api
 
             kserve_api = kubernetes_api()
         elif target == "vertex" and vertex_endpoint:

@@ -20,11 +20,11 @@ def restore(state: str, target: str, registry, model_name: str, *, kserve_api=No
         return ["the run succeeded: nothing to restore"]
     done = []
     if target == "kserve":
-        from kfp_llmops.components.deployment.rollout_model.kserve import restore_stable
+        from kfp_llmops.deployment.kserve import restore_stable
 
         done.append(restore_stable(kserve_api, inference_service or model_name, namespace))
     elif target == "vertex" and vertex_endpoint:
-        from kfp_llmops.components.deployment.rollout_model.vertex import restore_stable
+        from kfp_llmops.deployment.vertex import restore_stable
 
         stable = registry.get_alias(model_name, PRODUCTION)
         if stable is None:

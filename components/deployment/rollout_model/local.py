@@ -14,9 +14,10 @@ import contextlib
 import math
 from pathlib import Path
 
-from kfp_llmops.components.deployment.rollout_model import mirror
-from kfp_llmops.components.deployment.rollout_model.core import RevisionStats, RolloutConfig, ShadowStats
-from kfp_llmops.components.deployment.rollout_model.metrics import Scrape
+from kfp_llmops.deployment import mirror
+from kfp_llmops.deployment.config import RolloutConfig
+from kfp_llmops.deployment.stats import RevisionStats, ShadowStats
+from kfp_llmops.deployment.metrics import Scrape
 from kfp_llmops.errors import UserInputError
 from kfp_llmops.serving.local import is_ready, local_server
 

@@ -6,24 +6,9 @@ import contextlib
 from pathlib import Path
 
 from kfp_llmops.artifacts import CHAT_FORMATS
+from kfp_llmops.deployment.requests import replay_messages, replay_requests, served_format
+from kfp_llmops.deployment.vertex import VERTEX_ONNX_ONLY
 from kfp_llmops.errors import ConfigError
-
-# Vertex AI serves a registered Model's one container; adapters on a shared base need the vLLM serving container's
-# --enable-lora with adapter paths fixed when the Model is uploaded, and an endpoint's traffic split is between
-# deployed models (each its own replicas with a whole copy of the base), so a per-version adapter saves nothing there.
-VERTEX_ONNX_ONLY = ("the vertex target deploys the ONNX model (serving_format onnx), not serving_format {serving_format!r}: "
-                    "a Vertex AI endpoint splits traffic between deployed models, each on replicas of its own with the "
-                    "whole model, so neither a merged folder nor an adapter on a shared base is served there by this "
-                    "target. Serve hf and adapter on the local or kserve target")
-
-
-def served_format(folder: str | Path) -> str:
-    """How a registered version's files are served: ``adapter`` (a peft LoRA folder), ``hf`` (a merged model folder)
-    or ``onnx`` (a Triton repository)."""
-    folder = Path(folder)
-    if (folder / "adapter_config.json").is_file():
-        return "adapter"
-    return "hf" if (folder / "config.json").is_file() else "onnx"
 
 
 def adapter_metadata(artifact):
@@ -45,36 +30,6 @@ def check_same_base(adapter, stable, model_name: str) -> None:
                           f"{theirs[0]}@{theirs[1] or '?'}, the candidate one on {ours[0]}@{ours[1] or '?'}: a canary "
                           "between adapters runs both on one base. Train on the production base, or roll out a new base "
                           "under a new model_name")
-
-
-def replay_requests(eval_path: str, tokenizer_path: str, limit: int = 64) -> list[tuple]:
-    """The requests the local rollout replays: the evaluation prompts in the served model's prompt format (saved
-    beside its tokenizer), tokenized as the model expects them."""
-    from kfp_llmops.datasets import read_jsonl, records
-    from kfp_llmops.modeling import load_tokenizer
-    from kfp_llmops.prompts import PromptFormat, split_reference
-
-    tokenizer = load_tokenizer(tokenizer_path)
-    fmt = PromptFormat.load(tokenizer_path)
-    out = []
-    for item in records(read_jsonl(eval_path))[:limit]:
-        enc = tokenizer([fmt.prompt(tokenizer, split_reference(item)[0])], return_tensors="np", add_special_tokens=False)
-        out.append((enc["input_ids"], enc["attention_mask"]))
-    return out
-
-
-def replay_messages(eval_path: str, limit: int = 64) -> list[list[dict]]:
-    """The chat requests the local rollout replays for ``serving_format: hf``: each evaluation record's conversation
-    before its answer, as messages (the server applies the model's chat template, as KServe's runtime does)."""
-    from kfp_llmops.datasets import read_jsonl, records
-    from kfp_llmops.prompts import PromptFormat, split_reference
-
-    plain = PromptFormat()
-    out = []
-    for item in records(read_jsonl(eval_path))[:limit]:
-        context = split_reference(item)[0]
-        out.append(plain.conversation(context) if isinstance(context, str) else list(context))
-    return out
 
 
 @contextlib.contextmanager
@@ -119,8 +74,8 @@ def build(target: str, cfg, *, onnx_model, eval_dataset, stable, model_name: str
                          serving_format=cfg.serving_format, engine=cfg.engine, **options) as tgt:
             yield tgt, rendered
     elif target == "kserve":
-        from kfp_llmops.components.deployment.rollout_model import kserve
-        from kfp_llmops.components.deployment.rollout_model.metrics import Prometheus
+        from kfp_llmops.deployment import kserve
+        from kfp_llmops.deployment.metrics import Prometheus
 
         args = ()
         if cfg.serving_format == "adapter":  # each revision: the base by hub id and this version's adapter, as model_name
@@ -138,7 +93,7 @@ def build(target: str, cfg, *, onnx_model, eval_dataset, stable, model_name: str
         yield kserve.KServeTarget(settings, cfg, api=kserve.kubernetes_api(), prometheus=Prometheus(prometheus_url),
                                   requests=requests, model_name=model_name), rendered
     elif target == "vertex":
-        from kfp_llmops.components.deployment.rollout_model import vertex
+        from kfp_llmops.deployment import vertex
 
         if cfg.serving_format != "onnx":
             raise ConfigError(VERTEX_ONNX_ONLY.format(serving_format=cfg.serving_format))

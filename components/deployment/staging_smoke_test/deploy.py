@@ -17,7 +17,7 @@ from kfp_llmops.errors import ConfigError, UserInputError
 
 def golden_prompts(eval_path: str, model_dir: str, serving_format: str, count: int) -> list[Golden]:
     """The first ``count`` evaluation records as requests in the served model's format, with their references."""
-    from kfp_llmops.components.deployment.rollout_model.targets import replay_messages, replay_requests
+    from kfp_llmops.deployment.requests import replay_messages, replay_requests
     from kfp_llmops.datasets import read_jsonl, records
     from kfp_llmops.prompts import split_reference
 
@@ -32,7 +32,7 @@ def staged(cfg: StagingConfig, *, serving_format: str, model_dir: str, model_nam
            digest: str = "", resource: str = "", api=None, vertex_client=None, vertex_api_endpoint: str | None = None,
            sleep=time.sleep, clock=time.monotonic, log=print, adapter=None):
     """``adapter`` (``serving_format: adapter``): the adapter's typed metadata, naming the base it is served on."""
-    from kfp_llmops.components.deployment.rollout_model.mirror import answer
+    from kfp_llmops.deployment.mirror import answer
 
     if serving_format == "adapter" and adapter is None:
         raise ConfigError("staging an adapter needs its metadata (kfp_llmops.LoraAdapter: the base it is served on)")
@@ -49,7 +49,7 @@ def staged(cfg: StagingConfig, *, serving_format: str, model_dir: str, model_nam
             yield (lambda request: answer(serving_format, url, model_name, request)), f"local server {url}"
     elif cfg.target == "kserve":
         if api is None:  # the rollout ServiceAccount's token, as the rollout step uses it
-            from kfp_llmops.components.deployment.rollout_model.kserve import kubernetes_api
+            from kfp_llmops.deployment.kserve import kubernetes_api
 
             api = kubernetes_api()
         name = cfg.inference_service or f"{model_name}-staging"
@@ -59,7 +59,7 @@ def staged(cfg: StagingConfig, *, serving_format: str, model_dir: str, model_nam
         yield (lambda request: answer(serving_format, url, model_name, request)), f"InferenceService {cfg.namespace}/{name} at {url}"
     elif cfg.target == "vertex":
         if serving_format != "onnx":
-            from kfp_llmops.components.deployment.rollout_model.targets import VERTEX_ONNX_ONLY
+            from kfp_llmops.deployment.vertex import VERTEX_ONNX_ONLY
 
             raise ConfigError("staging: " + VERTEX_ONNX_ONLY.format(serving_format=serving_format))
         if not resource:
@@ -89,7 +89,7 @@ def apply_inference_service(api, name: str, namespace: str, storage_uri: str, di
     serving this ``digest`` is ready; returns its URL (the cluster-local address when KServe gives one)."""
     from kubernetes.client.exceptions import ApiException
 
-    from kfp_llmops.components.deployment.rollout_model.kserve import (DIGEST_ANNOTATION, GROUP, PLURAL, VERSION,
+    from kfp_llmops.deployment.kserve import (DIGEST_ANNOTATION, GROUP, PLURAL, VERSION,
                                                                        adapter_args, is_ready, render_inference_service)
 
     where = f"InferenceService {namespace}/{name}"

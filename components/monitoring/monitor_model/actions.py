@@ -57,7 +57,7 @@ def rollback_production(registry, model_name: str, target: str, *, kserve_api=No
     done = f"registry: {model_name} production {was} -> {now}"
     version = registry.get_alias(model_name, PRODUCTION)
     if target == "kserve":
-        from kfp_llmops.components.deployment.rollout_model.kserve import GROUP, PLURAL, VERSION
+        from kfp_llmops.deployment.kserve import GROUP, PLURAL, VERSION
 
         name = inference_service or model_name
         patch = {"spec": {"predictor": {"canaryTrafficPercent": None, "model": {"storageUri": version.source}}}}

@@ -284,7 +284,7 @@ def prometheus_slo(url: str, target: str, cfg: MonitorConfig, *, namespace: str,
     """Requests, errors and p95 latency of the whole production service over ``cfg.window_s``: Knative's
     queue-proxy metrics of the InferenceService's predictor (``kserve``), or Vertex AI's online prediction metrics of
     the endpoint through Cloud Monitoring's PromQL API (``vertex``)."""
-    from kfp_llmops.components.deployment.rollout_model.metrics import (KNATIVE_QUERIES, VERTEX_QUERIES, Prometheus,
+    from kfp_llmops.deployment.metrics import (KNATIVE_QUERIES, VERTEX_QUERIES, Prometheus,
                                                                         Queries)
 
     def rewrite(queries: Queries, old: str, new: str) -> Queries:
@@ -295,7 +295,7 @@ def prometheus_slo(url: str, target: str, cfg: MonitorConfig, *, namespace: str,
         return Prometheus(url).revision_stats(queries, revision=f"{inference_service}-predictor", namespace=namespace,
                                               window_s=cfg.window_s)
     if target == "vertex":
-        from kfp_llmops.components.deployment.rollout_model.vertex import cloud_monitoring_prometheus
+        from kfp_llmops.deployment.vertex import cloud_monitoring_prometheus
 
         queries = rewrite(VERTEX_QUERIES, 'deployed_model_id="{revision}"', 'deployed_model_id=~"{revision}"')
         prom = (cloud_monitoring_prometheus(vertex_endpoint.split("/")[1]) if "monitoring.googleapis.com" in url

@@ -39,7 +39,7 @@ def monitor_once(payload_log: str, reference_data: str, *, monitor_config: dict,
     if result.breached and "rollback" in cfg.on_breach:
         kwargs = {}
         if target == "kserve":
-            from kfp_llmops.components.deployment.rollout_model.kserve import kubernetes_api
+            from kfp_llmops.deployment.kserve import kubernetes_api
 
             kwargs = {"kserve_api": kubernetes_api(), "namespace": namespace, "inference_service": inference_service}
         elif target == "vertex":

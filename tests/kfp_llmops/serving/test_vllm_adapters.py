@@ -70,7 +70,7 @@ def test_the_local_target_canaries_adapter_versions_on_real_vllm(base_model, ada
     vLLM's request metrics name only the base, so each window is measured per adapter on the client side."""
     from kfp_llmops.components.deployment.rollout_model import core
     from kfp_llmops.components.deployment.rollout_model.local import LocalTarget
-    from kfp_llmops.components.deployment.rollout_model.targets import replay_messages
+    from kfp_llmops.deployment.requests import replay_messages
     from kfp_llmops.registry import PRODUCTION, open_registry
 
     registry = open_registry(f"sqlite:///{tmp_path / 'registry.db'}")

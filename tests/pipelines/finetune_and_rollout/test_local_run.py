@@ -164,7 +164,7 @@ def test_a_bad_config_fails_the_first_step_before_any_work(demo_assets, tmp_path
 def test_chat_records_go_through_to_a_rollout_in_one_prompt_format(demo_assets, tmp_path):
     """Multi-turn chat records (system/user/assistant) and the tokenizer's ChatML template: the format prepared with
     the data is the adapter's, the evaluation's and the served model's, token for token."""
-    from kfp_llmops.components.deployment.rollout_model.targets import replay_requests
+    from kfp_llmops.deployment.requests import replay_requests
     from kfp_llmops.datasets import read_jsonl, records
     from kfp_llmops.modeling import load_tokenizer
     from kfp_llmops.prompts import PromptFormat, split_reference

@@ -3,7 +3,7 @@
 import pytest
 
 from kfp_llmops.components.deployment.rollout_model import core
-from kfp_llmops.components.deployment.rollout_model.metrics import Scrape, histogram_quantile
+from kfp_llmops.deployment.metrics import Scrape, histogram_quantile
 from kfp_llmops.errors import ConfigError
 
 A = core.AnalysisConfig()

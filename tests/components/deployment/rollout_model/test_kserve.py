@@ -10,8 +10,9 @@ from types import SimpleNamespace
 import pytest
 from recording_server import RecordingServer
 
-from kfp_llmops.components.deployment.rollout_model import core, kserve, targets
-from kfp_llmops.components.deployment.rollout_model.metrics import Prometheus
+from kfp_llmops.deployment import kserve
+from kfp_llmops.components.deployment.rollout_model import core, targets
+from kfp_llmops.deployment.metrics import Prometheus
 from kfp_llmops.errors import ConfigError, UserInputError
 from kfp_llmops.k8s_schema import crd_errors
 
@@ -185,7 +186,7 @@ def test_shadow_stage_mirrors_to_the_tagged_revisions_before_any_traffic_moves(o
                                                                                kserve_crds, faults, decision):
     from kubernetes import client
 
-    from kfp_llmops.components.deployment.rollout_model.targets import replay_requests
+    from kfp_llmops.deployment.requests import replay_requests
     from kfp_llmops.serving.local import local_server
 
     cfg = core.RolloutConfig.from_dict({"window_s": 60, "schedule": [50, 100], "shadow": {"requests": 12, "latency_slack_ms": 200}})

@@ -14,7 +14,8 @@ from html_check import check_html
 
 from kfp_llmops.components.deployment.rollout_model import core
 from kfp_llmops.components.deployment.rollout_model.local import LocalTarget
-from kfp_llmops.components.deployment.rollout_model.targets import replay_requests
+from kfp_llmops.deployment.requests import replay_requests
+from kfp_llmops.deployment.stats import text_agreement
 from kfp_llmops.registry import PREVIOUS, PRODUCTION, open_registry
 
 
@@ -143,7 +144,7 @@ def test_shadow_stage_mirrors_requests_and_stops_a_candidate_that_answers_otherw
 def test_shadow_stage_compares_chat_replies_for_the_hf_format(base_model, demo_assets, tmp_path):
     """serving_format hf: the copies go through the OpenAI-compatible route and the replies are compared word by word
     (the same model on both sides replies the same, greedy)."""
-    from kfp_llmops.components.deployment.rollout_model.targets import replay_messages
+    from kfp_llmops.deployment.requests import replay_messages
 
     cfg = core.RolloutConfig.from_dict({"serving_format": "hf", "shadow": {"requests": 4, "latency_slack_ms": 1000}})
     messages = replay_messages(str(demo_assets / "eval_chat.jsonl"), limit=4)
@@ -153,4 +154,4 @@ def test_shadow_stage_compares_chat_replies_for_the_hf_format(base_model, demo_a
     assert (stats.compared, stats.agreement) == (4, 1.0)
     assert stats.candidate.requests == stats.stable.requests == 4 and stats.candidate.errors == 0
     assert core.analyse_shadow(stats, cfg.shadow).passed
-    assert core.text_agreement("a b c d", "a b x d") == 0.75 and core.text_agreement("", "") == 1.0
+    assert text_agreement("a b c d", "a b x d") == 0.75 and text_agreement("", "") == 1.0

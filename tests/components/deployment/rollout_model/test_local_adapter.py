@@ -11,6 +11,7 @@ from kfp_llmops.artifacts import LoraAdapterMetadata
 from kfp_llmops.components.compilation.package_adapter.core import package
 from kfp_llmops.components.deployment.rollout_model import core, targets
 from kfp_llmops.components.deployment.rollout_model.local import LocalTarget
+from kfp_llmops.deployment.requests import replay_messages
 from kfp_llmops.errors import ConfigError
 from kfp_llmops.lineage import sha256_path
 from kfp_llmops.modeling import resolved_revision
@@ -74,7 +75,7 @@ def test_a_canary_between_two_adapters_on_one_base_is_promoted(packaged, demo_as
 def test_a_failing_candidate_adapter_is_rolled_back_and_stable_keeps_answering(packaged, base_model, demo_assets, tmp_path):
     registry = registry_with_production(tmp_path, packaged, {})
     cfg = core.RolloutConfig.from_dict(CFG)
-    requests = targets.replay_messages(str(demo_assets / "eval.jsonl"), limit=8)
+    requests = replay_messages(str(demo_assets / "eval.jsonl"), limit=8)
     lines = []
     with LocalTarget("llm", packaged["v2"].path, packaged["v1"].path, requests, cfg, serving_format="adapter",
                      base_model=base_model, names={"stable": "llm-v1", "candidate": "llm-v2"},

@@ -5,8 +5,9 @@ from fake_vertex import PARENT, FakeVertex
 from google.cloud.aiplatform_v1 import AcceleratorType
 from recording_server import RecordingServer
 
-from kfp_llmops.components.deployment.rollout_model import core, vertex
-from kfp_llmops.components.deployment.rollout_model.metrics import Prometheus
+from kfp_llmops.deployment import vertex
+from kfp_llmops.components.deployment.rollout_model import core
+from kfp_llmops.deployment.metrics import Prometheus
 
 STABLE_MODEL = f"{PARENT}/models/42@1"
 CANARY_MODEL = f"{PARENT}/models/42@2"

@@ -84,7 +84,7 @@ def test_a_log_that_is_not_cloudevents_is_named(tmp_path):
 
 
 def test_the_local_servers_write_the_log_monitoring_reads(base_model, onnx_repository, demo_assets, tmp_path):
-    from kfp_llmops.components.deployment.rollout_model.targets import replay_requests
+    from kfp_llmops.deployment.requests import replay_requests
     from kfp_llmops.serving.local import chat_completion, infer_logits, local_server
 
     hf_log, onnx_log = tmp_path / "hf.jsonl", tmp_path / "onnx.jsonl"

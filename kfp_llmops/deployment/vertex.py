@@ -11,9 +11,19 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from kfp_llmops.components.deployment.rollout_model.core import RevisionStats, RolloutConfig
-from kfp_llmops.components.deployment.rollout_model.metrics import VERTEX_QUERIES, Prometheus, Queries
+from kfp_llmops.deployment.config import RolloutConfig
+from kfp_llmops.deployment.stats import RevisionStats
+from kfp_llmops.deployment.metrics import VERTEX_QUERIES, Prometheus, Queries
 from kfp_llmops.errors import UserInputError
+
+
+# Vertex AI serves a registered Model's one container; adapters on a shared base need the vLLM serving container's
+# --enable-lora with adapter paths fixed when the Model is uploaded, and an endpoint's traffic split is between
+# deployed models (each its own replicas with a whole copy of the base), so a per-version adapter saves nothing there.
+VERTEX_ONNX_ONLY = ("the vertex target deploys the ONNX model (serving_format onnx), not serving_format {serving_format!r}: "
+                    "a Vertex AI endpoint splits traffic between deployed models, each on replicas of its own with the "
+                    "whole model, so neither a merged folder nor an adapter on a shared base is served there by this "
+                    "target. Serve hf and adapter on the local or kserve target")
 
 
 @dataclass(frozen=True)

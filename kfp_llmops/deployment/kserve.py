@@ -17,8 +17,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from kfp_llmops.components.deployment.rollout_model.core import RevisionStats, RolloutConfig
-from kfp_llmops.components.deployment.rollout_model.metrics import KNATIVE_QUERIES, Prometheus, Queries
+from kfp_llmops.deployment.config import RolloutConfig
+from kfp_llmops.deployment.stats import RevisionStats
+from kfp_llmops.deployment.metrics import KNATIVE_QUERIES, Prometheus, Queries
 from kfp_llmops.errors import ConfigError, UserInputError
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
@@ -242,7 +243,7 @@ class KServeTarget:
         self._patch(shadow_patch(self.s.storage_uri, self.s.digest, self.s.args))
 
     def shadow(self, requests: int):
-        from kfp_llmops.components.deployment.rollout_model.mirror import mirror
+        from kfp_llmops.deployment.mirror import mirror
 
         deadline = self.clock() + self.cfg.progress_deadline_s
         while True:  # Knative publishes the tagged URLs once the new revision is routed

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from kfp_llmops.artifacts import CHAT_FORMATS
-from kfp_llmops.components.deployment.rollout_model.core import RevisionStats, ShadowStats, text_agreement
+from kfp_llmops.deployment.stats import RevisionStats, ShadowStats, text_agreement
 
 HF_MAX_TOKENS = 16  # per chat request: enough to exercise decoding, short enough for a quick analysis
 

@@ -7,7 +7,8 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from kfp_llmops.components.deployment.rollout_model.core import CustomCheck, RevisionStats
+from kfp_llmops.deployment.config import CustomCheck
+from kfp_llmops.deployment.stats import RevisionStats
 from kfp_llmops.errors import UserInputError
 
 
