@@ -2,7 +2,7 @@
 
 import sys
 
-from kfp_llmops.compiling import main
+from kfp_llmops.pipelines.compiling import main
 
 if __name__ == "__main__":
     sys.exit(main())

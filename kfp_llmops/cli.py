@@ -28,7 +28,7 @@ def cmd_demo_assets(args) -> int:
 
 
 def cmd_compile(args) -> int:
-    from kfp_llmops.compiling import main
+    from kfp_llmops.pipelines.compiling import main
 
     argv = ["--check"] if args.check else []
     if args.out:
@@ -137,7 +137,7 @@ def cmd_run(args) -> int:
 
 def cmd_schedule(args) -> int:
     """The same checks as ``run`` (parameters, configs, remote inputs), then a recurring run of the committed spec."""
-    from kfp_llmops.compiling import DEFAULT_OUT
+    from kfp_llmops.pipelines.compiling import DEFAULT_OUT
     from kfp_llmops.preflight import check_remote_inputs
     from kfp_llmops.scheduling import ScheduleSpec, create_kfp_schedule, create_vertex_schedule
 
@@ -256,7 +256,7 @@ def vertex_job(template_path: str, arguments: dict, *, project: str, location: s
 
 
 def submit_vertex(args, arguments: dict) -> int:
-    from kfp_llmops.compiling import DEFAULT_OUT
+    from kfp_llmops.pipelines.compiling import DEFAULT_OUT
 
     check_backend(args)
     template = DEFAULT_OUT / "vertex" / f"{args.pipeline}.yaml"

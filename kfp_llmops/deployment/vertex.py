@@ -160,3 +160,20 @@ def restore_stable(client, endpoint: str, stable_model: str) -> str:
         client.undeploy_model(request={"endpoint": endpoint, "deployed_model_id": other,
                                        "traffic_split": {stable[0]: 100}}).result()
     return f"endpoint {endpoint}: traffic restored to {stable[0]}, undeployed {others}"
+
+
+def deploy_to_endpoint(client, endpoint: str, model: str, *, deadline_s: float, machine_type: str = "g2-standard-8",
+                       accelerator_type: str = "NVIDIA_L4", accelerator_count: int = 1) -> str:
+    """Deploys ``model`` to the staging ``endpoint`` with all of its traffic, then undeploys what it replaced."""
+    previous = [m.id for m in client.get_endpoint(request={"name": endpoint}).deployed_models]
+    machine = {"machine_type": machine_type}
+    if accelerator_count:
+        machine.update(accelerator_type=accelerator_type, accelerator_count=accelerator_count)
+    deployed = {"model": model, "display_name": model.rsplit("/", 1)[-1].replace("@", "-v") + "-staging",
+                "dedicated_resources": {"machine_spec": machine, "min_replica_count": 1, "max_replica_count": 1}}
+    op = client.deploy_model(request={"endpoint": endpoint, "deployed_model": deployed, "traffic_split": {"0": 100}})
+    new_id = op.result(timeout=deadline_s).deployed_model.id
+    for old in previous:
+        client.undeploy_model(request={"endpoint": endpoint, "deployed_model_id": old,
+                                       "traffic_split": {new_id: 100}}).result(timeout=deadline_s)
+    return new_id

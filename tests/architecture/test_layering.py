@@ -26,17 +26,9 @@ KNOWN = {
     ("kfp_llmops.preflight", "monitoring.monitor_model"),
     ("kfp_llmops.preflight", "registry.await_approval"),
     ("kfp_llmops.preflight", "training.train_lora"),
-    ("monitoring.monitor_model", "deployment.staging_smoke_test"),
-    ("kfp_llmops.compiling", "pipelines"),  # the library compiling the pipelines: the monitor's retrain action uses it
 }
 KNOWN_CIRCLES = {
     frozenset({"kfp_llmops.registry", "kfp_llmops.registry.mlflow_backend", "kfp_llmops.registry.vertex_backend"}),
-    # preflight reads monitor_model's configs, whose retrain action compiles the pipelines, which start with preflight
-    frozenset({"kfp_llmops.compiling", "kfp_llmops.components.monitoring.monitor_model.actions",
-               "kfp_llmops.components.monitoring.monitor_model.component", "kfp_llmops.components.monitoring.monitor_model.service",
-               "kfp_llmops.components.preflight.check_configs.component", "kfp_llmops.pipelines.eval_only.pipeline",
-               "kfp_llmops.pipelines.finetune_and_rollout.pipeline", "kfp_llmops.pipelines.lora_sweep.pipeline",
-               "kfp_llmops.pipelines.monitor.pipeline", "kfp_llmops.pipelines.registry", "kfp_llmops.preflight"}),
 }
 
 

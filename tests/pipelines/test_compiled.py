@@ -9,7 +9,7 @@ from kfp.kubernetes import kubernetes_executor_config_pb2
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from kfp_llmops import __version__
-from kfp_llmops.compiling import DEFAULT_OUT, check
+from kfp_llmops.pipelines.compiling import DEFAULT_OUT, check
 from kfp_llmops.images import RUNTIME_IMAGE
 from kfp_llmops.pipelines.registry import PIPELINES
 

@@ -72,6 +72,8 @@ def staged(cfg: StagingConfig, *, serving_format: str, model_dir: str, model_nam
 
             vertex_client = gapic_client(aiplatform_v1.EndpointServiceClient, cfg.vertex_endpoint.split("/")[3],
                                          vertex_api_endpoint)
+        from kfp_llmops.deployment.vertex import deploy_to_endpoint
+
         deployed = deploy_to_endpoint(vertex_client, cfg.vertex_endpoint, resource, deadline_s=cfg.progress_deadline_s)
         log(f"staging: {resource} deployed to {cfg.vertex_endpoint} as {deployed}")
         yield (lambda request: vertex_triton_logits(cfg.vertex_endpoint, model_name, request, vertex_api_endpoint),
@@ -131,23 +133,6 @@ def apply_inference_service(api, name: str, namespace: str, storage_uri: str, di
 
 
 # --- vertex ----------------------------------------------------------------------------------------------------------
-
-def deploy_to_endpoint(client, endpoint: str, model: str, *, deadline_s: float, machine_type: str = "g2-standard-8",
-                       accelerator_type: str = "NVIDIA_L4", accelerator_count: int = 1) -> str:
-    """Deploys ``model`` to the staging ``endpoint`` with all of its traffic, then undeploys what it replaced."""
-    previous = [m.id for m in client.get_endpoint(request={"name": endpoint}).deployed_models]
-    machine = {"machine_type": machine_type}
-    if accelerator_count:
-        machine.update(accelerator_type=accelerator_type, accelerator_count=accelerator_count)
-    deployed = {"model": model, "display_name": model.rsplit("/", 1)[-1].replace("@", "-v") + "-staging",
-                "dedicated_resources": {"machine_spec": machine, "min_replica_count": 1, "max_replica_count": 1}}
-    op = client.deploy_model(request={"endpoint": endpoint, "deployed_model": deployed, "traffic_split": {"0": 100}})
-    new_id = op.result(timeout=deadline_s).deployed_model.id
-    for old in previous:
-        client.undeploy_model(request={"endpoint": endpoint, "deployed_model_id": old,
-                                       "traffic_split": {new_id: 100}}).result(timeout=deadline_s)
-    return new_id
-
 
 def vertex_triton_logits(endpoint: str, model_name: str, request, api_endpoint: str | None = None):
     """``rawPredict`` on the endpoint with a protocol-v2 body, routed to Triton's ``infer`` by Vertex AI's

@@ -64,7 +64,7 @@ def rollback_production(registry, model_name: str, target: str, *, kserve_api=No
         kserve_api.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, patch)
         done += f"; InferenceService {namespace}/{name} serves {version.source}"
     elif target == "vertex":
-        from kfp_llmops.components.deployment.staging_smoke_test.deploy import deploy_to_endpoint
+        from kfp_llmops.deployment.vertex import deploy_to_endpoint
 
         if not version.resource:
             raise UserInputError(f"{model_name} version {now} has no Vertex AI Model Registry resource to deploy")
@@ -77,9 +77,9 @@ def rollback_production(registry, model_name: str, target: str, *, kserve_api=No
 
 def start_retraining(cfg: RetrainConfig, *, kfp_client=None, vertex_client=None) -> str:
     """Starts a run of the committed spec; returns its id or resource name."""
-    from kfp_llmops.compiling import DEFAULT_OUT
+    from kfp_llmops.specs import spec_path
 
-    spec = DEFAULT_OUT / cfg.backend / f"{cfg.pipeline}.yaml"
+    spec = spec_path(cfg.backend, cfg.pipeline)
     if not spec.is_file():
         raise ConfigError(f"no committed spec {spec} for pipeline {cfg.pipeline!r}: run `kfp-llmops compile`")
     if cfg.backend == "kfp":

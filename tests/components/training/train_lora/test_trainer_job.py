@@ -158,7 +158,7 @@ def test_on_vertex_the_same_settings_give_a_custom_job_with_worker_pools():
 def test_the_vertex_spec_trains_on_vertex_and_the_kubeflow_spec_on_kubeflow_trainer():
     import yaml
 
-    from kfp_llmops.compiling import DEFAULT_OUT
+    from kfp_llmops.pipelines.compiling import DEFAULT_OUT
 
     for target, platform in (("vertex", "vertex"), ("kfp", "kubeflow")):
         spec = next(yaml.safe_load_all((DEFAULT_OUT / target / "finetune-and-rollout.yaml").read_text()))

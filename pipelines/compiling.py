@@ -9,8 +9,7 @@ from pathlib import Path
 from kfp_llmops.pipelines.platform import TARGETS
 from kfp_llmops.pipelines.registry import PIPELINES, build
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = REPO_ROOT / "pipelines" / "compiled"
+from kfp_llmops.specs import COMPILED_SPECS as DEFAULT_OUT
 
 
 def same_spec(a: str, b: str) -> bool:
