@@ -19,7 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-from kfp_llmops.registry import DIGEST_TAG, ModelVersion
+from kfp_llmops.registry.base import DIGEST_TAG, ModelVersion
 
 RUN_TAG = "kfp_llmops.run_for"  # on the MLflow run that holds a version's files
 LOCK_SUFFIX = "-kfp-llmops-lock"  # a registered model whose version numbers serve as a ticket lock on a server

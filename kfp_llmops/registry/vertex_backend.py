@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 from kfp_llmops.errors import ConfigError
-from kfp_llmops.registry import ModelVersion
+from kfp_llmops.registry.base import ModelVersion
 
 DIGEST_LABEL = "kfp-llmops-sha256"  # label values hold at most 63 characters: the first 40 hex digits are kept
 LOCK_LABEL = "kfp-llmops-lock"  # <owner>-<unix time>: who holds the alias lock, since when

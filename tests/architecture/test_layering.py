@@ -27,9 +27,7 @@ KNOWN = {
     ("kfp_llmops.preflight", "registry.await_approval"),
     ("kfp_llmops.preflight", "training.train_lora"),
 }
-KNOWN_CIRCLES = {
-    frozenset({"kfp_llmops.registry", "kfp_llmops.registry.mlflow_backend", "kfp_llmops.registry.vertex_backend"}),
-}
+KNOWN_CIRCLES: set[frozenset] = set()  # none left
 
 
 def module_name(path: Path) -> str:
