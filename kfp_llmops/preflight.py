@@ -15,14 +15,14 @@ from kfp_llmops.errors import ConfigError, UserInputError
 # pipeline parameter -> (module, class): the typed config it is read into inside the steps
 CONFIGS = {
     "train_config": ("kfp_llmops.components.training.train_lora.core", "TrainConfig"),
-    "eval_config": ("kfp_llmops.components.evaluation.evaluate_model.core", "EvalConfig"),
-    "gate_config": ("kfp_llmops.components.evaluation.regression_gate.core", "GateConfig"),
+    "eval_config": ("kfp_llmops.configs", "EvalConfig"),
+    "gate_config": ("kfp_llmops.configs", "GateConfig"),
     "rollout_config": ("kfp_llmops.deployment.config", "RolloutConfig"),
     "screening": ("kfp_llmops.components.data.validate_dataset.screening", "ScreeningConfig"),
-    "approval_config": ("kfp_llmops.components.registry.await_approval.core", "ApprovalConfig"),
+    "approval_config": ("kfp_llmops.configs", "ApprovalConfig"),
     "trainer_job": ("kfp_llmops.components.training.train_lora.trainer_job", "TrainerJobSpec"),
     "cost_config": ("kfp_llmops.cost", "CostConfig"),
-    "staging_config": ("kfp_llmops.components.deployment.staging_smoke_test.core", "StagingConfig"),
+    "staging_config": ("kfp_llmops.deployment.config", "StagingConfig"),
     "monitor_config": ("kfp_llmops.components.monitoring.monitor_model.core", "MonitorConfig"),
     "retrain_config": ("kfp_llmops.components.monitoring.monitor_model.actions", "RetrainConfig"),
 }
@@ -65,7 +65,7 @@ def config_errors(arguments: dict) -> list[str]:
             if value not in SERVING_FORMATS:
                 errors.append(f"serving_format must be one of {SERVING_FORMATS}, got {value!r}")
         elif parameter == "onnx_exporter":
-            from kfp_llmops.components.compilation.export_onnx.core import EXPORTERS
+            from kfp_llmops.configs import EXPORTERS
 
             if value not in EXPORTERS:
                 errors.append(f"onnx_exporter must be one of {tuple(EXPORTERS)}, got {value!r}")

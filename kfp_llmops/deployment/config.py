@@ -9,6 +9,8 @@ from kfp_llmops.artifacts import SERVING_FORMATS
 from kfp_llmops.config import from_dict
 from kfp_llmops.errors import ConfigError
 
+STAGING_TARGETS = ("local", "kserve", "vertex")
+
 
 @dataclass(frozen=True)
 class CustomCheck:
@@ -146,3 +148,38 @@ class RolloutConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class StagingConfig:
+    """``target`` "" (the default) skips the stage. ``inference_service`` defaults to ``<model name>-staging``."""
+
+    target: str = ""
+    namespace: str = "kfp-llmops-staging"
+    inference_service: str = ""
+    vertex_endpoint: str = ""
+    prompts: int = 8
+    min_match: float = 0.0
+    max_p95_ms: float = 0.0
+    progress_deadline_s: float = 900.0
+
+    def __post_init__(self) -> None:
+        if self.target and self.target not in STAGING_TARGETS:
+            raise ConfigError(f"StagingConfig.target must be '' (no staging) or one of {STAGING_TARGETS}, got {self.target!r}")
+        if self.prompts < 1:
+            raise ConfigError(f"StagingConfig.prompts must be >= 1, got {self.prompts}")
+        if not 0 <= self.min_match <= 1:
+            raise ConfigError(f"StagingConfig.min_match must be in [0, 1], got {self.min_match}")
+        if self.max_p95_ms < 0 or self.progress_deadline_s <= 0:
+            raise ConfigError("StagingConfig: max_p95_ms must be >= 0 (0: no limit) and progress_deadline_s > 0")
+        if self.target == "vertex" and not self.vertex_endpoint.startswith("projects/"):
+            raise ConfigError("StagingConfig.vertex_endpoint must be projects/P/locations/L/endpoints/E for the vertex "
+                              f"target, got {self.vertex_endpoint!r}")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.target)
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "StagingConfig":
+        return from_dict(cls, values)

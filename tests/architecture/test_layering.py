@@ -18,13 +18,8 @@ APPS = ("kfp_llmops.pipelines", "kfp_llmops.cli")  # the top: may use any compon
 # (importing module, imported component) still to be moved down into kfp_llmops/ (issue 35)
 KNOWN = {
     ("kfp_llmops.cli", "*"),  # the CLI is an application: it moves beside pipelines (issue 35)
-    ("kfp_llmops.preflight", "compilation.export_onnx"),
     ("kfp_llmops.preflight", "data.validate_dataset"),
-    ("kfp_llmops.preflight", "deployment.staging_smoke_test"),
-    ("kfp_llmops.preflight", "evaluation.evaluate_model"),
-    ("kfp_llmops.preflight", "evaluation.regression_gate"),
     ("kfp_llmops.preflight", "monitoring.monitor_model"),
-    ("kfp_llmops.preflight", "registry.await_approval"),
     ("kfp_llmops.preflight", "training.train_lora"),
 }
 KNOWN_CIRCLES: set[frozenset] = set()  # none left

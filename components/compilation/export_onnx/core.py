@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from kfp_llmops.adapters import weights_sha256
+from kfp_llmops.configs import EXPORTERS
 from kfp_llmops.onnx_runtime import CacheLayout, copy_model, external_files, onnx_greedy, session
 from kfp_llmops.errors import ConfigError, UserInputError
 
@@ -28,8 +29,7 @@ EXTERNAL_DATA_BYTES = 1_500_000_000  # above this many bytes of fp32 weights, th
 # starcoder2 and gpt2 pass (max |diff| < 1e-6, also past a sliding window), with either exporter.
 
 
-EXPORTERS = {"torchscript": 18, "torch.export": 23, "onnxruntime-genai": None}  # each exporter and its default opset
-# (onnxruntime-genai's builder picks its own)
+
 
 
 @dataclass(frozen=True)

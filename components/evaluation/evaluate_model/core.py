@@ -13,40 +13,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from kfp_llmops.components.evaluation.evaluate_model import metrics, safety_suite
-from kfp_llmops.config import from_dict
-from kfp_llmops.errors import ConfigError, UserInputError
+from kfp_llmops.configs import EvalConfig
+from kfp_llmops.errors import UserInputError
 from kfp_llmops.adapters import load_adapted
 from kfp_llmops.modeling import accelerator, collate, load_causal_lm
 from kfp_llmops.prompts import PromptFormat, last_user_text, split_reference
 
 CANDIDATE = "candidate"
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    max_new_tokens: int = 32
-    max_length: int = 256
-    batch_size: int = 32
-    golden_prompts: int = 20
-    latency_requests: int = 32
-    latency_tokens: int = 16
-    throughput_batch: int = 8
-    price_per_hour: float = 2.0
-    safety: bool = True
-    bootstrap_resamples: int = 1000
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("max_new_tokens", "max_length", "batch_size", "latency_requests", "latency_tokens", "throughput_batch",
-                     "bootstrap_resamples"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"EvalConfig.{name} must be > 0, got {getattr(self, name)!r}")
-        if self.golden_prompts < 0 or self.price_per_hour < 0:
-            raise ConfigError("EvalConfig.golden_prompts and price_per_hour must be >= 0")
-
-    @classmethod
-    def from_dict(cls, values: dict | None) -> "EvalConfig":
-        return from_dict(cls, values)
 
 
 def baseline_parts(spec, base_model: str = "") -> tuple[str, str | None]:

@@ -9,45 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kfp_llmops.config import from_dict
-from kfp_llmops.errors import ConfigError, UserInputError
+from kfp_llmops.configs import GateConfig
+from kfp_llmops.errors import UserInputError
 
-PRIMARY_METRICS = ("exact_match", "rouge_l", "bleu", "sentence_bleu")
 PRODUCTION = "production"
 
 
-@dataclass(frozen=True)
-class GateConfig:
-    """Thresholds, with defaults from common practice.
-
-    ``min_improvement``: relative (0.01 = 1 % of the baseline's score; absolute when that score is 0), against the
-    baselines in ``improve_over``. ``max_primary_drop``: absolute, in the primary metric's units (0.02 = 2 points of
-    exact match), against every other baseline. The other limits are relative (0.10 = 10 %) or absolute rates."""
-
-    primary_metric: str = "exact_match"
-    improve_over: tuple[str, ...] = ("base",)
-    min_improvement: float = 0.01
-    max_primary_drop: float = 0.02
-    max_p95_latency_increase: float = 0.10
-    max_attack_success_increase: float = 0.0
-    max_perplexity_increase: float = 0.05
-
-    def __post_init__(self) -> None:
-        if self.primary_metric not in PRIMARY_METRICS:
-            raise ConfigError(f"GateConfig.primary_metric must be one of {PRIMARY_METRICS}, got {self.primary_metric!r}")
-        improve = (self.improve_over,) if isinstance(self.improve_over, str) else self.improve_over
-        if not isinstance(improve, (list, tuple)) or not all(isinstance(x, str) and x for x in improve):
-            raise ConfigError(f"GateConfig.improve_over must be a list of baseline names, got {self.improve_over!r}")
-        object.__setattr__(self, "improve_over", tuple(improve))
-        for name in ("min_improvement", "max_primary_drop", "max_p95_latency_increase", "max_attack_success_increase",
-                     "max_perplexity_increase"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ConfigError(f"GateConfig.{name} must be a number >= 0, got {value!r}")
-
-    @classmethod
-    def from_dict(cls, values: dict | None) -> "GateConfig":
-        return from_dict(cls, values)
 
 
 @dataclass(frozen=True)

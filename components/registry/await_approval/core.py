@@ -15,24 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
-from kfp_llmops.errors import ConfigError, UserInputError
+from kfp_llmops.configs import ApprovalConfig
+from kfp_llmops.errors import UserInputError
 
 DECISION, BY, REASON, AT = "approval_decision", "approval_by", "approval_reason", "approval_at"
 APPROVED, REJECTED = "approved", "rejected"
-
-
-@dataclass(frozen=True)
-class ApprovalConfig:
-    """``required``: wait for a person's decision; ``timeout_s``: then reject (default a day); ``poll_s``: how often the
-    registry is read."""
-
-    required: bool = False
-    timeout_s: float = 86400.0
-    poll_s: float = 30.0
-
-    def __post_init__(self) -> None:
-        if self.timeout_s <= 0 or self.poll_s <= 0:
-            raise ConfigError(f"ApprovalConfig: timeout_s and poll_s must be > 0, got {self.timeout_s}, {self.poll_s}")
 
 
 @dataclass(frozen=True)
