@@ -275,7 +275,7 @@ def submit_vertex(args, arguments: dict) -> int:
 def cmd_validate(args) -> int:
     """Exit 0: passed; 1: a critical check failed; 2: the input (or a config) cannot be read."""
     from kfp_llmops.components.data.validate_dataset import core
-    from kfp_llmops.components.data.validate_dataset.screening import ScreeningConfig
+    from kfp_llmops.configs import ScreeningConfig
     from kfp_llmops.datasets import DatasetSpec
 
     try:

@@ -4,7 +4,8 @@ they are built. Never imports kfp."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
 from kfp_llmops.config import from_dict
 from kfp_llmops.errors import ConfigError
@@ -87,3 +88,156 @@ class ApprovalConfig:
     def __post_init__(self) -> None:
         if self.timeout_s <= 0 or self.poll_s <= 0:
             raise ConfigError(f"ApprovalConfig: timeout_s and poll_s must be > 0, got {self.timeout_s}, {self.poll_s}")
+
+
+# --- screening of training rows (validate_dataset) ------------------------------------------------------------
+
+PII_KINDS = ("email", "phone", "credit_card", "ip_address", "secret")
+ACTION_SEVERITY = {"fail": "critical", "report": "warning", "drop": "info", "mask": "info"}
+
+
+def _check_action(name: str, action: str, allowed: tuple[str, ...]) -> None:
+    if action not in allowed:
+        raise ConfigError(f"ScreeningConfig.{name}.action must be one of {allowed}, got {action!r}")
+
+
+@dataclass(frozen=True)
+class PiiConfig:
+    enabled: bool = True
+    action: str = "fail"
+    kinds: tuple[str, ...] = PII_KINDS
+    phone_region: str = "US"
+
+    def __post_init__(self) -> None:
+        _check_action("pii", self.action, ("fail", "drop", "mask", "report"))
+        unknown = sorted(set(self.kinds) - set(PII_KINDS))
+        if unknown:
+            raise ConfigError(f"ScreeningConfig.pii.kinds: unknown {unknown}; known are {list(PII_KINDS)}")
+
+
+@dataclass(frozen=True)
+class DuplicatesConfig:
+    enabled: bool = True
+    action: str = "drop"
+    threshold: float = 0.85
+    num_perm: int = 128
+    shingle_size: int = 3
+
+    def __post_init__(self) -> None:
+        _check_action("duplicates", self.action, ("fail", "drop", "report"))
+        if not 0.0 < self.threshold <= 1.0:
+            raise ConfigError(f"ScreeningConfig.duplicates.threshold must be in (0, 1], got {self.threshold!r}")
+
+
+@dataclass(frozen=True)
+class ContaminationConfig:
+    enabled: bool = True
+    action: str = "drop"
+    ngram: int = 13
+
+    def __post_init__(self) -> None:
+        _check_action("contamination", self.action, ("fail", "drop", "report"))
+        if self.ngram < 1:
+            raise ConfigError(f"ScreeningConfig.contamination.ngram must be >= 1, got {self.ngram!r}")
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    enabled: bool = True
+    action: str = "report"
+    threshold: float = 0.2
+
+    def __post_init__(self) -> None:
+        _check_action("drift", self.action, ("fail", "report"))
+        if self.threshold <= 0:
+            raise ConfigError(f"ScreeningConfig.drift.threshold must be > 0, got {self.threshold!r}")
+
+
+@dataclass(frozen=True)
+class ScreeningConfig:
+    pii: PiiConfig = field(default_factory=PiiConfig)
+    duplicates: DuplicatesConfig = field(default_factory=DuplicatesConfig)
+    contamination: ContaminationConfig = field(default_factory=ContaminationConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "ScreeningConfig":
+        return from_dict(cls, values)
+
+
+# --- production monitoring (monitor_model) -----------------------------------------------------------------------
+
+ACTIONS = ("rollback", "retrain")
+# common refusal openings of instruction-tuned models; replace them in config for your model and language
+REFUSALS = (r"^\s*(i'?m sorry|i am sorry|sorry,|i can(?:'|no)t|i cannot|i won'?t|i'?m (?:not able|unable)|"
+            r"i am (?:not able|unable)|as an ai\b)",)
+BACKENDS = ("kfp", "vertex")  # where a retraining run starts
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    max_input_psi: float = 0.2  # > 0.2 is commonly read as significant drift
+    max_output_psi: float = 0.2
+    max_refusal_rate_increase: float = 0.05  # absolute: served refusal rate minus the training responses'
+    slo_p95_ms: float = 0.0  # 0: no latency SLO
+    slo_error_rate: float = 0.01
+    min_requests: int = 50  # fewer logged requests: inconclusive, nothing is decided
+    on_breach: tuple[str, ...] = ()  # "rollback" (production back to previous), "retrain" (start a training run)
+    refusal_patterns: tuple[str, ...] = REFUSALS
+    window_s: float = 3600.0  # the Prometheus window of the SLO queries
+
+    def __post_init__(self) -> None:
+        actions = tuple(self.on_breach)
+        unknown = sorted(set(actions) - set(ACTIONS))
+        if unknown:
+            raise ConfigError(f"MonitorConfig.on_breach: unknown action(s) {unknown}; known: {list(ACTIONS)}")
+        object.__setattr__(self, "on_breach", actions)
+        for name in ("max_input_psi", "max_output_psi", "max_refusal_rate_increase", "slo_p95_ms", "window_s"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"MonitorConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.slo_error_rate <= 1 or self.min_requests < 1:
+            raise ConfigError("MonitorConfig: slo_error_rate must be in [0, 1] and min_requests >= 1")
+        patterns = tuple(self.refusal_patterns)
+        for p in patterns:
+            try:
+                re.compile(p)
+            except re.error as exc:
+                raise ConfigError(f"MonitorConfig.refusal_patterns: {p!r} is not a regular expression ({exc})") from None
+        object.__setattr__(self, "refusal_patterns", patterns)
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "MonitorConfig":
+        values = dict(values or {})
+        for key in ("on_breach", "refusal_patterns"):
+            if key in values and isinstance(values[key], list):
+                values[key] = tuple(values[key])
+        return from_dict(cls, values)
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    """Where and with what a retraining run starts. ``arguments``: the pipeline's parameters (``train_data`` pointing
+    at the newest data, ...)."""
+
+    backend: str = "kfp"
+    pipeline: str = "finetune-and-rollout"
+    host: str = ""  # kfp: the Kubeflow Pipelines API
+    experiment: str = "kfp-llmops-retraining"
+    project: str = ""  # vertex
+    location: str = "us-central1"
+    pipeline_root: str = ""  # vertex: gs://...
+    api_endpoint: str = ""  # vertex: another API endpoint (an emulator)
+    arguments: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"RetrainConfig.backend must be one of {BACKENDS} (on kfp.local, start `kfp-llmops run` "
+                              f"yourself), got {self.backend!r}")
+        if self.backend == "vertex" and not (self.project and self.pipeline_root.startswith("gs://")):
+            raise ConfigError("RetrainConfig: the vertex backend needs project and a gs:// pipeline_root")
+        if not isinstance(self.arguments, dict):
+            raise ConfigError("RetrainConfig.arguments must be a mapping of pipeline parameters")
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "RetrainConfig":
+        return from_dict(cls, values)

@@ -18,13 +18,13 @@ CONFIGS = {
     "eval_config": ("kfp_llmops.configs", "EvalConfig"),
     "gate_config": ("kfp_llmops.configs", "GateConfig"),
     "rollout_config": ("kfp_llmops.deployment.config", "RolloutConfig"),
-    "screening": ("kfp_llmops.components.data.validate_dataset.screening", "ScreeningConfig"),
+    "screening": ("kfp_llmops.configs", "ScreeningConfig"),
     "approval_config": ("kfp_llmops.configs", "ApprovalConfig"),
     "trainer_job": ("kfp_llmops.components.training.train_lora.trainer_job", "TrainerJobSpec"),
     "cost_config": ("kfp_llmops.cost", "CostConfig"),
     "staging_config": ("kfp_llmops.deployment.config", "StagingConfig"),
-    "monitor_config": ("kfp_llmops.components.monitoring.monitor_model.core", "MonitorConfig"),
-    "retrain_config": ("kfp_llmops.components.monitoring.monitor_model.actions", "RetrainConfig"),
+    "monitor_config": ("kfp_llmops.configs", "MonitorConfig"),
+    "retrain_config": ("kfp_llmops.configs", "RetrainConfig"),
 }
 LISTS = {"configs": "train_config"}  # lora-sweep: a list of training configs
 # inputs a remote run's steps read: a path on this machine means nothing to a cluster

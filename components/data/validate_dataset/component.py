@@ -33,7 +33,7 @@ def validate_dataset(
     from kfp.dsl import Dataset as _Dataset
 
     from kfp_llmops.components.data.validate_dataset import core
-    from kfp_llmops.components.data.validate_dataset.screening import ScreeningConfig
+    from kfp_llmops.configs import ScreeningConfig
     from kfp_llmops.datasets import DatasetSpec
     from kfp_llmops.errors import user_errors
     from kfp_llmops.lineage import lineage, sha256_path

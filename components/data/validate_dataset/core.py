@@ -352,7 +352,7 @@ def _isnan(value) -> bool:
 
 def screening_checks(screened, table: Table) -> list[CheckResult]:
     """The screening flags and drift scores as checks in the same report as the GX expectations."""
-    from kfp_llmops.components.data.validate_dataset.screening import ACTION_SEVERITY
+    from kfp_llmops.configs import ACTION_SEVERITY
 
     checks = []
     for flag in screened.flags:
@@ -374,7 +374,8 @@ def screening_checks(screened, table: Table) -> list[CheckResult]:
 def validate(table: Table, cfg: ValidationConfig | None = None, screening=None, eval_table: Table | None = None,
              reference: Table | None = None) -> tuple[ValidationResult, Table]:
     """The GX suite, then screening; returns the result and the table to pass on (rows dropped, PII masked)."""
-    from kfp_llmops.components.data.validate_dataset.screening import ScreeningConfig, screen
+    from kfp_llmops.components.data.validate_dataset.screening import screen
+    from kfp_llmops.configs import ScreeningConfig
 
     result = validate_table(table, cfg)
     screening = screening or ScreeningConfig()

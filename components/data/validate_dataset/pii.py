@@ -9,7 +9,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-KINDS = ("email", "phone", "credit_card", "ip_address", "secret")
+from kfp_llmops.configs import PII_KINDS
+
 
 _EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
 _CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
@@ -91,7 +92,7 @@ def find_ips(text: str) -> list[Finding]:
     return out
 
 
-def find_pii(text: str, kinds=KINDS, phone_region: str = "US") -> list[Finding]:
+def find_pii(text: str, kinds=PII_KINDS, phone_region: str = "US") -> list[Finding]:
     """Every finding in ``text``, by position; overlapping findings keep the longest."""
     if not isinstance(text, str) or not text:
         return []

@@ -8,81 +8,8 @@ from dataclasses import dataclass, field
 
 from kfp_llmops import drift
 from kfp_llmops.components.data.validate_dataset import contamination, dedup, pii
-from kfp_llmops.config import from_dict
+from kfp_llmops.configs import PiiConfig, ScreeningConfig
 from kfp_llmops.datasets import Table
-from kfp_llmops.errors import ConfigError
-
-ACTION_SEVERITY = {"fail": "critical", "report": "warning", "drop": "info", "mask": "info"}
-
-
-def _check_action(name: str, action: str, allowed: tuple[str, ...]) -> None:
-    if action not in allowed:
-        raise ConfigError(f"ScreeningConfig.{name}.action must be one of {allowed}, got {action!r}")
-
-
-@dataclass(frozen=True)
-class PiiConfig:
-    enabled: bool = True
-    action: str = "fail"
-    kinds: tuple[str, ...] = pii.KINDS
-    phone_region: str = "US"
-
-    def __post_init__(self) -> None:
-        _check_action("pii", self.action, ("fail", "drop", "mask", "report"))
-        unknown = sorted(set(self.kinds) - set(pii.KINDS))
-        if unknown:
-            raise ConfigError(f"ScreeningConfig.pii.kinds: unknown {unknown}; known are {list(pii.KINDS)}")
-
-
-@dataclass(frozen=True)
-class DuplicatesConfig:
-    enabled: bool = True
-    action: str = "drop"
-    threshold: float = 0.85
-    num_perm: int = 128
-    shingle_size: int = 3
-
-    def __post_init__(self) -> None:
-        _check_action("duplicates", self.action, ("fail", "drop", "report"))
-        if not 0.0 < self.threshold <= 1.0:
-            raise ConfigError(f"ScreeningConfig.duplicates.threshold must be in (0, 1], got {self.threshold!r}")
-
-
-@dataclass(frozen=True)
-class ContaminationConfig:
-    enabled: bool = True
-    action: str = "drop"
-    ngram: int = 13
-
-    def __post_init__(self) -> None:
-        _check_action("contamination", self.action, ("fail", "drop", "report"))
-        if self.ngram < 1:
-            raise ConfigError(f"ScreeningConfig.contamination.ngram must be >= 1, got {self.ngram!r}")
-
-
-@dataclass(frozen=True)
-class DriftConfig:
-    enabled: bool = True
-    action: str = "report"
-    threshold: float = 0.2
-
-    def __post_init__(self) -> None:
-        _check_action("drift", self.action, ("fail", "report"))
-        if self.threshold <= 0:
-            raise ConfigError(f"ScreeningConfig.drift.threshold must be > 0, got {self.threshold!r}")
-
-
-@dataclass(frozen=True)
-class ScreeningConfig:
-    pii: PiiConfig = field(default_factory=PiiConfig)
-    duplicates: DuplicatesConfig = field(default_factory=DuplicatesConfig)
-    contamination: ContaminationConfig = field(default_factory=ContaminationConfig)
-    drift: DriftConfig = field(default_factory=DriftConfig)
-
-    @classmethod
-    def from_dict(cls, values: dict | None) -> "ScreeningConfig":
-        return from_dict(cls, values)
-
 
 @dataclass
 class Flag:

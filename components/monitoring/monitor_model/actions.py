@@ -11,41 +11,8 @@ client), with ``RetrainConfig.arguments``. Never imports kfp at module level.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from kfp_llmops.config import from_dict
+from kfp_llmops.configs import RetrainConfig
 from kfp_llmops.errors import ConfigError, UserInputError
-
-BACKENDS = ("kfp", "vertex")
-
-
-@dataclass(frozen=True)
-class RetrainConfig:
-    """Where and with what a retraining run starts. ``arguments``: the pipeline's parameters (``train_data`` pointing
-    at the newest data, ...)."""
-
-    backend: str = "kfp"
-    pipeline: str = "finetune-and-rollout"
-    host: str = ""  # kfp: the Kubeflow Pipelines API
-    experiment: str = "kfp-llmops-retraining"
-    project: str = ""  # vertex
-    location: str = "us-central1"
-    pipeline_root: str = ""  # vertex: gs://...
-    api_endpoint: str = ""  # vertex: another API endpoint (an emulator)
-    arguments: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"RetrainConfig.backend must be one of {BACKENDS} (on kfp.local, start `kfp-llmops run` "
-                              f"yourself), got {self.backend!r}")
-        if self.backend == "vertex" and not (self.project and self.pipeline_root.startswith("gs://")):
-            raise ConfigError("RetrainConfig: the vertex backend needs project and a gs:// pipeline_root")
-        if not isinstance(self.arguments, dict):
-            raise ConfigError("RetrainConfig.arguments must be a mapping of pipeline parameters")
-
-    @classmethod
-    def from_dict(cls, values: dict | None) -> "RetrainConfig":
-        return from_dict(cls, values)
 
 
 def rollback_production(registry, model_name: str, target: str, *, kserve_api=None, namespace: str = "",

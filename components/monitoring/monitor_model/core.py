@@ -21,54 +21,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from kfp_llmops.config import from_dict
+from kfp_llmops.configs import MonitorConfig
 from kfp_llmops.errors import ConfigError, UserInputError
 from kfp_llmops.serving.payload_log import REQUEST_TYPE, RESPONSE_TYPE  # KServe's CloudEvent types
-
-ACTIONS = ("rollback", "retrain")
-# common refusal openings of instruction-tuned models; replace them in config for your model and language
-REFUSALS = (r"^\s*(i'?m sorry|i am sorry|sorry,|i can(?:'|no)t|i cannot|i won'?t|i'?m (?:not able|unable)|"
-            r"i am (?:not able|unable)|as an ai\b)",)
-
-
-@dataclass(frozen=True)
-class MonitorConfig:
-    max_input_psi: float = 0.2  # > 0.2 is commonly read as significant drift
-    max_output_psi: float = 0.2
-    max_refusal_rate_increase: float = 0.05  # absolute: served refusal rate minus the training responses'
-    slo_p95_ms: float = 0.0  # 0: no latency SLO
-    slo_error_rate: float = 0.01
-    min_requests: int = 50  # fewer logged requests: inconclusive, nothing is decided
-    on_breach: tuple[str, ...] = ()  # "rollback" (production back to previous), "retrain" (start a training run)
-    refusal_patterns: tuple[str, ...] = REFUSALS
-    window_s: float = 3600.0  # the Prometheus window of the SLO queries
-
-    def __post_init__(self) -> None:
-        actions = tuple(self.on_breach)
-        unknown = sorted(set(actions) - set(ACTIONS))
-        if unknown:
-            raise ConfigError(f"MonitorConfig.on_breach: unknown action(s) {unknown}; known: {list(ACTIONS)}")
-        object.__setattr__(self, "on_breach", actions)
-        for name in ("max_input_psi", "max_output_psi", "max_refusal_rate_increase", "slo_p95_ms", "window_s"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"MonitorConfig.{name} must be >= 0, got {getattr(self, name)}")
-        if not 0 <= self.slo_error_rate <= 1 or self.min_requests < 1:
-            raise ConfigError("MonitorConfig: slo_error_rate must be in [0, 1] and min_requests >= 1")
-        patterns = tuple(self.refusal_patterns)
-        for p in patterns:
-            try:
-                re.compile(p)
-            except re.error as exc:
-                raise ConfigError(f"MonitorConfig.refusal_patterns: {p!r} is not a regular expression ({exc})") from None
-        object.__setattr__(self, "refusal_patterns", patterns)
-
-    @classmethod
-    def from_dict(cls, values: dict | None) -> "MonitorConfig":
-        values = dict(values or {})
-        for key in ("on_breach", "refusal_patterns"):
-            if key in values and isinstance(values[key], list):
-                values[key] = tuple(values[key])
-        return from_dict(cls, values)
 
 
 @dataclass

@@ -8,7 +8,7 @@ import pytest
 from kfp_llmops.components.data.validate_dataset import core
 from kfp_llmops.components.data.validate_dataset.contamination import contaminated_rows
 from kfp_llmops.components.data.validate_dataset.dedup import exact_duplicates, near_duplicates
-from kfp_llmops.components.data.validate_dataset.screening import ScreeningConfig
+from kfp_llmops.configs import ScreeningConfig
 from kfp_llmops.datasets import read_jsonl, read_table
 from kfp_llmops.errors import ConfigError
 
