@@ -4,11 +4,14 @@ they are built. Never imports kfp."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 
 from kfp_llmops.config import from_dict
 from kfp_llmops.errors import ConfigError
+from kfp_llmops.modeling import BASE_DTYPES, QUANTIZATIONS
 
 EXPORTERS = {"torchscript": 18, "torch.export": 23, "onnxruntime-genai": None}  # each exporter and its default opset
 # (onnxruntime-genai's builder picks its own)
@@ -241,3 +244,154 @@ class RetrainConfig:
     @classmethod
     def from_dict(cls, values: dict | None) -> "RetrainConfig":
         return from_dict(cls, values)
+
+
+# --- training (train_lora) ----------------------------------------------------------------------------------------
+
+PRECISIONS = ("auto", "fp32", "bf16")
+STRATEGIES = ("ddp", "fsdp")
+PLATFORMS = ("kubeflow", "vertex")  # where a Trainer job runs
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """LoRA training settings; built from a dict (a pipeline parameter) with unknown fields rejected.
+
+    ``pack_length``: row width for sequence packing (0: padded batches, -1: the batch's longest example).
+    ``max_seq_length``: examples are cut to this many tokens (0: as prepared). ``precision``: ``auto`` (bf16 on a GPU
+    that has it, fp32 on CPU), ``fp32`` or ``bf16`` (autocast). ``gradient_checkpointing``: recompute activations in
+    the backward pass (less memory, ~30 % more compute). ``eval_every``: validation loss every N steps (0: at the end
+    only); ``early_stopping_patience``: stop after that many evaluations without improvement and keep the best
+    weights (0: never). ``use_liger``: Liger's fused kernels (liger-kernel must be installed; GPU).
+    ``base_dtype``: the frozen base weights' dtype, ``auto`` (bf16 on a GPU that has it, fp16 on older GPUs, fp32 on
+    CPU), ``fp32``, ``bf16`` or ``fp16``; LoRA weights and their optimizer state stay fp32. ``quantization``: ``nf4``
+    loads the base in 4-bit NF4 with double quantization (QLoRA, bitsandbytes, CUDA only; compute in ``base_dtype``).
+    ``torch_compile``: each decoder layer through ``torch.compile`` (the same losses; the first step compiles, tens of
+    seconds, later ones are faster: for long runs). Needs a C/C++ compiler where it runs (the image has g++).
+    """
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: str | list[str] = "all-linear"
+    learning_rate: float = 3e-3
+    max_steps: int = 300
+    batch_size: int = 32
+    warmup_steps: int = 10
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    checkpoint_dir: str = ""
+    checkpoint_every: int = 50
+    pack_length: int = 512
+    gradient_accumulation: int = 1
+    epochs: float = 0.0
+    max_seq_length: int = 0
+    precision: str = "auto"
+    gradient_checkpointing: bool = False
+    eval_every: int = 0
+    early_stopping_patience: int = 0
+    use_liger: bool = False
+    memory_check: bool = True  # plan memory from config.json before loading, and fail fast when it will not fit
+    base_dtype: str = "auto"
+    quantization: str = "none"
+    strategy: str = "ddp"  # with several processes: ddp (replicated) or fsdp (sharded, torch FSDP2)
+    torch_compile: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("r", "alpha", "max_steps", "batch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
+                raise ConfigError(f"TrainConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"TrainConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"TrainConfig.learning_rate must be > 0, got {self.learning_rate!r}")
+        if not isinstance(self.gradient_accumulation, int) or self.gradient_accumulation < 1:
+            raise ConfigError(f"TrainConfig.gradient_accumulation must be an integer >= 1, got {self.gradient_accumulation!r}")
+        if self.epochs < 0:
+            raise ConfigError(f"TrainConfig.epochs must be >= 0 (0: use max_steps), got {self.epochs!r}")
+        if self.pack_length < -1:
+            raise ConfigError(f"TrainConfig.pack_length must be -1 (longest in batch), 0 (no packing) or > 0, got {self.pack_length!r}")
+        if self.checkpoint_every < 0:
+            raise ConfigError(f"TrainConfig.checkpoint_every must be >= 0, got {self.checkpoint_every!r}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"TrainConfig.warmup_steps must be >= 0, got {self.warmup_steps!r}")
+        if not self.target_modules:
+            raise ConfigError("TrainConfig.target_modules must be 'all-linear' or a non-empty list of module names")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"TrainConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        for name in ("max_seq_length", "eval_every", "early_stopping_patience"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ConfigError(f"TrainConfig.{name} must be an integer >= 0, got {getattr(self, name)!r}")
+        if self.base_dtype not in BASE_DTYPES:
+            raise ConfigError(f"TrainConfig.base_dtype must be one of {BASE_DTYPES}, got {self.base_dtype!r}")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"TrainConfig.strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if self.quantization not in QUANTIZATIONS:
+            raise ConfigError(f"TrainConfig.quantization must be one of {QUANTIZATIONS}, got {self.quantization!r}")
+        if self.early_stopping_patience and not self.eval_every:
+            raise ConfigError("TrainConfig.early_stopping_patience needs eval_every > 0 (evaluations to compare)")
+
+    def resolved_precision(self, cuda: bool, bf16_supported: bool) -> str:
+        """``auto``: bf16 on a GPU that supports it, else fp32 (CPU)."""
+        if self.precision == "auto":
+            return "bf16" if cuda and bf16_supported else "fp32"
+        return self.precision
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "TrainConfig":
+        return from_dict(cls, values)
+
+    @classmethod
+    def from_yaml(cls, path: str) -> "TrainConfig":
+        import yaml
+
+        try:
+            values = yaml.safe_load(open(path, encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: cannot read the training config ({exc})") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: the training config must be a mapping of TrainConfig fields")
+        return cls.from_dict(values)
+
+    def total_steps(self, train_rows: int) -> int:
+        """``max_steps``, or, when ``epochs`` > 0, the optimizer steps that many passes over ``train_rows`` take."""
+        if self.epochs <= 0:
+            return self.max_steps
+        per_step = self.batch_size * self.gradient_accumulation
+        return max(1, math.ceil(self.epochs * train_rows / per_step))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainerJobSpec:
+    num_nodes: int
+    shared_dir: str
+    namespace: str = ""  # Kubeflow: where the TrainJob goes
+    procs_per_node: int = 1
+    gpus_per_node: int = 1
+    cpu: str = "8"
+    memory: str = "32Gi"
+    runtime: str = "torch-distributed"
+    runtime_kind: str = "ClusterTrainingRuntime"
+    image: str = ""
+    timeout_s: float = 24 * 3600
+    poll_s: float = 30.0
+    # Vertex AI (the pipeline compiled for vertex trains there): machines of the chief and the workers
+    machine_type: str = "g2-standard-24"
+    accelerator_type: str = "NVIDIA_L4"
+    project: str = ""  # default: the pipeline job's project
+    location: str = ""  # default: the pipeline job's region
+    staging_bucket: str = ""  # gs://... for the job's own files; default: the bucket of shared_dir
+    service_account: str = ""
+
+    def __post_init__(self) -> None:
+        if self.num_nodes < 1 or self.procs_per_node < 1 or self.gpus_per_node < 0:
+            raise ConfigError("TrainerJobSpec: num_nodes and procs_per_node must be >= 1, gpus_per_node >= 0")
+        if not self.shared_dir.startswith("/"):
+            raise ConfigError(f"TrainerJobSpec.shared_dir must be an absolute path on a volume every node mounts "
+                              f"(a ReadWriteMany PVC), got {self.shared_dir!r}")
+        if self.runtime_kind not in ("ClusterTrainingRuntime", "TrainingRuntime"):
+            raise ConfigError(f"TrainerJobSpec.runtime_kind must be ClusterTrainingRuntime or TrainingRuntime, got {self.runtime_kind!r}")

@@ -14,13 +14,13 @@ from kfp_llmops.errors import ConfigError, UserInputError
 
 # pipeline parameter -> (module, class): the typed config it is read into inside the steps
 CONFIGS = {
-    "train_config": ("kfp_llmops.components.training.train_lora.core", "TrainConfig"),
+    "train_config": ("kfp_llmops.configs", "TrainConfig"),
     "eval_config": ("kfp_llmops.configs", "EvalConfig"),
     "gate_config": ("kfp_llmops.configs", "GateConfig"),
     "rollout_config": ("kfp_llmops.deployment.config", "RolloutConfig"),
     "screening": ("kfp_llmops.configs", "ScreeningConfig"),
     "approval_config": ("kfp_llmops.configs", "ApprovalConfig"),
-    "trainer_job": ("kfp_llmops.components.training.train_lora.trainer_job", "TrainerJobSpec"),
+    "trainer_job": ("kfp_llmops.configs", "TrainerJobSpec"),
     "cost_config": ("kfp_llmops.cost", "CostConfig"),
     "staging_config": ("kfp_llmops.deployment.config", "StagingConfig"),
     "monitor_config": ("kfp_llmops.configs", "MonitorConfig"),

@@ -18,7 +18,6 @@ APPS = ("kfp_llmops.pipelines", "kfp_llmops.cli")  # the top: may use any compon
 # (importing module, imported component) still to be moved down into kfp_llmops/ (issue 35)
 KNOWN = {
     ("kfp_llmops.cli", "*"),  # the CLI is an application: it moves beside pipelines (issue 35)
-    ("kfp_llmops.preflight", "training.train_lora"),
 }
 KNOWN_CIRCLES: set[frozenset] = set()  # none left
 

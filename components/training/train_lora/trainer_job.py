@@ -22,45 +22,11 @@ import json
 import time
 from dataclasses import dataclass
 
+from kfp_llmops.configs import PLATFORMS, TrainerJobSpec
 from kfp_llmops.errors import ConfigError, UserInputError
 
 GROUP, VERSION, PLURAL = "trainer.kubeflow.org", "v1alpha1", "trainjobs"
 TRAINER_TOKEN_DIR = "/var/run/secrets/kfp-llmops/trainer"  # pipelines/platform.py mounts the token Secret here
-
-
-PLATFORMS = ("kubeflow", "vertex")
-
-
-@dataclass(frozen=True)
-class TrainerJobSpec:
-    num_nodes: int
-    shared_dir: str
-    namespace: str = ""  # Kubeflow: where the TrainJob goes
-    procs_per_node: int = 1
-    gpus_per_node: int = 1
-    cpu: str = "8"
-    memory: str = "32Gi"
-    runtime: str = "torch-distributed"
-    runtime_kind: str = "ClusterTrainingRuntime"
-    image: str = ""
-    timeout_s: float = 24 * 3600
-    poll_s: float = 30.0
-    # Vertex AI (the pipeline compiled for vertex trains there): machines of the chief and the workers
-    machine_type: str = "g2-standard-24"
-    accelerator_type: str = "NVIDIA_L4"
-    project: str = ""  # default: the pipeline job's project
-    location: str = ""  # default: the pipeline job's region
-    staging_bucket: str = ""  # gs://... for the job's own files; default: the bucket of shared_dir
-    service_account: str = ""
-
-    def __post_init__(self) -> None:
-        if self.num_nodes < 1 or self.procs_per_node < 1 or self.gpus_per_node < 0:
-            raise ConfigError("TrainerJobSpec: num_nodes and procs_per_node must be >= 1, gpus_per_node >= 0")
-        if not self.shared_dir.startswith("/"):
-            raise ConfigError(f"TrainerJobSpec.shared_dir must be an absolute path on a volume every node mounts "
-                              f"(a ReadWriteMany PVC), got {self.shared_dir!r}")
-        if self.runtime_kind not in ("ClusterTrainingRuntime", "TrainingRuntime"):
-            raise ConfigError(f"TrainerJobSpec.runtime_kind must be ClusterTrainingRuntime or TrainingRuntime, got {self.runtime_kind!r}")
 
 
 def check_platform(spec: TrainerJobSpec, platform: str) -> None:
