@@ -41,11 +41,6 @@ PLAIN_TEMPLATE = (
 )
 
 
-def format_prompt(instruction: str) -> str:
-    """The plain format's prompt for one instruction (what a model trained with ``prompt_format: plain`` sees)."""
-    return instruction.strip() + "\n"
-
-
 @dataclass(frozen=True)
 class PromptFormat:
     """``template``: Jinja over ``messages`` (and ``add_generation_prompt``, ``eos_token``, ``bos_token``);

@@ -88,7 +88,7 @@ def onnx_repository(base_model, tokenizer, tmp_path_factory) -> Path:
     from kfp_llmops.onnx_runtime import session
     from kfp_llmops.serving.triton_repository import write_repository
     from kfp_llmops.modeling import load_causal_lm
-    from kfp_llmops.prompts import format_prompt
+    from prompting import format_prompt
 
     out = tmp_path_factory.mktemp("onnx")
     export_with_parity(load_causal_lm(base_model).eval(), tokenizer, [format_prompt("copy: sun moon")], out / "export")

@@ -9,7 +9,7 @@ import yaml
 
 from kfp_llmops.deployment import kserve
 from kfp_llmops.images import TRITON_IMAGE
-from kfp_llmops.k8s_schema import crd_errors
+from k8s_schema import crd_errors
 from kfp_llmops.pipelines.platform import DEFAULT_SETTINGS
 
 MANIFESTS = sorted((Path(__file__).resolve().parents[2] / "manifests").glob("*.yaml"))

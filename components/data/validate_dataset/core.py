@@ -420,8 +420,3 @@ def write_outputs(result: ValidationResult, cleaned: Table, *, report_path, gx_r
     if data_path is not None:
         with atomic_file(data_path) as tmp:
             write_canonical_jsonl(cleaned, tmp)
-
-
-def raise_on_failure(result: ValidationResult) -> None:
-    if not result.success:
-        raise UserInputError("data validation failed:\n" + result.summary())

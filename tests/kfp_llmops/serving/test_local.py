@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from kfp_llmops.onnx_runtime import layout_of, session
-from kfp_llmops.prompts import format_prompt
+from prompting import format_prompt
 from kfp_llmops.serving.local import infer_logits, local_server
 
 

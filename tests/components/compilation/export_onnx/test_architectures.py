@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM
 from kfp_llmops.adapters import merged_model
 from kfp_llmops.components.compilation.export_onnx import core
 from kfp_llmops.components.training.train_lora.core import TrainConfig
-from kfp_llmops.prompts import format_prompt
+from prompting import format_prompt
 
 @pytest.mark.parametrize("model_type", sorted(SHAPES))
 def test_architecture_goes_through_prepare_train_merge_export_evaluate(model_type, tokenizer, demo_assets, tmp_path):

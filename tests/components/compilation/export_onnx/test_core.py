@@ -10,7 +10,7 @@ from kfp_llmops.serving import triton_repository as repository
 from kfp_llmops.datasets import instruction_pairs, read_jsonl
 from kfp_llmops.errors import ConfigError, UserInputError
 from kfp_llmops.modeling import load_causal_lm
-from kfp_llmops.prompts import format_prompt
+from prompting import format_prompt
 
 PROMPTS = [format_prompt(p) for p in ("reverse: apple bird cake", "sort: zoo map", "copy: sun")]
 

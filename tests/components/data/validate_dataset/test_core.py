@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -30,8 +31,7 @@ def test_missing_response_names_expectation_field_and_line(tmp_path, write_jsonl
     result = _validate(tmp_path, write_jsonl, rows)
     assert not result.success
     assert _failed(result) == {("expect_column_values_to_not_be_null", "response"): ("critical", [7])}
-    with pytest.raises(UserInputError, match=r"not_be_null failed on field 'response': 1 row\(s\); line\(s\) 7"):
-        core.raise_on_failure(result)
+    assert re.search(r"not_be_null failed on field 'response': 1 row\(s\); line\(s\) 7", result.summary())
 
 
 def test_blank_values_numbers_and_duplicates_are_each_reported(tmp_path, write_jsonl):

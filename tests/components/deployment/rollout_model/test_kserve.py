@@ -14,7 +14,7 @@ from kfp_llmops.deployment import kserve
 from kfp_llmops.components.deployment.rollout_model import core, targets
 from kfp_llmops.deployment.metrics import Prometheus
 from kfp_llmops.errors import ConfigError, UserInputError
-from kfp_llmops.k8s_schema import crd_errors
+from k8s_schema import crd_errors
 
 PATH = "/apis/serving.kserve.io/v1beta1/namespaces/team-a/inferenceservices/reverser"
 STORAGE = "gs://bucket/runs/7/export-onnx/onnx_model"

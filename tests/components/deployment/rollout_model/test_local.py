@@ -91,7 +91,7 @@ def other_model_repository(base_model, tokenizer, tmp_path_factory) -> Path:
     from kfp_llmops.components.compilation.export_onnx.core import export_with_parity
     from kfp_llmops.onnx_runtime import session
     from kfp_llmops.serving.triton_repository import write_repository
-    from kfp_llmops.prompts import format_prompt
+    from prompting import format_prompt
 
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(base_model)).eval()

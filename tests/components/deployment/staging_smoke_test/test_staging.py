@@ -10,7 +10,7 @@ from recording_server import RecordingServer
 from kfp_llmops.components.deployment.staging_smoke_test import core
 from kfp_llmops.components.deployment.staging_smoke_test.deploy import golden_prompts, staged
 from kfp_llmops.errors import ConfigError
-from kfp_llmops.k8s_schema import crd_errors
+from k8s_schema import crd_errors
 from kfp_llmops.serving.local import local_server
 
 STORAGE = "gs://bucket/runs/8/export-onnx/onnx_model"

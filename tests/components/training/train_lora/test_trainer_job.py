@@ -20,7 +20,7 @@ from kfp_llmops.config import from_dict
 from kfp_llmops.datasets import instruction_pairs, read_jsonl
 from kfp_llmops.errors import ConfigError, UserInputError
 from kfp_llmops.images import RUNTIME_IMAGE
-from kfp_llmops.k8s_schema import crd_errors
+from k8s_schema import crd_errors
 
 SPEC = {"namespace": "team-a", "num_nodes": 2, "shared_dir": "/mnt/shared", "gpus_per_node": 8}
 
