@@ -300,14 +300,11 @@ def cmd_validate(args) -> int:
 
 def cmd_evaluate(args) -> int:
     """Exit 0: the gate promotes; 1: it blocks; 2: bad input (missing model, empty eval set, bad config...)."""
-    from kfp_llmops.adapters import load_adapted
     from kfp_llmops.handoff import write_results
     from kfp_llmops.components.evaluation.evaluate_model import core
     from kfp_llmops.components.evaluation.evaluate_model.report import render_html
     from kfp_llmops.components.evaluation.regression_gate.core import GateConfig, decide
     from kfp_llmops.datasets import read_jsonl, records
-    from kfp_llmops.modeling import load_tokenizer
-    from kfp_llmops.prompts import PromptFormat
 
     try:
         cfg = core.EvalConfig.from_dict(_json_arg(args.eval_config, "--eval-config") if args.eval_config else None)
@@ -315,13 +312,8 @@ def cmd_evaluate(args) -> int:
         pairs = records(read_jsonl(args.eval_data))
         if not Path(args.adapter).is_dir():
             raise UserInputError(f"--adapter {args.adapter}: no such adapter folder")
-        tokenizer = load_tokenizer(args.base_model)
         named = {"base": args.base_model, **dict(_key_value(b, "--baseline") for b in args.baseline or [])}
-        baselines = core.load_baselines(named, tokenizer, args.base_model, on_accelerator=True)
-        candidate = load_adapted(args.base_model, args.adapter, merge=True, on_accelerator=True)
-        fmt = PromptFormat.load(args.adapter)  # the format the adapter was trained in
-        formats = {core.CANDIDATE: fmt, **{n: core.baseline_format(s, args.base_model, fmt) for n, s in named.items()}}
-        report = core.evaluate_all(candidate, baselines, tokenizer, pairs, cfg, formats)
+        report = core.evaluate_adapter(args.base_model, args.adapter, pairs, named, cfg)
         decision = decide(report["comparisons"], gate_cfg)
     except UserInputError as exc:
         print(f"kfp-llmops evaluate: error: {exc}", file=sys.stderr)

@@ -31,22 +31,19 @@ def evaluate_model(
 
     started = time.monotonic()
 
-    from kfp_llmops.adapters import load_adapted
     from kfp_llmops.components.evaluation.evaluate_model import core
     from kfp_llmops.handoff import write_results
     from kfp_llmops.components.evaluation.evaluate_model.report import render_html
     from kfp_llmops.cost import usage
     from kfp_llmops.datasets import read_jsonl, records
-    from kfp_llmops.prompts import PromptFormat
     from kfp_llmops.errors import user_errors
     from kfp_llmops.lineage import atomic_dir, atomic_file, lineage
-    from kfp_llmops.modeling import load_tokenizer, use_base_model
+    from kfp_llmops.modeling import use_base_model
 
     with user_errors():
         use_base_model(base_model, base.path if base is not None else None)
         cfg = core.EvalConfig.from_dict(dict(eval_config))
         pairs = records(read_jsonl(eval_dataset.path))
-        tokenizer = load_tokenizer(base_model)
         info = None
         if production is not None:
             from kfp_llmops.handoff import read_production
@@ -55,11 +52,7 @@ def evaluate_model(
             if info["found"]:
                 print(f"baseline 'production': {info['model_name']} version {info['version']} from {info['registry_uri']}")
         named = core.named_baselines(base_model, info, dict(baseline_models))
-        baselines = core.load_baselines(named, tokenizer, base_model, on_accelerator=True)
-        candidate = load_adapted(base_model, adapter.path, merge=True, on_accelerator=True)
-        fmt = PromptFormat.load(adapter.path)  # the format the candidate was trained in, as it will be served
-        formats = {core.CANDIDATE: fmt, **{n: core.baseline_format(s, base_model, fmt) for n, s in named.items()}}
-        result = core.evaluate_all(candidate, baselines, tokenizer, pairs, cfg, formats)
+        result = core.evaluate_adapter(base_model, adapter.path, pairs, named, cfg)
     with atomic_dir(results.path) as tmp:
         write_results(result, tmp)
     with atomic_file(report.path) as tmp:

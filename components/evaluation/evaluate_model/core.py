@@ -289,6 +289,21 @@ def _ratio_ci(candidate_ms, baseline_ms, cfg: EvalConfig) -> tuple[float, float]
     return float(np.quantile(ratios, 0.025)), float(np.quantile(ratios, 0.975))
 
 
+def evaluate_adapter(base_model: str, adapter_dir: str, pairs, named: dict, cfg: EvalConfig) -> dict:
+    """The one evaluation path of the step and of ``kfp-llmops evaluate``: the candidate (``base_model`` with the
+    adapter merged, as served, prompted in the format it was trained in) and each ``named`` baseline (see
+    :func:`baseline_parts`) on the same examples; :func:`evaluate_all`'s report."""
+    from kfp_llmops.modeling import load_tokenizer
+    from kfp_llmops.prompts import PromptFormat
+
+    tokenizer = load_tokenizer(base_model)
+    baselines = load_baselines(named, tokenizer, base_model, on_accelerator=True)
+    candidate = load_adapted(base_model, adapter_dir, merge=True, on_accelerator=True)
+    fmt = PromptFormat.load(adapter_dir)
+    formats = {CANDIDATE: fmt, **{n: baseline_format(spec, base_model, fmt) for n, spec in named.items()}}
+    return evaluate_all(candidate, baselines, tokenizer, pairs, cfg, formats)
+
+
 def evaluate_all(candidate, baselines: dict, tokenizer, pairs, cfg: EvalConfig | None = None,
                  formats: dict | None = None) -> dict:
     """Evaluates the candidate and each baseline (``{name: model}``) on the same records (pairs or conversations),
