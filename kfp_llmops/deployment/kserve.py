@@ -66,9 +66,7 @@ def adapter_args(name: str, base_model: str, base_revision: str, rank: int) -> l
     storage initializer: megabytes) served as ``name``, the name clients already call."""
     import json
 
-    from kfp_llmops.modeling import split_revision
-
-    base, pinned = split_revision(base_model) if "@" in base_model else (base_model, None)
+    base, _, pinned = base_model.partition("@")  # as written: a manifest names the hub id, never a run's local copy
     if not is_hub_id(base):
         raise ConfigError(f"the kserve target serves an adapter on a base it loads by hub id (--model_id); base_model "
                           f"{base_model!r} is not one. Use a hub id (a private hub or mirror through HF_ENDPOINT), or "
@@ -84,9 +82,7 @@ def render_llm_inference_service(name: str, namespace: str, base_model: str, ada
     """An ``LLMInferenceService`` (serving.kserve.io/v1alpha2, llm-d): the base once, each ``(name, uri)`` adapter
     served by name (vLLM ``--enable-lora``, configured by KServe's controller), every replica holding all of them.
     Adapter URIs must be ``hf://``, ``s3://`` or ``pvc://`` (what the controller downloads)."""
-    from kfp_llmops.modeling import split_revision
-
-    base, _ = split_revision(base_model) if "@" in base_model else (base_model, None)
+    base = base_model.partition("@")[0]
     if not is_hub_id(base) and not base.startswith(LORA_URI_SCHEMES):
         raise ConfigError(f"LLMInferenceService: base_model {base_model!r} is neither a hub id nor an hf://, s3:// or "
                           "pvc:// URI")
