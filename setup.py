@@ -1,14 +1,14 @@
-"""Maps the top-level ``components/`` and ``pipelines/`` folders into the ``kfp_llmops`` package.
+"""Maps the top-level ``components/``, ``pipelines/`` and ``cli/`` folders into the ``kfp_llmops`` package.
 
 Everything else lives in pyproject.toml; this file exists only because the package list is computed.
 """
 
 from setuptools import find_packages, setup
 
-package_dir = {"kfp_llmops": "kfp_llmops", "kfp_llmops.components": "components", "kfp_llmops.pipelines": "pipelines"}
+FOLDERS = ("components", "pipelines", "cli")  # each becomes kfp_llmops.<folder>
+package_dir = {"kfp_llmops": "kfp_llmops", **{f"kfp_llmops.{folder}": folder for folder in FOLDERS}}
 packages = [
     *(f"kfp_llmops.{p}" if p else "kfp_llmops" for p in [""] + find_packages("kfp_llmops")),
-    *(f"kfp_llmops.components{'.' + p if p else ''}" for p in [""] + find_packages("components")),
-    *(f"kfp_llmops.pipelines{'.' + p if p else ''}" for p in [""] + find_packages("pipelines")),
+    *(f"kfp_llmops.{folder}{'.' + p if p else ''}" for folder in FOLDERS for p in [""] + find_packages(folder)),
 ]
 setup(packages=packages, package_dir=package_dir)

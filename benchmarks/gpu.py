@@ -43,7 +43,7 @@ def use_checkout() -> None:
     sys.path.insert(0, str(ROOT))
     import kfp_llmops  # noqa: F401
 
-    for sub in ("components", "pipelines"):
+    for sub in ("components", "pipelines", "cli"):
         name = f"kfp_llmops.{sub}"
         spec = importlib.util.spec_from_file_location(name, ROOT / sub / "__init__.py",
                                                       submodule_search_locations=[str(ROOT / sub)])

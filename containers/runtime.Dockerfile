@@ -46,13 +46,14 @@ RUN if [ -n "${CA_BUNDLE}" ]; then export PIP_CERT="/src/${CA_BUNDLE}"; fi; \
 COPY constraints.txt pyproject.toml setup.py README.md /src/
 COPY kfp_llmops/__init__.py /src/kfp_llmops/__init__.py
 RUN if [ -n "${CA_BUNDLE}" ]; then export PIP_CERT="/src/${CA_BUNDLE}"; fi; \
-    mkdir -p /src/components /src/pipelines && touch /src/components/__init__.py /src/pipelines/__init__.py \
+    for folder in components pipelines cli; do mkdir -p /src/${folder} && touch /src/${folder}/__init__.py; done \
     && pip install -c /src/constraints.txt "/src${EXTRAS}"
 # The package itself, over the stand-in above; nothing else changes (--no-deps), and nothing is fetched: it builds
 # with the setuptools already in the environment (torch brings it).
 COPY kfp_llmops /src/kfp_llmops
 COPY components /src/components
 COPY pipelines /src/pipelines
+COPY cli /src/cli
 RUN pip install --no-deps --no-build-isolation --force-reinstall /src \
     && pip uninstall -y pip
 COPY containers/slim-venv.sh /src/containers/
@@ -80,7 +81,7 @@ ENV PATH=/opt/venv/bin:${PATH} \
     TRITON_CACHE_DIR=/tmp/cache/triton \
     GX_ANALYTICS_ENABLED=false
 # The image's own check, from / so that nothing but the installed package can answer the imports.
-RUN cd / && python3 -c "import kfp_llmops.components, kfp_llmops.pipelines, kfp, torch, transformers, peft, onnx, \
+RUN cd / && python3 -c "import kfp_llmops.components, kfp_llmops.pipelines, kfp_llmops.cli, kfp, torch, transformers, peft, onnx, \
 onnxruntime, onnxruntime_genai, kserve, great_expectations, pyarrow.parquet, scipy.stats, pandas, matplotlib, mlflow, \
 google.cloud.aiplatform, tritonclient.http; x = torch.randn(64, 64); assert torch.isfinite(x @ x).all(); \
 print('torch', torch.__version__)"

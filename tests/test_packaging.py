@@ -7,13 +7,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_every_code_folder_is_a_package():
     missing = []
-    for top in ("kfp_llmops", "components", "pipelines"):
+    for top in ("kfp_llmops", "components", "pipelines", "cli"):
         for folder in [ROOT / top, *(p for p in (ROOT / top).rglob("*") if p.is_dir())]:
             if any(folder.glob("*.py")) and not (folder / "__init__.py").exists():
                 missing.append(str(folder.relative_to(ROOT)))
     assert missing == []
 
 
-def test_setup_maps_components_and_pipelines_into_the_package():
+def test_setup_maps_components_pipelines_and_the_cli_into_the_package():
     text = (ROOT / "setup.py").read_text()
-    assert '"kfp_llmops.components": "components"' in text and '"kfp_llmops.pipelines": "pipelines"' in text
+    assert 'FOLDERS = ("components", "pipelines", "cli")' in text

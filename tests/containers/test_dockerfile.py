@@ -40,7 +40,7 @@ def test_torch_is_pinned_to_the_constraints_and_the_package_is_baked_in():
     assert DOCKERFILE.index('"/src${EXTRAS}"') < DOCKERFILE.index("COPY kfp_llmops /src/kfp_llmops")
     assert "pip install --no-deps --no-build-isolation --force-reinstall /src" in DOCKERFILE
     assert "bitsandbytes==" in "\n".join(constraints)
-    for folder in ("kfp_llmops", "components", "pipelines"):
+    for folder in ("kfp_llmops", "components", "pipelines", "cli"):
         assert f"COPY {folder} /src/{folder}" in DOCKERFILE
     assert "COPY --from=build /opt/venv /opt/venv" in DOCKERFILE  # the runtime stage takes the environment, not /src
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from kfp_llmops import container_run
-from kfp_llmops.cli import _demo_arguments, main
+from kfp_llmops.cli import main
+from kfp_llmops.cli.demo import demo_arguments
 from kfp_llmops.images import RUNTIME_IMAGE
 from kfp_llmops.lineage import sha256_path
 from kfp_llmops.local_run import run_local
@@ -35,7 +36,7 @@ def client():
 
 
 def _arguments(demo_assets, tmp_path, **extra) -> dict:
-    return {**_demo_arguments(demo_assets), "registry_uri": f"sqlite:///{tmp_path / 'registry' / 'registry.db'}",
+    return {**demo_arguments(demo_assets), "registry_uri": f"sqlite:///{tmp_path / 'registry' / 'registry.db'}",
             **extra}
 
 

@@ -121,7 +121,7 @@ def test_every_executor_runs_our_pinned_image_and_installs_nothing(path: Path):
 def test_vertex_spec_is_one_document_and_builds_a_pipeline_job_offline(path: Path):
     from google.auth.credentials import AnonymousCredentials
 
-    from kfp_llmops.cli import vertex_job
+    from kfp_llmops.cli.submit import vertex_job
 
     docs = list(yaml.safe_load_all(path.read_text()))
     assert len(docs) == 1

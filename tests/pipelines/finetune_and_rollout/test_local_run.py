@@ -9,7 +9,8 @@ import pytest
 
 from html_check import check_html
 
-from kfp_llmops.cli import _demo_arguments, main
+from kfp_llmops.cli import main
+from kfp_llmops.cli.demo import demo_arguments
 from kfp_llmops.local_run import run_local
 from kfp_llmops.pipelines.registry import build
 from kfp_llmops.registry import open_registry
@@ -35,7 +36,7 @@ def _approve_when_registered(registry_uri: str, version: str, reason: str) -> th
 
 def test_whole_pipeline_promotes_the_fine_tune_then_blocks_a_worse_one_against_production(demo_assets, tmp_path):
     registry_uri = f"sqlite:///{tmp_path / 'registry.db'}"
-    arguments = {**_demo_arguments(demo_assets), "registry_uri": registry_uri}
+    arguments = {**demo_arguments(demo_assets), "registry_uri": registry_uri}
     approver = _approve_when_registered(registry_uri, "1", "eval report reviewed")
     summary = run_local(build("finetune-and-rollout", "vertex"),
                         {**arguments, "approval_config": {"required": True, "poll_s": 0.5, "timeout_s": 900},
@@ -132,7 +133,7 @@ def test_a_row_without_response_stops_the_run_before_training(demo_assets, tmp_p
     del rows[41]["response"]
     bad = tmp_path / "train.jsonl"
     bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    arguments = {**_demo_arguments(demo_assets), "train_data": str(bad), "registry_uri": f"sqlite:///{tmp_path / 'r.db'}"}
+    arguments = {**demo_arguments(demo_assets), "train_data": str(bad), "registry_uri": f"sqlite:///{tmp_path / 'r.db'}"}
 
     summary = run_local(build("finetune-and-rollout", "vertex"), arguments, tmp_path / "runs")
     out = capsys.readouterr().out
@@ -149,7 +150,7 @@ def test_a_row_without_response_stops_the_run_before_training(demo_assets, tmp_p
 
 def test_a_bad_config_fails_the_first_step_before_any_work(demo_assets, tmp_path, capsys):
     """A run submitted without the CLI (the Kubeflow UI, Vertex AI) fails in its first step, naming the mistake."""
-    arguments = {**_demo_arguments(demo_assets), "registry_uri": f"sqlite:///{tmp_path / 'r.db'}",
+    arguments = {**demo_arguments(demo_assets), "registry_uri": f"sqlite:///{tmp_path / 'r.db'}",
                  "train_config": {"rank": 8}, "gate_config": {"max_primary_drop": -1}}
     summary = run_local(build("finetune-and-rollout", "vertex"), arguments, tmp_path / "runs")
     out = capsys.readouterr().out
@@ -169,7 +170,7 @@ def test_chat_records_go_through_to_a_rollout_in_one_prompt_format(demo_assets, 
     from kfp_llmops.modeling import load_tokenizer
     from kfp_llmops.prompts import PromptFormat, split_reference
 
-    arguments = {**_demo_arguments(demo_assets), "train_data": str(demo_assets / "train_chat.jsonl"),
+    arguments = {**demo_arguments(demo_assets), "train_data": str(demo_assets / "train_chat.jsonl"),
                  "eval_data": str(demo_assets / "eval_chat.jsonl"), "registry_uri": f"sqlite:///{tmp_path / 'r.db'}",
                  "train_config": {"max_steps": 200, "batch_size": 16}}
     summary = run_local(build("finetune-and-rollout", "vertex"), arguments, tmp_path / "runs")
@@ -209,7 +210,7 @@ def test_serving_format_hf_rolls_out_the_merged_model_over_openai_compatible_cha
     from kfp_llmops.prompts import PromptFormat
 
     registry_uri = f"sqlite:///{tmp_path / 'r.db'}"
-    arguments = {**_demo_arguments(demo_assets), "registry_uri": registry_uri, "serving_format": "hf",
+    arguments = {**demo_arguments(demo_assets), "registry_uri": registry_uri, "serving_format": "hf",
                  "train_config": {"max_steps": 200}, "rollout_config": {"schedule": [50, 100], "requests_per_step": 8,
                                                                         "analysis": {"min_requests": 4}}}
     summary = run_local(build("finetune-and-rollout", "vertex"), arguments, tmp_path / "runs")
@@ -235,7 +236,7 @@ def test_serving_format_adapter_rolls_out_v1_then_a_canary_of_v2_against_v1_on_o
     (megabytes, with its prompt format and its base's id and revision); run 1 promotes v1 on a fresh base server, run 2
     stages v2 on the base and canaries it against v1, both adapters in one server, the split by adapter name."""
     registry_uri = f"sqlite:///{tmp_path / 'r.db'}"
-    common = {**_demo_arguments(demo_assets), "registry_uri": registry_uri, "serving_format": "adapter",
+    common = {**demo_arguments(demo_assets), "registry_uri": registry_uri, "serving_format": "adapter",
               "rollout_config": {"schedule": [50, 100], "requests_per_step": 8,
                                  "analysis": {"min_requests": 4, "latency_slack_ms": 1000}},  # routing, not speed
               # the second fine-tune need only be as good as the first: this test is about serving it

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from kfp_llmops.cli import add_content_digest, main
+from kfp_llmops.cli import main
+from kfp_llmops.cli.submit import add_content_digest
 from kfp_llmops.lineage import sha256_path
 
 GOOD = b'{"instruction": "q1", "response": "a1"}\n{"instruction": "q2", "response": "a2"}\n'

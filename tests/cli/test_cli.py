@@ -3,7 +3,8 @@ import sys
 
 import pytest
 
-from kfp_llmops.cli import build_parser, main, parse_arguments
+from kfp_llmops.cli import build_parser, main
+from kfp_llmops.cli.submit import parse_arguments
 
 
 def test_compile_check_is_clean():
