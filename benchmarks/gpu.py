@@ -235,12 +235,12 @@ def suite_train(args, dtype, device_name: str, peak: float | None, quantization:
     import torch
 
     from kfp_llmops.components.training.train_lora.core import TrainConfig, attach_lora
-    from kfp_llmops.modeling import load_causal_lm, train_loop
+    from kfp_llmops.modeling import load_causal_lm
+    from kfp_llmops.training import Trainer
 
     data = examples(args.steps * args.batch, args.seq)
     cfg = TrainConfig(max_steps=args.steps, batch_size=args.batch, warmup_steps=2, learning_rate=2e-4,
-                      pack_length=args.seq, quantization=quantization)
-    precision = "bf16" if args.device == "cuda" else "fp32"
+                      pack_length=args.seq, quantization=quantization, precision="bf16" if args.device == "cuda" else "fp32")
     if quantization == "nf4":
         import tempfile
 
@@ -256,12 +256,10 @@ def suite_train(args, dtype, device_name: str, peak: float | None, quantization:
     lora = attach_lora(base, cfg)
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    stats: dict = {}
     start = time.perf_counter()
-    train_loop(lora, data, pad_id=0, steps=args.steps, batch_size=args.batch, learning_rate=cfg.learning_rate, seed=0,
-               warmup_steps=2, pack_width=args.seq, stats=stats, precision=precision)
+    run = Trainer(lora, cfg, pad_id=0).setup(data).train()
     sync(args.device)
-    ours_tps = stats["real_tokens"] / (time.perf_counter() - start)
+    ours_tps = run.real_tokens / (time.perf_counter() - start)
     memory = torch.cuda.max_memory_allocated() / 2**30 if args.device == "cuda" else None
     lengths = [len(e.input_ids) for e in data]
     flops_per_token = lora_training_flops(lora, lengths) / sum(lengths)

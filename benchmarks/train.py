@@ -177,15 +177,16 @@ def compiled_row(args, train, cfg, vocab, eager: dict, peak: float, flops_per_to
 def timed_train(model, train, args, cfg, torch_compile: bool = False):
     """Our trainer on the benchmark's examples: its stats, losses, tokens/s over the run and after the first 2 steps
     (``steady``), and the first step's seconds."""
-    from kfp_llmops.modeling import train_loop
+    import dataclasses
 
-    stats: dict = {}
+    from kfp_llmops.training import Trainer
+
     marks = []
+    cfg = dataclasses.replace(cfg, max_steps=args.steps, batch_size=args.batch, seed=0, torch_compile=torch_compile)
     start = time.perf_counter()
-    losses = train_loop(model, train, pad_id=0, steps=args.steps, batch_size=args.batch,
-                        learning_rate=cfg.learning_rate, seed=0, warmup_steps=cfg.warmup_steps,
-                        pack_width=cfg.pack_length, stats=stats, torch_compile=torch_compile,
-                        on_step=lambda step, loss: marks.append((time.perf_counter(), stats["real_tokens"])))
+    trainer = Trainer(model, cfg, pad_id=0, on_step=lambda run: marks.append((time.perf_counter(), run.real_tokens)))
+    run = trainer.setup(train).train()
+    stats, losses = {"real_tokens": run.real_tokens, "token_slots": run.token_slots}, run.losses
     seconds = time.perf_counter() - start
     (t0, n0), (t1, n1) = marks[1] if len(marks) > 2 else (start, 0), marks[-1]  # a run of 2 steps: all of it
     return {"stats": stats, "losses": losses, "tokens_per_s": stats["real_tokens"] / seconds,

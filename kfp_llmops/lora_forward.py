@@ -7,7 +7,7 @@ base output: one GEMM that accumulates into it. The output is a fresh 2D tensor 
 make autograd copy the whole gradient). Anything else (dropout, variants, a quantized base, mixed dtypes outside
 autocast, an adapter disabled, merged or switched at call time, extra arguments) runs peft's own forward.
 
-Used by :func:`kfp_llmops.modeling.train_loop` while it trains; the layers get their own forward back afterwards.
+Used by :class:`kfp_llmops.training.Trainer` while it trains; the layers get their own forward back afterwards.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ over the flattened ``batch x width`` positions, what transformers' flash-attenti
 registered in ``AttentionInterface`` under :data:`NAME` and falls back to transformers' ``sdpa`` wherever it would not
 be exact: no spans, a KV cache, a sliding window, a soft cap, a position bias, non-causal attention.
 
-Used by :func:`kfp_llmops.modeling.train_loop` (:func:`packed_attention`) for models whose attention is ``sdpa``.
+Used by :class:`kfp_llmops.training.Trainer` (:func:`packed_attention`) for models whose attention is ``sdpa``.
 """
 
 from __future__ import annotations

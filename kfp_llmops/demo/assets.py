@@ -156,8 +156,9 @@ def build_demo_assets(out_dir: str | Path, cfg: DemoAssetsConfig | None = None, 
     to ``out_dir``. The base is pretrained in the chat template's format."""
     import torch
 
-    from kfp_llmops.modeling import train_loop
+    from kfp_llmops.configs import TrainConfig
     from kfp_llmops.prompts import PromptFormat
+    from kfp_llmops.training import Trainer
 
     cfg = cfg or DemoAssetsConfig()
     out = Path(out_dir)
@@ -174,18 +175,15 @@ def build_demo_assets(out_dir: str | Path, cfg: DemoAssetsConfig | None = None, 
     model = build_model(cfg, tokenizer)
     fmt = PromptFormat.resolve(tokenizer)  # the chat template
     examples = fmt.encode_many(tokenizer, [(r["instruction"], r["response"]) for r in pretrain_records], 64)
-    losses = train_loop(
-        model,
-        examples,
-        pad_id=tokenizer.pad_token_id,
-        steps=cfg.pretrain_steps,
-        batch_size=cfg.pretrain_batch_size,
-        learning_rate=cfg.pretrain_learning_rate,
-        seed=cfg.seed,
-        warmup_steps=cfg.pretrain_steps // 10,
-        pack_width=-1,  # packed rows (per-document attention): the same loss, fewer padded slots
-        on_step=lambda s, l: log(f"pretrain step {s + 1}/{cfg.pretrain_steps} loss {l:.4f}") if (s + 1) % 50 == 0 else None,
-    )
+    pretrain = TrainConfig(max_steps=cfg.pretrain_steps, batch_size=cfg.pretrain_batch_size, seed=cfg.seed,
+                           learning_rate=cfg.pretrain_learning_rate, warmup_steps=cfg.pretrain_steps // 10,
+                           pack_length=-1, precision="fp32")  # packed rows (attention per document): fewer padded slots
+
+    def progress(run) -> None:
+        if len(run.losses) % 50 == 0:
+            log(f"pretrain step {len(run.losses)}/{cfg.pretrain_steps} loss {run.losses[-1]:.4f}")
+
+    losses = Trainer(model, pretrain, pad_id=tokenizer.pad_token_id, on_step=progress).setup(examples).train().losses
 
     tmp_model_dir = out / "base-model.tmp"
     model.save_pretrained(tmp_model_dir, safe_serialization=True)

@@ -6,10 +6,12 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from kfp_llmops.components.training.train_lora.core import TrainConfig, attach_lora
+from kfp_llmops.components.training.train_lora.core import attach_lora
+from kfp_llmops.configs import TrainConfig
 from kfp_llmops.errors import ConfigError
 from kfp_llmops.examples import Example
-from kfp_llmops.modeling import check_compiler, compiled_layers, decoder_layers, train_loop
+from kfp_llmops.modeling import check_compiler, compiled_layers, decoder_layers
+from kfp_llmops.training import Trainer
 
 
 def lora_llama():
@@ -33,10 +35,10 @@ def examples(n, seed=0):
 @pytest.mark.slow  # compiling the forward and backward graphs: about 1 to 2 minutes on 2 cores
 def test_compiled_training_has_the_eager_losses_and_restores_the_layers():
     data, logs = examples(24), []
-    run = dict(pad_id=0, steps=4, batch_size=6, learning_rate=1e-2, seed=0, pack_width=64)
-    eager = train_loop(lora_llama(), data, **run)
+    cfg = dict(max_steps=4, batch_size=6, learning_rate=1e-2, warmup_steps=0, pack_length=64)
+    eager = Trainer(lora_llama(), TrainConfig(**cfg), pad_id=0).setup(data).train().losses
     model = lora_llama()
-    compiled = train_loop(model, data, **run, torch_compile=True, log=logs.append)
+    compiled = Trainer(model, TrainConfig(**cfg, torch_compile=True), pad_id=0, log=logs.append).setup(data).train().losses
     assert compiled == pytest.approx(eager, abs=1e-5)  # rows of different widths and counts: one dynamic graph
     assert "torch.compile on 2 decoder layers (dynamic shapes; the first step compiles)" in logs
     assert all("forward" not in layer.__dict__ for layer in decoder_layers(model))

@@ -9,7 +9,9 @@ from tiny_architectures import SHAPES, tiny_config
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
 from kfp_llmops.examples import Example
-from kfp_llmops.modeling import collate, collate_packed, pack, train_loop
+from kfp_llmops.configs import TrainConfig
+from kfp_llmops.modeling import collate, collate_packed, pack
+from kfp_llmops.training import Trainer
 from kfp_llmops.packed_attention import NAME, packed_attention
 
 EAGER = {"gemma2"}  # transformers has no sdpa for it: the mask path stays
@@ -96,20 +98,17 @@ def test_without_spans_or_with_a_kv_cache_it_is_plain_sdpa():
             assert torch.equal(model.generate(ids, max_new_tokens=4, do_sample=False), greedy)
 
 
-def test_train_loop_packs_the_fewest_slots_and_matches_the_masked_run():
+def test_training_packs_the_fewest_slots_and_matches_the_masked_run():
     data = examples([23, 17, 9, 30, 5, 12, 26, 8, 19, 14, 3, 28], seed=1)
+    cfg = TrainConfig(max_steps=3, batch_size=6, learning_rate=1e-2, warmup_steps=0, pack_length=64)
 
-    def run(pack_attention_width):
-        model = tiny_llama()
-        stats, lines = {}, []
-        losses = train_loop(model, data, pad_id=0, steps=3, batch_size=6, learning_rate=1e-2, seed=0, pack_width=64,
-                            pack_attention_width=pack_attention_width, stats=stats, log=lines.append)
-        return losses, stats, lines
+    def train(model, pack_attention_width, log=lambda _: None):
+        return Trainer(model, cfg, pad_id=0, pack_attention_width=pack_attention_width, log=log).setup(data).train()
 
-    losses, stats, lines = run(None)
+    lines = []
+    run = train(tiny_llama(), None, lines.append)
     assert any("attention per document" in line for line in lines)
-    fewest, fewest_stats, _ = run(0.0)  # the fewest slots, chosen explicitly: the same rows, the same losses
-    assert losses == fewest and stats["token_slots"] == fewest_stats["token_slots"]
-    masked = train_loop(tiny_llama("eager"), data, pad_id=0, steps=3, batch_size=6, learning_rate=1e-2, seed=0,
-                        pack_width=64, pack_attention_width=0.0)  # eager attention: the mask path
-    assert losses == pytest.approx(masked, abs=1e-5)
+    fewest = train(tiny_llama(), 0.0)  # the fewest slots, chosen explicitly: the same rows, the same losses
+    assert run.losses == fewest.losses and run.token_slots == fewest.token_slots
+    masked = train(tiny_llama("eager"), 0.0)  # eager attention: the mask path
+    assert run.losses == pytest.approx(masked.losses, abs=1e-5)

@@ -33,49 +33,24 @@ def train_lora(
     import time
 
     started = time.monotonic()
-    from kfp_llmops.components.training.train_lora import core
+    from kfp_llmops.components.training.train_lora.dispatch import Placement, train_adapter
     from kfp_llmops.components.training.train_lora.report import loss_curve_html
-    from kfp_llmops.history import read_history
-    from kfp_llmops.tokenized import read_prepared
+    from kfp_llmops.configs import TrainConfig
     from kfp_llmops.cost import usage
     from kfp_llmops.errors import user_errors
+    from kfp_llmops.history import read_history
     from kfp_llmops.lineage import atomic_dir, atomic_file, lineage
-    from kfp_llmops.modeling import load_tokenizer, pinned_reference, resolved_revision, use_base_model
+    from kfp_llmops.modeling import resolved_revision, use_base_model
     from kfp_llmops.prompts import PromptFormat
 
     with user_errors():
         use_base_model(base_model, base.path if base is not None else None)
-        cfg = core.TrainConfig.from_dict(train_config)
+        cfg = TrainConfig.from_dict(train_config)
+        placement = Placement(nproc_per_node, trainer_job, trainer_platform)
         with atomic_dir(adapter.path) as tmp:
-            if trainer_job.get("num_nodes", 1) > 1:
-                from kfp_llmops.components.training.train_lora import trainer_job as tj
-                from kfp_llmops.config import from_dict
-
-                spec = from_dict(tj.TrainerJobSpec, trainer_job)
-                tj.check_platform(spec, trainer_platform)
-                api = None
-                if trainer_platform == "kubeflow":
-                    from kfp_llmops.k8s import custom_objects
-
-                    api = custom_objects(tj.TRAINER_TOKEN_DIR)
-                values = tj.train_on_trainer(api, spec, prepared_dir=prepared.path, platform=trainer_platform,
-                                             prepared_sha256=prepared.metadata.get("sha256", ""),
-                                             base_model=pinned_reference(base_model),  # nodes of their own
-                                             config=cfg.to_dict(), out_dir=str(tmp))
-            elif nproc_per_node > 1:
-                from kfp_llmops.components.training.train_lora.distributed import launch
-
-                values = launch(prepared.path, base_model, cfg.to_dict(), str(tmp), nproc_per_node,
-                                tracking={"uri": tracking_uri, "model_name": model_name})
-            else:
-                data = read_prepared(prepared.path)
-                tokenizer = load_tokenizer(base_model)
-                with core.tracked(tracking_uri, model_name, cfg, base_model=base_model,
-                                  dataset_sha256=prepared.metadata.get("sha256", "")) as tracker:
-                    result = core.train(base_model, data.train, data.validation, cfg, pad_id=tokenizer.pad_token_id,
-                                        tracker=tracker)
-                core.save_adapter(result, cfg, tmp)
-                values = {**result.metrics(), "tracking_run_id": tracker.run_id}
+            values = train_adapter(str(tmp), prepared_dir=prepared.path, prepared_sha256=prepared.metadata.get("sha256", ""),
+                                   base_model=base_model, cfg=cfg, placement=placement, tracking_uri=tracking_uri,
+                                   model_name=model_name)
             PromptFormat.load(prepared.path).save(tmp)  # the adapter is served in the format it was trained in
     with atomic_file(loss_curve.path) as tmp:
         tmp.write_text(loss_curve_html(read_history(adapter.path), values["validation_loss"]), encoding="utf-8")

@@ -14,8 +14,7 @@ from typing import Callable
 from kfp_llmops.configs import TrainConfig
 from kfp_llmops.errors import ConfigError, UserInputError
 from kfp_llmops.examples import Example
-from kfp_llmops.modeling import (check_compiler, check_quantization, load_causal_lm, response_nll, train_loop,
-                                 weight_dtype)
+from kfp_llmops.modeling import check_compiler, check_quantization, load_causal_lm, response_nll, weight_dtype
 from kfp_llmops.tokenized import Truncated
 
 
@@ -111,65 +110,37 @@ def train(
     if cfg.max_seq_length:
         train_examples = Truncated(train_examples, cfg.max_seq_length)  # lazy: a memory-mapped split stays on disk
         validation_examples = Truncated(validation_examples, cfg.max_seq_length)
-    start = time.perf_counter()
+    from kfp_llmops.tracking import NullTracker, peak_memory_mb
+    from kfp_llmops.training import Trainer, TrainingRun
+
+    tracker = tracker or NullTracker()
     total = cfg.total_steps(len(train_examples))
     every = max(1, total // 10)
-    stats: dict = {}
-    if tracker is None:
-        from kfp_llmops.tracking import NullTracker
+    start = time.perf_counter()
 
-        tracker = NullTracker()
-    from kfp_llmops.tracking import peak_memory_mb
+    def on_step(run: TrainingRun) -> None:
+        elapsed, step = time.perf_counter() - start, len(run.losses)
+        tps = run.real_tokens / elapsed if elapsed else 0.0
+        tracker.log_step(step, loss=run.losses[-1], learning_rate=run.learning_rates[-1], tokens_per_second=tps,
+                         peak_memory_mb=peak_memory_mb())
+        if step % every == 0 or step == 1:
+            eta = elapsed / step * (total - step)
+            log(f"step {step}/{total} loss {run.losses[-1]:.4f} tokens/s {tps:.0f} elapsed {elapsed:.1f}s eta {eta:.1f}s")
 
-    done = [0]
-
-    def on_step(step: int, loss: float) -> None:
-        elapsed = time.perf_counter() - start
-        tps = stats.get("real_tokens", 0) / elapsed if elapsed else 0.0
-        done[0] = step + 1
-        tracker.log_step(step + 1, loss=loss, learning_rate=(stats.get("learning_rates") or [None])[-1],
-                         tokens_per_second=tps, peak_memory_mb=peak_memory_mb())
-        if (step + 1) % every == 0 or step == 0:
-            eta = elapsed / (step + 1) * (total - step - 1)
-            log(f"step {step + 1}/{total} loss {loss:.4f} tokens/s {tps:.0f} elapsed {elapsed:.1f}s eta {eta:.1f}s")
-
-    def evaluate() -> float:
+    def validate() -> float:
         value = _mean_nll(model, validation_examples, pad_id)
-        tracker.log_step(done[0], validation_loss=value)
+        tracker.log_step(len(trainer.run.losses), validation_loss=value)
         return value
 
-    losses = train_loop(
-        model,
-        train_examples,
-        pad_id=pad_id,
-        steps=total,
-        batch_size=min(cfg.batch_size, len(train_examples)),
-        learning_rate=cfg.learning_rate,
-        seed=cfg.seed,
-        warmup_steps=min(cfg.warmup_steps, total),
-        weight_decay=cfg.weight_decay,
-        max_grad_norm=cfg.max_grad_norm,
-        on_step=on_step,
-        checkpoint_dir=cfg.checkpoint_dir or None,
-        checkpoint_every=cfg.checkpoint_every,
-        log=log,
-        pack_width=cfg.pack_length,
-        stats=stats,
-        accumulation=cfg.gradient_accumulation,
-        precision=precision,
-        eval_fn=evaluate if validation_examples else None,
-        eval_every=cfg.eval_every,
-        patience=cfg.early_stopping_patience,
-        strategy=cfg.strategy,
-        torch_compile=cfg.torch_compile,
-    )
+    trainer = Trainer(model, cfg, pad_id=pad_id, log=log, on_step=on_step,
+                      validate=validate if validation_examples else None).setup(train_examples)
+    run = trainer.train()
     seconds = time.perf_counter() - start
     nll, count = response_nll(model, validation_examples, pad_id=pad_id)
-    tracker.log_step(len(losses), final_validation_loss=nll / max(1, count))
+    tracker.log_step(len(run.losses), final_validation_loss=nll / max(1, count))
     tracker.flush()
-    return TrainResult(model, losses, nll / max(1, count), trainable, seconds,
-                       stats.get("real_tokens", 0), stats.get("token_slots", 0), stats.get("evaluations", []),
-                       stats.get("learning_rates", []))
+    return TrainResult(model, run.losses, nll / max(1, count), trainable, seconds, run.real_tokens, run.token_slots,
+                       run.evaluations, run.learning_rates)
 
 
 @contextlib.contextmanager

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
 
 from kfp_llmops.configs import PLATFORMS, TrainerJobSpec
 from kfp_llmops.errors import ConfigError, UserInputError

@@ -139,8 +139,9 @@ def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
     from tiny_architectures import tiny_config
     from transformers import AutoModelForCausalLM
 
+    from kfp_llmops.configs import TrainConfig
     from kfp_llmops.examples import Example
-    from kfp_llmops.modeling import train_loop
+    from kfp_llmops.training import Trainer
 
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(tiny_config("llama", 64, pad_token_id=0))
@@ -151,10 +152,11 @@ def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
         seen.append({n: p.detach().clone() for n, p in model.named_parameters()})
         return next(scripted)
 
-    stats, lines = {}, []
-    losses = train_loop(model, data, pad_id=0, steps=30, batch_size=2, learning_rate=1e-2, seed=0, eval_fn=evaluate,
-                        eval_every=2, patience=2, stats=stats, log=lines.append)
-    assert len(losses) == 8 and stats["evaluations"] == [(2, 3.0), (4, 2.0), (6, 2.5), (8, 2.6)]
+    lines = []
+    cfg = TrainConfig(max_steps=30, batch_size=2, learning_rate=1e-2, warmup_steps=0, pack_length=0, eval_every=2,
+                      early_stopping_patience=2)
+    run = Trainer(model, cfg, pad_id=0, validate=evaluate, log=lines.append).setup(data).train()
+    assert len(run.losses) == 8 and run.evaluations == [(2, 3.0), (4, 2.0), (6, 2.5), (8, 2.6)]
     assert "early stopping at step 8: no improvement in 2 evaluations (best 2.0000 at step 4)" in lines
     assert any(line.startswith("restored the best evaluated weights") for line in lines)
     assert all(torch.equal(p, seen[1][n]) for n, p in model.named_parameters())
