@@ -15,14 +15,13 @@ model's prompt format: the one it was trained in; ``stream: true`` answers in se
 server (per served name), so the canary analysis is the same for every format. vLLM's ``POST /v1/load_lora_adapter``
 (``lora_name``, ``lora_path``) and ``POST /v1/unload_lora_adapter`` (``lora_name``) add and remove adapters while the
 base stays loaded. An unknown ``model`` is a 404 that names the served ones. Greedy decoding unless ``temperature`` >
-0. ``--fail-every N`` and ``--delay-ms D`` inject faults as in the ONNX server
-(``--faults-for NAME``: into one served name's requests only).
+0. ``--request-hook MODULE:CALLABLE`` (:mod:`kfp_llmops.serving.hooks`) runs before each request, inside what is
+measured.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import threading
 import time
 from dataclasses import dataclass
@@ -132,8 +131,8 @@ def load_served(model_name: str, *, model_dir: str | None = None, base_model: st
 
 
 def build_app(model_name: str, model_dir: str | None = None, *, base_model: str | None = None,
-              adapters: list[tuple[str, str]] = (), fail_every: int = 0, delay_ms: float = 0.0, dtype: str = "auto",
-              payload_log: str | None = None, faults_for: str = ""):
+              adapters: list[tuple[str, str]] = (), dtype: str = "auto", payload_log: str | None = None,
+              request_hook: str = ""):
     import json
 
     from fastapi import FastAPI, HTTPException
@@ -142,12 +141,13 @@ def build_app(model_name: str, model_dir: str | None = None, *, base_model: str 
 
     from kfp_llmops.errors import UserInputError
     from kfp_llmops.serving.onnx_server import LATENCY, REQUESTS
+    from kfp_llmops.serving.hooks import load_request_hook
     from kfp_llmops.serving.payload_log import open_logger
 
+    hook = load_request_hook(request_hook)
     payloads = open_logger(payload_log, model_name)
     models = load_served(model_name, model_dir=model_dir, base_model=base_model, adapters=adapters, dtype=dtype)
     tokenizer = models.tokenizer
-    count = itertools.count(1)
     app = FastAPI(title=f"kfp-llmops hf server: {model_name}")
 
     @app.exception_handler(HTTPException)
@@ -158,12 +158,11 @@ def build_app(model_name: str, model_dir: str | None = None, *, base_model: str 
                                        "code": exc.status_code}, "detail": exc.detail}, status_code=exc.status_code)
 
     def prepare(prompt: str, body: dict, entry: Served, name: str) -> dict:
-        faulty = not faults_for or name == faults_for
-        n = next(count) if faulty else 0
-        if delay_ms and faulty:
-            time.sleep(delay_ms / 1000)
-        if fail_every and faulty and n % fail_every == 0:
-            raise HTTPException(500, f"injected failure (request {n}, --fail-every {fail_every})")
+        if hook is not None:
+            try:
+                hook(name)
+            except Exception as exc:  # noqa: BLE001 (the hook's own failure, answered as the server's)
+                raise HTTPException(500, f"request hook: {exc}") from None
         max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 64)
         temperature = float(body.get("temperature") or 0.0)
         enc = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(next(models.model.parameters()).device)
@@ -338,10 +337,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="a LoRA adapter folder served as NAME (repeat for more); needs --base-model")
     parser.add_argument("--http-port", type=int, default=8080)
     parser.add_argument("--dtype", default="auto", help="auto (bf16 on a GPU, fp32 on CPU), fp32, bf16 or fp16")
-    parser.add_argument("--fail-every", type=int, default=0, help="fail every N-th request (fault injection)")
-    parser.add_argument("--delay-ms", type=float, default=0.0, help="delay every request (fault injection)")
-    parser.add_argument("--faults-for", default="", metavar="NAME",
-                        help="inject --fail-every and --delay-ms only into requests for this served name")
+    parser.add_argument("--request-hook", default="", metavar="MODULE:CALLABLE",
+                        help="called with the served name before each request (e.g. injected faults for a rehearsal)")
     parser.add_argument("--payload-log", help="append each request and response as CloudEvents (KServe's payload "
                                               "logger format) to this JSONL file")
     args = parser.parse_args(argv)
@@ -349,8 +346,8 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         app = build_app(args.model_name, args.model_dir, base_model=args.base_model,
-                        adapters=[tuple(a) for a in args.adapter], fail_every=args.fail_every, delay_ms=args.delay_ms,
-                        dtype=args.dtype, payload_log=args.payload_log, faults_for=args.faults_for)
+                        adapters=[tuple(a) for a in args.adapter], dtype=args.dtype, payload_log=args.payload_log,
+                        request_hook=args.request_hook)
     except UserInputError as exc:
         parser.exit(2, f"hf_server: {exc}\n")
     uvicorn.run(app, host="127.0.0.1", port=args.http_port, log_level="warning")

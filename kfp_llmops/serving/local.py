@@ -32,7 +32,7 @@ def local_server(model_name: str, model_repository: str | Path, *, timeout_s: fl
     """Runs the server of ``serving_format`` (``onnx``: a Triton model repository; ``hf``: a merged model folder;
     ``adapter``: a base model, served as ``model_name``, for the adapters that ``extra_args`` name with
     ``--adapter NAME DIR``) on a free localhost port; yields ``host:port`` once ``model_name`` is ready. ``extra_args``
-    go to the server (e.g. ``--fail-every 5``). ``engine`` (``hf`` and ``adapter``): ``transformers`` (our
+    go to the server (e.g. ``--payload-log FILE``). ``engine`` (``hf`` and ``adapter``): ``transformers`` (our
     ``hf_server``) or ``vllm``: vLLM's OpenAI server from the Python in ``KFP_LLMOPS_VLLM_PYTHON`` (``make test-vllm``
     builds one), with the same routes (``/openai/v1``) and the adapters as ``--lora-modules``."""
     import os
@@ -110,7 +110,7 @@ def vllm_command(model_name: str, model: str | Path, port: int, extra_args, serv
         adapters.append((args[i + 1], args[i + 2]))
         del args[i:i + 3]
     if args:
-        raise UserInputError(f"engine vllm: {args} are options of our transformers server only (fault injection)")
+        raise UserInputError(f"engine vllm: {args} are options of our transformers server only")
     if adapters and serving_format != "adapter":
         raise UserInputError("adapters go on a base model (serving_format adapter)")
     name, revision = split_revision(str(model))  # the run's copy of the base, or the hub id at its commit

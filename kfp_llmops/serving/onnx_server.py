@@ -10,14 +10,13 @@ call it. A request that leaves out the ``past_key_values.*`` inputs gets empty o
 
 Besides KServe's own metrics, ``/metrics`` has ``kfp_llmops_requests_total{model_name, outcome}`` (success or error)
 and ``kfp_llmops_request_seconds{model_name}`` (a histogram with buckets fine enough for small models) that the local
-rollout analyses. ``--fail-every N`` and ``--delay-ms D`` inject faults (every N-th request fails with HTTP 500; every
-request waits D ms), for rehearsing a rollback.
+rollout analyses. ``--request-hook MODULE:CALLABLE`` (:mod:`kfp_llmops.serving.hooks`) runs before each request, inside
+what is measured: e.g. injected faults for rehearsing a rollback.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import time
 
 import kserve
@@ -31,25 +30,18 @@ LATENCY = Histogram(
     buckets=tuple(round(0.0005 * 1.25**i, 6) for i in range(45)) + (float("inf"),),
 )
 
-
-class InjectedFault(RuntimeError):
-    """A failure asked for with ``--fail-every``."""
-
 _V2_TO_NUMPY = {"INT64": np.int64, "INT32": np.int32, "FP32": np.float32, "FP16": np.float16, "BOOL": np.bool_}
 
 
 class OnnxModel(kserve.Model):
-    def __init__(self, name: str, model_path: str, *, fail_every: int = 0, delay_ms: float = 0.0,
-                 payload_log: str | None = None):
+    def __init__(self, name: str, model_path: str, *, request_hook=None, payload_log: str | None = None):
         from kfp_llmops.serving.payload_log import open_logger
 
         super().__init__(name)
         self.payloads = open_logger(payload_log, name)
         self.model_path = model_path
         self.session = None
-        self.fail_every = fail_every
-        self.delay_ms = delay_ms
-        self._count = itertools.count(1)
+        self.request_hook = request_hook
 
     def load(self) -> bool:
         import onnxruntime as ort
@@ -79,11 +71,8 @@ class OnnxModel(kserve.Model):
         return response
 
     def _predict(self, payload: InferRequest) -> InferResponse:
-        n = next(self._count)
-        if self.delay_ms:
-            time.sleep(self.delay_ms / 1000)
-        if self.fail_every and n % self.fail_every == 0:
-            raise InjectedFault(f"injected failure (request {n}, --fail-every {self.fail_every})")
+        if self.request_hook is not None:
+            self.request_hook(self.name)
         expected = {i.name: i for i in self.session.get_inputs()}
         feeds = {}
         for inp in payload.inputs:
@@ -125,21 +114,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model-name")
     parser.add_argument("--model-path")
     parser.add_argument("--http-port", type=int, default=8080)
-    parser.add_argument("--fail-every", type=int, default=0, help="fail every N-th request (fault injection)")
-    parser.add_argument("--delay-ms", type=float, default=0.0, help="delay every request (fault injection)")
+    parser.add_argument("--request-hook", default="", metavar="MODULE:CALLABLE",
+                        help="called with the served name before each request (e.g. injected faults for a rehearsal)")
     parser.add_argument("--payload-log", help="append each request and response as CloudEvents (KServe's payload "
                                               "logger format) to this JSONL file")
     args = parser.parse_args(argv)
-    faults = {"fail_every": args.fail_every, "delay_ms": args.delay_ms, "payload_log": args.payload_log}
+    from kfp_llmops.errors import UserInputError
+    from kfp_llmops.serving.hooks import load_request_hook
+
+    try:
+        options = {"request_hook": load_request_hook(args.request_hook), "payload_log": args.payload_log}
+    except UserInputError as exc:
+        parser.exit(2, f"onnx_server: {exc}\n")
     if args.model_repository:
         from kfp_llmops.serving.triton_repository import find_models
 
         found = find_models(args.model_repository)
         if not found:
             parser.error(f"no <model>/<version>/model.onnx in {args.model_repository}")
-        models = [OnnxModel(name, str(path), **faults) for name, path in found.items()]
+        models = [OnnxModel(name, str(path), **options) for name, path in found.items()]
     elif args.model_name and args.model_path:
-        models = [OnnxModel(args.model_name, args.model_path, **faults)]
+        models = [OnnxModel(args.model_name, args.model_path, **options)]
     else:
         parser.error("give --model-repository, or --model-name and --model-path")
     for model in models:

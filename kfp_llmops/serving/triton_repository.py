@@ -4,7 +4,6 @@ which Triton ignores)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 _TYPES = {"tensor(int64)": "TYPE_INT64", "tensor(float)": "TYPE_FP32", "tensor(float16)": "TYPE_FP16", "tensor(int32)": "TYPE_INT32"}

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kfp_llmops.errors import ConfigError, UserInputError
-from kfp_llmops.examples import Example
 from kfp_llmops.prompts import PromptFormat
 from kfp_llmops.tokenized import TRAIN_FILE, VALIDATION_FILE, ExampleWriter, Prepared
 

@@ -4,7 +4,7 @@ what happens to the rows it flags: ``fail`` (a critical failure), ``drop`` or ``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from kfp_llmops import drift
 from kfp_llmops.components.data.validate_dataset import contamination, dedup, pii

@@ -87,8 +87,7 @@ class LocalTarget(contextlib.AbstractContextManager):
         """One server: the base loaded once (served as ``<model>-base``), each revision's adapter under its name."""
         adapters = [arg for rev in REVISIONS if self.repos[rev] is not None
                     for arg in ("--adapter", self.names[rev], str(self.repos[rev]))]
-        faults = list(self.server_args.get("candidate", ()))  # fault injection: into the candidate's adapter only
-        extra = [*adapters, *(faults + ["--faults-for", self.names["candidate"]] if faults else [])]
+        extra = [*adapters, *self.server_args.get("candidate", ())]  # the one server serves the candidate too
         log = self.log_dir / "adapter-server.log" if self.log_dir else None
         url = self._stack.enter_context(local_server(
             f"{self.model_name}-base", self.base_model, timeout_s=self.startup_timeout_s, log_path=log,

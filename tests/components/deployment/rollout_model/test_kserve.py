@@ -8,6 +8,7 @@ import json
 from types import SimpleNamespace
 
 import pytest
+from faults import server_args
 from recording_server import RecordingServer
 
 from kfp_llmops.deployment import kserve
@@ -181,9 +182,9 @@ class TaggedCluster(FakeCluster):
         return code, self.isvc
 
 
-@pytest.mark.parametrize("faults, decision", [((), "promoted"), (("--fail-every", "3"), "rolled_back")])
+@pytest.mark.parametrize("faults, decision", [({}, "promoted"), ({"fail_every": 3}, "rolled_back")])
 def test_shadow_stage_mirrors_to_the_tagged_revisions_before_any_traffic_moves(onnx_repository, demo_assets, base_model,
-                                                                               kserve_crds, faults, decision):
+                                                                               kserve_crds, faults, decision, monkeypatch):
     from kubernetes import client
 
     from kfp_llmops.deployment.requests import replay_requests
@@ -192,7 +193,7 @@ def test_shadow_stage_mirrors_to_the_tagged_revisions_before_any_traffic_moves(o
     cfg = core.RolloutConfig.from_dict({"window_s": 60, "schedule": [50, 100], "shadow": {"requests": 12, "latency_slack_ms": 200}})
     requests = replay_requests(str(demo_assets / "eval.jsonl"), base_model, limit=6)
     with local_server("reverser", onnx_repository) as stable, \
-            local_server("reverser", onnx_repository, extra_args=faults) as candidate:
+            local_server("reverser", onnx_repository, extra_args=server_args(monkeypatch, **faults) if faults else ()) as candidate:
         cluster = TaggedCluster(stable, candidate)
         with RecordingServer(cluster) as api, RecordingServer(FakePrometheus()) as prom:
             custom = client.CustomObjectsApi(client.ApiClient(client.Configuration(host=api.url)))

@@ -10,6 +10,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from faults import server_args
 from html_check import check_html
 
 from kfp_llmops.components.deployment.rollout_model import core
@@ -49,7 +50,7 @@ def requests(demo_assets, base_model):
 # About 50 s: in `make test-all`. The default run keeps the local target's real servers (the shadow-stage tests
 # below) and the rollback decisions on faults (test_core, test_kserve, test_vertex).
 @pytest.mark.slow
-def test_three_rollouts_promote_then_roll_back_and_leave_nothing_behind(onnx_repository, requests, tmp_path):
+def test_three_rollouts_promote_then_roll_back_and_leave_nothing_behind(onnx_repository, requests, tmp_path, monkeypatch):
     registry = open_registry(f"sqlite:///{tmp_path / 'registry.db'}")
     for digest in "abcd":  # version 1 is production; 2, 3, 4 are candidates (all serve the same weights)
         registry.register("reverser", str(onnx_repository), digest * 64, {})
@@ -58,11 +59,12 @@ def test_three_rollouts_promote_then_roll_back_and_leave_nothing_behind(onnx_rep
     before = children()
 
     cases = [("2", {}, "promoted", "2"),
-             ("3", {"candidate": ["--fail-every", "4"]}, "rolled_back", "2"),
-             ("4", {"candidate": ["--delay-ms", "40"]}, "rolled_back", "2")]
+             ("3", {"fail_every": 4}, "rolled_back", "2"),
+             ("4", {"delay_ms": 40}, "rolled_back", "2")]
     for version, faults, decision, production in cases:
         lines = []
-        with LocalTarget("reverser", onnx_repository, onnx_repository, requests, cfg, server_args=faults,
+        args = {"candidate": server_args(monkeypatch, **faults)} if faults else {}
+        with LocalTarget("reverser", onnx_repository, onnx_repository, requests, cfg, server_args=args,
                          log_dir=tmp_path / version) as target:
             result = core.execute(target, cfg, registry, "reverser", version, log=lines.append)
             urls = dict(target.urls)
@@ -102,7 +104,7 @@ def other_model_repository(base_model, tokenizer, tmp_path_factory) -> Path:
 
 
 def test_shadow_stage_mirrors_requests_and_stops_a_candidate_that_answers_otherwise(
-        onnx_repository, other_model_repository, requests, tmp_path):
+        onnx_repository, other_model_repository, requests, tmp_path, monkeypatch):
     """The candidate gets copies of stable's requests before any user traffic: the same model agrees on every next
     token and goes on to the canary; a different model, or one that fails, is stopped there with production kept."""
     registry = open_registry(f"sqlite:///{tmp_path / 'registry.db'}")
@@ -114,7 +116,7 @@ def test_shadow_stage_mirrors_requests_and_stops_a_candidate_that_answers_otherw
                                         "shadow": {"requests": 16, "max_disagreement": 0.25, "latency_slack_ms": 200}})
     cases = [("2", onnx_repository, {}, "promoted"),
              ("3", other_model_repository, {}, "rolled_back"),
-             ("4", onnx_repository, {"candidate": ["--fail-every", "4"]}, "rolled_back")]
+             ("4", onnx_repository, {"candidate": server_args(monkeypatch, fail_every=4)}, "rolled_back")]
     for version, candidate, faults, decision in cases:
         lines = []
         with LocalTarget("reverser", candidate, onnx_repository, requests, cfg, server_args=faults,

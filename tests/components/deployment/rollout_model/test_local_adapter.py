@@ -6,6 +6,7 @@ import functools
 from types import SimpleNamespace
 
 import pytest
+from faults import server_args
 
 from kfp_llmops.artifacts import LoraAdapterMetadata
 from kfp_llmops.components.compilation.package_adapter.core import package
@@ -72,14 +73,16 @@ def test_a_canary_between_two_adapters_on_one_base_is_promoted(packaged, demo_as
     assert registry.aliases("llm") == {PRODUCTION: "2", PREVIOUS: "1"}
 
 
-def test_a_failing_candidate_adapter_is_rolled_back_and_stable_keeps_answering(packaged, base_model, demo_assets, tmp_path):
+def test_a_failing_candidate_adapter_is_rolled_back_and_stable_keeps_answering(packaged, base_model, demo_assets, tmp_path,
+                                                                               monkeypatch):
     registry = registry_with_production(tmp_path, packaged, {})
     cfg = core.RolloutConfig.from_dict(CFG)
     requests = replay_messages(str(demo_assets / "eval.jsonl"), limit=8)
     lines = []
     with LocalTarget("llm", packaged["v2"].path, packaged["v1"].path, requests, cfg, serving_format="adapter",
                      base_model=base_model, names={"stable": "llm-v1", "candidate": "llm-v2"},
-                     server_args={"candidate": ["--fail-every", "3"]}, log_dir=tmp_path) as target:
+                     server_args={"candidate": server_args(monkeypatch, fail_every=3, only="llm-v2")},
+                     log_dir=tmp_path) as target:
         result = core.execute(target, cfg, registry, "llm", "2", log=lines.append)
     assert result.decision == "rolled_back", "\n".join(lines)
     assert [s.percent for s in result.steps] == [50]

@@ -5,6 +5,7 @@ its REST API whose rawPredict reaches a real server the way Vertex AI's Triton i
 import numpy as np
 import pytest
 from fake_vertex import PARENT, FakeVertex
+from faults import server_args
 from recording_server import RecordingServer
 
 from kfp_llmops.components.deployment.staging_smoke_test import core
@@ -67,13 +68,13 @@ class StagingCluster:
         return 200, self.isvc
 
 
-@pytest.mark.parametrize("faults, passed", [((), True), (("--fail-every", "3"), False)])
+@pytest.mark.parametrize("faults, passed", [({}, True), ({"fail_every": 3}, False)])
 def test_kserve_staging_creates_then_updates_the_staging_service_and_calls_it(golden, onnx_repository, tokenizer,
-                                                                             kserve_crds, faults, passed):
+                                                                             kserve_crds, faults, passed, monkeypatch):
     from kubernetes import client
 
     cfg = core.StagingConfig(target="kserve", namespace="staging", prompts=6)
-    with local_server("reverser", onnx_repository, extra_args=faults) as url:
+    with local_server("reverser", onnx_repository, extra_args=server_args(monkeypatch, **faults) if faults else ()) as url:
         cluster = StagingCluster(url)
         with RecordingServer(cluster) as api:
             custom = client.CustomObjectsApi(client.ApiClient(client.Configuration(host=api.url)))
