@@ -39,7 +39,6 @@ def export_onnx(
     from kfp_llmops.components.compilation.export_onnx import core
     from kfp_llmops.components.compilation.export_onnx.variants import VariantConfig
     from kfp_llmops.datasets import read_jsonl, records
-    from kfp_llmops.artifacts import OnnxModelMetadata
     from kfp_llmops.cost import usage
     from kfp_llmops.errors import user_errors
     from kfp_llmops.lineage import atomic_dir, lineage, sha256_path
@@ -57,12 +56,7 @@ def export_onnx(
                                          variant_dirs={"ort-optimized": opt, "int8-dynamic": q8},
                                          fmt=PromptFormat.load(adapter.path))
     flat = {k: v for k, v in info.items() if not isinstance(v, dict)}
-    chosen = info["variants"][info["promoted_variant"]]
-    typed = OnnxModelMetadata(format="triton-onnx-repository", opset=info["opset"],
-                              precision="int8" if info["promoted_variant"].startswith("int8") else "fp32",
-                              size_bytes=chosen["size_bytes"], max_abs_logit_diff=info["max_abs_logit_diff"],
-                              greedy_identical=info["greedy_identical"], greedy_prompts=info["greedy_prompts"],
-                              latency_ms=chosen["latency_ms"], variant=info["promoted_variant"], kv_cache=info["kv_cache"])
+    typed = core.variant_metadata(info, info["promoted_variant"], repository=True)
     onnx_model.metadata.update(
         lineage(path=onnx_model.path, parents={"adapter": adapter.uri}, base_model=base_model,
                 adapter_sha256=adapter.metadata.get("sha256"), **{**flat, **typed.to_metadata()},
@@ -73,11 +67,7 @@ def export_onnx(
         for key, value in measured.items():
             variants.log_metric(f"{name}.{key}", float(value))
     for artifact, name in ((optimized_model, "ort-optimized"), (int8_model, "int8-dynamic")):
-        measured = info["variants"][name]
-        typed = OnnxModelMetadata(format="onnx", opset=info["opset"], precision="int8" if name.startswith("int8") else "fp32",
-                                  size_bytes=measured["size_bytes"], max_abs_logit_diff=info["max_abs_logit_diff"],
-                                  greedy_identical=info["greedy_identical"], greedy_prompts=info["greedy_prompts"],
-                                  latency_ms=measured["latency_ms"], variant=name, kv_cache=info["kv_cache"])
+        measured, typed = info["variants"][name], core.variant_metadata(info, name, repository=False)
         artifact.metadata.update(lineage(path=artifact.path, parents={"adapter": adapter.uri}, base_model=base_model,
                                          promoted=name == info["promoted_variant"], **{**measured, **typed.to_metadata()}))
     print({k: v for k, v in flat.items()})

@@ -341,3 +341,16 @@ def export_with_parity(model, tokenizer, prompts: list[str], out_dir: str | Path
             "external_data": bool(external_files(path)), **report}
     (Path(out_dir) / "export.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return info
+
+
+def variant_metadata(info: dict, name: str, *, repository: bool):
+    """The typed metadata of variant ``name`` of :func:`build_repository`'s ``info``: the Triton repository
+    (``repository``, holding the promoted variant) or one variant's own artifact."""
+    from kfp_llmops.artifacts import OnnxModelMetadata
+
+    measured = info["variants"][name]
+    return OnnxModelMetadata(format="triton-onnx-repository" if repository else "onnx", opset=info["opset"],
+                             precision="int8" if name.startswith("int8") else "fp32", size_bytes=measured["size_bytes"],
+                             max_abs_logit_diff=info["max_abs_logit_diff"], greedy_identical=info["greedy_identical"],
+                             greedy_prompts=info["greedy_prompts"], latency_ms=measured["latency_ms"], variant=name,
+                             kv_cache=info["kv_cache"])
