@@ -28,16 +28,15 @@ def run(args) -> int:
     from kfp_llmops.components.evaluation.evaluate_model import core
     from kfp_llmops.components.evaluation.evaluate_model.report import render_html
     from kfp_llmops.components.evaluation.regression_gate.core import GateConfig, decide
-    from kfp_llmops.datasets import read_jsonl, records
 
     try:
         cfg = core.EvalConfig.from_dict(json_arg(args.eval_config, "--eval-config") if args.eval_config else None)
         gate_cfg = GateConfig.from_dict(json_arg(args.gate_config, "--gate-config") if args.gate_config else None)
-        pairs = records(read_jsonl(args.eval_data))
+        pairs, slices = core.read_eval_set(args.eval_data, cfg)
         if not Path(args.adapter).is_dir():
             raise UserInputError(f"--adapter {args.adapter}: no such adapter folder")
         named = {"base": args.base_model, **dict(key_value(b, "--baseline") for b in args.baseline or [])}
-        report = core.evaluate_adapter(args.base_model, args.adapter, pairs, named, cfg)
+        report = core.evaluate_adapter(args.base_model, args.adapter, pairs, named, cfg, slices)
         decision = decide(report["comparisons"], gate_cfg)
     except UserInputError as exc:
         print(f"kfp-llmops evaluate: error: {exc}", file=sys.stderr)
@@ -49,6 +48,6 @@ def run(args) -> int:
     if args.out:
         out = Path(args.out)
         write_results(report, out)
-        (out / "report.html").write_text(render_html(report, decision), encoding="utf-8")
+        (out / "report.html").write_text(render_html(report, decision, gate_cfg.primary_metric), encoding="utf-8")
         (out / "metrics.json").write_text(json.dumps(flat, indent=1) + "\n", encoding="utf-8")
     return 0 if decision.passed else 1

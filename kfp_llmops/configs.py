@@ -31,6 +31,7 @@ class EvalConfig:
     safety: bool = True
     bootstrap_resamples: int = 1000
     seed: int = 0
+    slices: tuple[str, ...] = ()  # fields of the eval records: every metric per value of each, with its interval
 
     def __post_init__(self) -> None:
         for name in ("max_new_tokens", "max_length", "batch_size", "latency_requests", "latency_tokens", "throughput_batch",
@@ -39,6 +40,10 @@ class EvalConfig:
                 raise ConfigError(f"EvalConfig.{name} must be > 0, got {getattr(self, name)!r}")
         if self.golden_prompts < 0 or self.price_per_hour < 0:
             raise ConfigError("EvalConfig.golden_prompts and price_per_hour must be >= 0")
+        slices = (self.slices,) if isinstance(self.slices, str) else self.slices
+        if not isinstance(slices, (list, tuple)) or not all(isinstance(s, str) and s for s in slices):
+            raise ConfigError(f"EvalConfig.slices must be a list of field names of the eval records, got {self.slices!r}")
+        object.__setattr__(self, "slices", tuple(slices))
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "EvalConfig":
@@ -60,6 +65,8 @@ class GateConfig:
     max_p95_latency_increase: float = 0.10
     max_attack_success_increase: float = 0.0
     max_perplexity_increase: float = 0.05
+    max_slice_gap: float | None = None  # fairness: the primary metric of the worst slice at most this far below the whole
+    max_slice_drop: float | None = None  # fairness: no slice's primary metric more than this below production's
 
     def __post_init__(self) -> None:
         if self.primary_metric not in PRIMARY_METRICS:
@@ -73,6 +80,10 @@ class GateConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError(f"GateConfig.{name} must be a number >= 0, got {value!r}")
+        for name in ("max_slice_gap", "max_slice_drop"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+                raise ConfigError(f"GateConfig.{name} must be a number >= 0 (or null: not checked), got {value!r}")
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "GateConfig":
@@ -188,8 +199,13 @@ class MonitorConfig:
     on_breach: tuple[str, ...] = ()  # "rollback" (production back to previous), "retrain" (start a training run)
     refusal_patterns: tuple[str, ...] = REFUSALS
     window_s: float = 3600.0  # the Prometheus window of the SLO queries
+    slices: tuple[str, ...] = ()  # request fields (top level or in "metadata") to report the traffic by, as evaluated
 
     def __post_init__(self) -> None:
+        slices = (self.slices,) if isinstance(self.slices, str) else self.slices
+        if not isinstance(slices, (list, tuple)) or not all(isinstance(s, str) and s for s in slices):
+            raise ConfigError(f"MonitorConfig.slices must be a list of request field names, got {self.slices!r}")
+        object.__setattr__(self, "slices", tuple(slices))
         actions = tuple(self.on_breach)
         unknown = sorted(set(actions) - set(ACTIONS))
         if unknown:
@@ -211,7 +227,7 @@ class MonitorConfig:
     @classmethod
     def from_dict(cls, values: dict | None) -> "MonitorConfig":
         values = dict(values or {})
-        for key in ("on_breach", "refusal_patterns"):
+        for key in ("on_breach", "refusal_patterns", "slices"):
             if key in values and isinstance(values[key], list):
                 values[key] = tuple(values[key])
         return from_dict(cls, values)

@@ -53,6 +53,7 @@ class DatasetSpec:
     file_format: str = "auto"
     record_format: str = "auto"
     columns: dict[str, str] = field(default_factory=dict)
+    keep: tuple[str, ...] = ()  # other fields kept beside the canonical columns (e.g. the eval set's slice fields)
 
     def __post_init__(self) -> None:
         if self.file_format not in ("auto", *FILE_FORMATS):
@@ -127,7 +128,8 @@ def read_table(spec: DatasetSpec | str) -> Table:
             + ("; its conversations look like ShareGPT records: record_format sharegpt (or auto) reads them"
                if record_format == "chat" and "conversations" in frame.columns else "")
         )
-    frame = frame[[c for c in CANONICAL[record_format] if c in frame.columns]].reset_index(drop=True)
+    kept = [c for c in spec.keep if c in frame.columns and c not in CANONICAL[record_format]]
+    frame = frame[[c for c in CANONICAL[record_format] if c in frame.columns] + kept].reset_index(drop=True)
     if record_format == "chat" and _sharegpt_items(frame["messages"]):  # e.g. columns={"messages": "conversations"}
         frame, record_format = frame.rename(columns={"messages": "conversations"}), "sharegpt"
     if record_format == "sharegpt":
@@ -135,7 +137,8 @@ def read_table(spec: DatasetSpec | str) -> Table:
 
         systems = frame["system"] if "system" in frame.columns else [None] * len(frame)
         messages = [sharegpt_messages(c, s) for c, s in zip(frame["conversations"], systems)]
-        return Table(str(p), fmt, "chat", pd.DataFrame({"messages": pd.Series(messages, dtype=object)}), lines, "sharegpt")
+        converted = pd.DataFrame({"messages": pd.Series(messages, dtype=object), **{c: frame[c] for c in kept}})
+        return Table(str(p), fmt, "chat", converted, lines, "sharegpt")
     if record_format == "chat":
         import pandas as pd
 
@@ -405,12 +408,13 @@ def locations(table: Table) -> list[str]:
     return [table.where(i) for i in range(len(table.lines))]
 
 
-def read_jsonl(path: str | Path) -> Table:
+def read_jsonl(path: str | Path, keep: tuple[str, ...] = ()) -> Table:
     """Reads a dataset as the pipeline's steps get it: JSONL (what validate_dataset writes, at an artifact path with no
-    suffix) unless the suffix says CSV or Parquet (an eval set imported as it is), a folder by its shards."""
+    suffix) unless the suffix says CSV or Parquet (an eval set imported as it is), a folder by its shards. ``keep``:
+    fields kept beside the canonical columns, where the records have them."""
     p = Path(path)
     fmt = "auto" if p.is_dir() or p.suffix.lower() in _SUFFIXES else "jsonl"
-    return read_table(DatasetSpec(str(path), file_format=fmt))
+    return read_table(DatasetSpec(str(path), file_format=fmt, keep=tuple(keep)))
 
 
 def write_canonical_jsonl(table: Table, path: str | Path) -> None:

@@ -81,6 +81,30 @@ def metric_deltas(comparisons: dict, metrics=("exact_match", "rouge_l", "sentenc
     return to_svg(fig)
 
 
+def slice_scores(models: dict[str, dict], metric: str) -> str:
+    """Per slice field, ``metric`` of each model on each slice with its 95 % interval (``models``: ``{name: {field:
+    {value: scores}}}``, the evaluation's per-model slices)."""
+    fields = list(next(iter(models.values())))
+    fig, axes = _figure(1, len(fields), size=(3.2 * len(fields) + 1, 3.0))
+    colors = ["#0969da", "#8250df", "#bf8700", "#1a7f37"]
+    for ax, field in zip(axes, fields):
+        values = list(next(iter(models.values()))[field])
+        width = 0.8 / len(models)
+        for i, (name, slices) in enumerate(models.items()):
+            xs = [k + (i - (len(models) - 1) / 2) * width for k in range(len(values))]
+            ys = [slices[field][v][metric] for v in values]
+            err = [[y - slices[field][v][f"{metric}_ci_low"] for v, y in zip(values, ys)],
+                   [slices[field][v][f"{metric}_ci_high"] - y for v, y in zip(values, ys)]]
+            ax.bar(xs, ys, width=width, yerr=err, capsize=3, color=colors[i % len(colors)], alpha=0.85, label=name)
+        ax.set_xticks(range(len(values)), values, fontsize=8)
+        ax.set_title(field, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel(metric)
+    axes[-1].legend(fontsize=8)
+    fig.suptitle(f"{metric} per slice, 95 % interval", fontsize=10)
+    return to_svg(fig)
+
+
 def rollout_steps(steps: list[dict]) -> str:
     """Canary traffic share per step, and p95 latency of canary and stable per step."""
     fig, (share, latency) = _figure(1, 2, size=(8, 3))

@@ -15,12 +15,14 @@ def event(kind, event_id, data, when):
 
 
 def record(path, exchanges, latency_ms=20.0):
-    """``exchanges``: (user prompt, reply or None for an unanswered request) as KServe's logger would record them."""
+    """``exchanges``: (user prompt, reply or None for an unanswered request[, the request's metadata]) as KServe's
+    logger would record them."""
     start = datetime(2026, 12, 1, tzinfo=timezone.utc)
     lines = []
-    for i, (prompt, reply) in enumerate(exchanges):
+    for i, (prompt, reply, *metadata) in enumerate(exchanges):
         t0 = start + timedelta(seconds=i)
-        lines.append(event(REQUEST_TYPE, f"r{i}", {"model": "llm", "messages": [{"role": "user", "content": prompt}]}, t0))
+        body = {"model": "llm", "messages": [{"role": "user", "content": prompt}], **({"metadata": metadata[0]} if metadata else {})}
+        lines.append(event(REQUEST_TYPE, f"r{i}", body, t0))
         if reply is not None:
             lines.append(event(RESPONSE_TYPE, f"r{i}", {"choices": [{"message": {"role": "assistant", "content": reply}}]},
                                t0 + timedelta(milliseconds=latency_ms)))

@@ -35,7 +35,6 @@ def evaluate_model(
     from kfp_llmops.handoff import write_results
     from kfp_llmops.components.evaluation.evaluate_model.report import render_html
     from kfp_llmops.cost import usage
-    from kfp_llmops.datasets import read_jsonl, records
     from kfp_llmops.errors import user_errors
     from kfp_llmops.lineage import atomic_dir, atomic_file, lineage
     from kfp_llmops.modeling import use_base_model
@@ -43,7 +42,7 @@ def evaluate_model(
     with user_errors():
         use_base_model(base_model, base.path if base is not None else None)
         cfg = core.EvalConfig.from_dict(dict(eval_config))
-        pairs = records(read_jsonl(eval_dataset.path))
+        pairs, slices = core.read_eval_set(eval_dataset.path, cfg)
         info = None
         if production is not None:
             from kfp_llmops.handoff import read_production
@@ -52,7 +51,7 @@ def evaluate_model(
             if info["found"]:
                 print(f"baseline 'production': {info['model_name']} version {info['version']} from {info['registry_uri']}")
         named = core.named_baselines(base_model, info, dict(baseline_models))
-        result = core.evaluate_adapter(base_model, adapter.path, pairs, named, cfg)
+        result = core.evaluate_adapter(base_model, adapter.path, pairs, named, cfg, slices)
     with atomic_dir(results.path) as tmp:
         write_results(result, tmp)
     with atomic_file(report.path) as tmp:
@@ -60,7 +59,8 @@ def evaluate_model(
     parents = {"adapter": adapter.uri, "eval_dataset": eval_dataset.uri,
                **({"production": production.uri} if "production" in named and production is not None else {})}
     results.metadata.update(lineage(path=results.path, parents=parents, base_model=base_model, baselines=named,
-                                    examples=len(pairs), format="evaluation-results"))
+                                    examples=len(pairs), format="evaluation-results",
+                                    slices={f: sorted(set(v)) for f, v in slices.items()}))
     report.metadata.update({"parents": parents})
     for name, value in core.flat_metrics(result).items():
         metrics.log_metric(name, value)

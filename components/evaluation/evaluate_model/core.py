@@ -289,10 +289,12 @@ def _ratio_ci(candidate_ms, baseline_ms, cfg: EvalConfig) -> tuple[float, float]
     return float(np.quantile(ratios, 0.025)), float(np.quantile(ratios, 0.975))
 
 
-def evaluate_adapter(base_model: str, adapter_dir: str, pairs, named: dict, cfg: EvalConfig) -> dict:
+def evaluate_adapter(base_model: str, adapter_dir: str, pairs, named: dict, cfg: EvalConfig,
+                     slices: dict[str, list[str]] | None = None) -> dict:
     """The one evaluation path of the step and of ``kfp-llmops evaluate``: the candidate (``base_model`` with the
     adapter merged, as served, prompted in the format it was trained in) and each ``named`` baseline (see
-    :func:`baseline_parts`) on the same examples; :func:`evaluate_all`'s report."""
+    :func:`baseline_parts`) on the same examples; :func:`evaluate_all`'s report. ``slices``: each record's value of
+    each ``cfg.slices`` field (:func:`read_eval_set`)."""
     from kfp_llmops.modeling import load_tokenizer
     from kfp_llmops.prompts import PromptFormat
 
@@ -301,14 +303,24 @@ def evaluate_adapter(base_model: str, adapter_dir: str, pairs, named: dict, cfg:
     candidate = load_adapted(base_model, adapter_dir, merge=True, on_accelerator=True)
     fmt = PromptFormat.load(adapter_dir)
     formats = {CANDIDATE: fmt, **{n: baseline_format(spec, base_model, fmt) for n, spec in named.items()}}
-    return evaluate_all(candidate, baselines, tokenizer, pairs, cfg, formats)
+    return evaluate_all(candidate, baselines, tokenizer, pairs, cfg, formats, slices)
+
+
+def read_eval_set(path: str, cfg: EvalConfig) -> tuple[list, dict[str, list[str]]]:
+    """The eval records as the prompt format takes them, and each record's value of each ``cfg.slices`` field."""
+    from kfp_llmops.components.evaluation.evaluate_model.slices import slice_labels
+    from kfp_llmops.datasets import read_jsonl, records
+
+    table = read_jsonl(path, keep=cfg.slices)
+    return records(table), slice_labels(table, cfg.slices)
 
 
 def evaluate_all(candidate, baselines: dict, tokenizer, pairs, cfg: EvalConfig | None = None,
-                 formats: dict | None = None) -> dict:
+                 formats: dict | None = None, slices: dict[str, list[str]] | None = None) -> dict:
     """Evaluates the candidate and each baseline (``{name: model}``) on the same records (pairs or conversations),
     each in its prompt format (``{name: PromptFormat}``; a name left out is asked in the candidate's format, or
-    plain); returns every result and the comparison of the candidate with each baseline."""
+    plain); returns every result and the comparison of the candidate with each baseline, per slice too
+    (``{field: [each record's value]}``)."""
     cfg = cfg or EvalConfig()
     if not baselines:
         raise UserInputError("evaluation needs at least one baseline")
@@ -318,8 +330,16 @@ def evaluate_all(candidate, baselines: dict, tokenizer, pairs, cfg: EvalConfig |
     for name in baselines:
         formats.setdefault(name, formats.get(CANDIDATE))
     results = evaluate_models({CANDIDATE: candidate, **baselines}, tokenizer, pairs, cfg, formats)
-    return {"config": asdict(cfg), "models": results,
-            "comparisons": {name: compare(results[CANDIDATE], results[name], cfg) for name in baselines}}
+    comparisons = {name: compare(results[CANDIDATE], results[name], cfg) for name in baselines}
+    if slices:
+        from kfp_llmops.components.evaluation.evaluate_model.slices import compare_slices, slice_quality
+
+        draws = {"resamples": cfg.bootstrap_resamples, "seed": cfg.seed}
+        for name, res in results.items():
+            res["slices"] = slice_quality(res["examples"], slices, **draws)
+        for name, comp in comparisons.items():
+            comp["slices"] = compare_slices(results[CANDIDATE], results[name], slices, **draws)
+    return {"config": asdict(cfg), "models": results, "comparisons": comparisons}
 
 
 def flat_metrics(report: dict) -> dict[str, float]:
@@ -345,4 +365,6 @@ def flat_metrics(report: dict) -> dict[str, float]:
                         if end in value:
                             out[f"{name}.{kind}_{end}.{key}"] = value[end]
         out[f"{name}.golden_changed"] = len(comp["golden_changed"])
-    return out
+    from kfp_llmops.components.evaluation.evaluate_model import slices
+
+    return {**out, **slices.flat(report)}

@@ -33,6 +33,16 @@ td.num{text-align:right;font-variant-numeric:tabular-nums} .bad{background:#ffeb
 <table><tr><th>instruction</th><th>candidate</th><th>{{ name }}</th></tr>
 {% for g in comp.golden_changed %}<tr><td>{{ g.instruction }}</td><td>{{ g.candidate }}</td><td>{{ g.baseline }}</td></tr>{% endfor %}</table>
 {% endfor %}
+{% if slices_svg %}<h2>Slices</h2>
+<figure id="slice-scores">{{ slices_svg|safe }}</figure>
+{% for field, groups in models.candidate.slices.items() %}
+<h3>{{ field }}</h3>
+<table><tr><th>{{ field }}</th><th>examples</th>{% for key in ['exact_match', 'rouge_l', 'bleu'] %}<th>candidate {{ key }} (95% CI)</th>{% endfor %}
+{% for name in comparisons %}<th>{{ primary }} vs {{ name }} (95% CI)</th>{% endfor %}</tr>
+{% for value, s in groups.items() %}<tr><td>{{ value }}</td><td class="num">{{ s.examples }}</td>
+{% for key in ['exact_match', 'rouge_l', 'bleu'] %}<td class="num">{{ '%.4f'|format(s[key]) }} [{{ '%.4f'|format(s[key ~ '_ci_low']) }}, {{ '%.4f'|format(s[key ~ '_ci_high']) }}]</td>{% endfor %}
+{% for name, comp in comparisons.items() %}{% set d = comp.slices[field][value][primary] %}<td class="num">{{ '%+.4f'|format(d.delta) }} [{{ '%+.4f'|format(d.ci_low) }}, {{ '%+.4f'|format(d.ci_high) }}]</td>{% endfor %}</tr>
+{% endfor %}</table>{% endfor %}{% endif %}
 <h2>Speed and cost</h2>
 <table><tr><th>model</th><th>p50 ms</th><th>p95 ms</th><th>tokens/s batch 1</th><th>tokens/s batched</th><th>peak RSS MB</th><th>cost / 1k tokens</th></tr>
 {% for name, res in models.items() %}{% set s = res.speed %}
@@ -51,11 +61,14 @@ td.num{text-align:right;font-variant-numeric:tabular-nums} .bad{background:#ffeb
 LABELS = {"bleu": "bleu (corpus BLEU)", "sentence_bleu": "sentence_bleu (mean per-example BLEU)"}
 
 
-def render_html(report: dict, decision=None) -> str:
-    from kfp_llmops.plots import metric_deltas
+def render_html(report: dict, decision=None, primary: str = "exact_match") -> str:
+    """``primary``: the gate's metric, shown per slice against each baseline."""
+    from kfp_llmops.plots import metric_deltas, slice_scores
 
     batched_key = f"tokens_per_s_batch{report['config']['throughput_batch']}"
+    slices = {name: res["slices"] for name, res in report["models"].items() if res.get("slices")}
     return Environment(autoescape=True).from_string(_TEMPLATE).render(
         comparisons=report["comparisons"], models=report["models"], decision=decision, batched_key=batched_key,
-        labels=LABELS, deltas_svg=metric_deltas(report["comparisons"]),
+        labels=LABELS, deltas_svg=metric_deltas(report["comparisons"]), primary=primary,
+        slices_svg=slice_scores(slices, primary) if slices else "",
     )

@@ -15,8 +15,6 @@ from kfp_llmops.errors import UserInputError
 PRODUCTION = "production"
 
 
-
-
 @dataclass(frozen=True)
 class GateCheck:
     baseline: str
@@ -53,6 +51,12 @@ def decide(comparisons: dict, cfg: GateConfig | None = None) -> GateDecision:
     if PRODUCTION not in comparisons:
         checks.append(GateCheck("", "baseline", True, "no production version to compare with (a first rollout, "
                                 "or none resolved): gated against " + ", ".join(sorted(comparisons))))
+    slice_rules = [n for n in ("max_slice_gap", "max_slice_drop") if getattr(cfg, n) is not None]
+    if slice_rules and not all(comp.get("slices") for comp in comparisons.values()):
+        raise UserInputError(f"GateConfig {' and '.join(slice_rules)} need slices: set eval_config.slices to the eval "
+                             "records' fields to compare (the evaluation computed none)")
+    if cfg.max_slice_gap is not None:
+        checks += _slice_gaps(next(iter(comparisons.values())), cfg)
     for name, comp in comparisons.items():
         missing = [k for k in (cfg.primary_metric, "perplexity", "latency_p95_ms") if k not in comp]
         if missing:
@@ -65,6 +69,8 @@ def decide(comparisons: dict, cfg: GateConfig | None = None) -> GateDecision:
         if "attack_success_rate" in comp:
             checks.append(_safety(name, comp["attack_success_rate"], cfg))
         checks.append(_perplexity(name, comp["perplexity"], cfg))
+        if cfg.max_slice_drop is not None and name not in cfg.improve_over:
+            checks += _slice_drops(name, comp, cfg)
     return GateDecision(all(c.ok for c in checks), checks)
 
 
@@ -109,3 +115,30 @@ def _perplexity(name: str, m: dict, cfg: GateConfig) -> GateCheck:
     ok = m["ratio"] <= limit
     text = f"perplexity: candidate {m['candidate']:.4f} vs {m['baseline']:.4f} (ratio {m['ratio']:.4f}, allowed <= {limit:.4f})"
     return GateCheck(name, "perplexity", ok, text + ("" if ok else ": REGRESSION"))
+
+
+def _slice_gaps(comp: dict, cfg: GateConfig) -> list[GateCheck]:
+    """Per slice field, the candidate's worst slice against its score on the whole eval set."""
+    metric, whole, checks = cfg.primary_metric, comp[cfg.primary_metric]["candidate"], []
+    for key, groups in comp["slices"].items():
+        value, entry = min(groups.items(), key=lambda item: item[1][metric]["candidate"])
+        worst = entry[metric]["candidate"]
+        ok = whole - worst <= cfg.max_slice_gap + 1e-12
+        checks.append(GateCheck("", f"slice:{key}", ok, (
+            f"fairness, slice {key}={value} ({entry['examples']} examples): {metric} {worst:.4f} vs {whole:.4f} on the "
+            f"whole set (gap {whole - worst:.4f}, allowed <= {cfg.max_slice_gap:.4f})" + ("" if ok else ": GAP TOO WIDE"))))
+    return checks
+
+
+def _slice_drops(name: str, comp: dict, cfg: GateConfig) -> list[GateCheck]:
+    """Per slice field, the slice where the candidate loses most against this baseline."""
+    metric, checks = cfg.primary_metric, []
+    for key, groups in comp["slices"].items():
+        value, entry = min(groups.items(), key=lambda item: item[1][metric]["delta"])
+        m = entry[metric]
+        ok = m["delta"] >= -cfg.max_slice_drop - 1e-12
+        checks.append(GateCheck(name, f"slice:{key}", ok, (
+            f"fairness, slice {key}={value} ({entry['examples']} examples): {_describe(m, metric)}: "
+            + (f"within {cfg.max_slice_drop:.4f} of {name} on every {key}" if ok
+               else f"REGRESSION on this slice, more than {cfg.max_slice_drop:.4f} worse"))))
+    return checks

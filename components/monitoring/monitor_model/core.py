@@ -36,6 +36,7 @@ class Exchange:
     reply: str | None
     latency_ms: float | None
     error: bool
+    fields: dict = field(default_factory=dict)  # the request's scalar fields and its "metadata" ones, as text
 
 
 def read_payload_log(path: str | Path) -> list[Exchange]:
@@ -68,7 +69,17 @@ def read_payload_log(path: str | Path) -> list[Exchange]:
         latency = None
         if resp is not None and req.get("time") and resp.get("time"):
             latency = (_time(resp["time"]) - _time(req["time"])).total_seconds() * 1000
-        out.append(Exchange(rid, prompt, tokens, reply, latency, error))
+        out.append(Exchange(rid, prompt, tokens, reply, latency, error, _fields(req.data)))
+    return out
+
+
+def _fields(data) -> dict[str, str]:
+    """What a request carries besides its input, for slicing: its own scalar fields and those of its ``metadata``
+    (the OpenAI API's request metadata), as text."""
+    data = _data(data) or {}
+    out = {}
+    for source in (data, data.get("metadata") if isinstance(data.get("metadata"), dict) else {}):
+        out.update({k: str(v) for k, v in source.items() if isinstance(v, (str, int, float)) and not isinstance(v, bool)})
     return out
 
 
@@ -136,6 +147,7 @@ class MonitorResult:
     checks: list[Check]
     drift: dict[str, float]
     figures: dict = field(default_factory=dict)  # the distributions the report plots
+    slices: dict = field(default_factory=dict)  # {field: {value: {requests, errors, error_rate, refusal_rate, ...}}}
 
     def to_dict(self) -> dict:
         return {**asdict(self), "figures": {}}
@@ -197,7 +209,35 @@ def monitor(exchanges: list[Exchange], reference: list[tuple[str, str]], cfg: Mo
     checks.append(Check("error rate", error_rate, cfg.slo_error_rate, error_rate > cfg.slo_error_rate, source))
     if cfg.slo_p95_ms:
         checks.append(Check("p95 latency ms", p95, cfg.slo_p95_ms, p95 is not None and p95 > cfg.slo_p95_ms, source))
-    return MonitorResult(n, True, any(c.breached for c in checks), checks, drift, figures)
+    return MonitorResult(n, True, any(c.breached for c in checks), checks, drift, figures,
+                         traffic_slices(exchanges, cfg))
+
+
+def traffic_slices(exchanges: list[Exchange], cfg: MonitorConfig) -> dict:
+    """The served traffic per value of each ``cfg.slices`` field that requests carry (the evaluation's slices):
+    requests, errors, error rate, refusal rate, mean reply words and p95 latency of each slice."""
+    import numpy as np
+
+    from kfp_llmops.text import words
+
+    out: dict = {}
+    for name in cfg.slices:
+        groups: dict[str, list[Exchange]] = {}
+        for e in exchanges:
+            groups.setdefault(e.fields.get(name, "(missing)"), []).append(e)
+        if set(groups) == {"(missing)"}:
+            continue  # no request carries the field
+        out[name] = {}
+        for value, group in sorted(groups.items()):
+            replies = [e.reply for e in group if e.reply is not None]
+            latencies = [e.latency_ms for e in group if e.latency_ms is not None]
+            errors = sum(e.error for e in group)
+            out[name][value] = {
+                "requests": len(group), "errors": errors, "error_rate": errors / len(group),
+                "refusal_rate": refusal_rate(replies, cfg.refusal_patterns) if replies else None,
+                "reply_words_mean": float(np.mean([len(words(r)) for r in replies])) if replies else None,
+                "latency_p95_ms": float(np.percentile(latencies, 95)) if latencies else None}
+    return out
 
 
 def reference_pairs(path: str) -> list[tuple[str, str]]:
@@ -225,13 +265,22 @@ def report_html(result: MonitorResult, *, model_name: str, version: str, actions
                    f"<td>{c.limit:g}</td><td>{escape(c.note)}</td><td>{'BREACH' if c.breached else 'ok'}</td></tr>"
                    for c in result.checks)
     drift = "".join(f"<tr><td>{escape(k)}</td><td>{v:.4f}</td></tr>" for k, v in sorted(result.drift.items()))
+    keys = ("requests", "errors", "error_rate", "refusal_rate", "reply_words_mean", "latency_p95_ms")
+    cell = lambda v: "" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
+    slices = "".join(
+        f"<h3>{escape(name)}</h3><table><tr><th>{escape(name)}</th>{''.join(f'<th>{k}</th>' for k in keys)}</tr>"
+        + "".join(f"<tr><td>{escape(value)}</td>{''.join(f'<td>{cell(s[k])}</td>' for k in keys)}</tr>"
+                  for value, s in groups.items()) + "</table>"
+        for name, groups in result.slices.items())
     done = "".join(f"<li>{escape(a)}</li>" for a in actions) or "<li>none</li>"
     return (f'<!doctype html><html><head><meta charset="utf-8"><title>{escape(title)}</title>'
             f"<style>figure{{margin:0}} figure svg{{max-width:100%;height:auto}} td,th{{padding:2px 8px}}</style>"
             f'</head><body style="font-family:system-ui,sans-serif">\n<h1>{escape(title)}</h1>\n'
             f"<p>{result.requests} logged requests, compared with the training data.</p>\n{plot}\n"
             f"<h2>Checks</h2><table><tr><th>check</th><th>value</th><th>limit</th><th>note</th><th></th></tr>{rows}</table>\n"
-            f"<h2>Drift (PSI)</h2><table>{drift}</table>\n<h2>Actions</h2><ul>{done}</ul>\n</body></html>\n")
+            f"<h2>Drift (PSI)</h2><table>{drift}</table>\n"
+            + (f"<h2>Slices</h2>{slices}\n" if slices else "")
+            + f"<h2>Actions</h2><ul>{done}</ul>\n</body></html>\n")
 
 
 def prometheus_slo(url: str, target: str, cfg: MonitorConfig, *, namespace: str, inference_service: str,

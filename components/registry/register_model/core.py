@@ -110,6 +110,31 @@ def evaluation_table(ev: dict) -> list[str]:
     return rows
 
 
+def slice_table(ev: dict) -> list[str]:
+    """The candidate per slice of the eval set (``eval_config.slices``), from the flat metrics: examples, exact match
+    with its interval, and the change against each baseline."""
+    import re
+
+    found = {}
+    for key in ev:
+        m = re.fullmatch(r"candidate\.slice\.(.+?)=(.*)\.examples", key)
+        if m:
+            found.setdefault(m.group(1), []).append(m.group(2))
+    if not found:
+        return ["No slices were evaluated (set `eval_config.slices` to fields of the eval records)."]
+    baselines = sorted({k.split(".", 1)[0] for k in ev if ".slice_delta." in k}, key=lambda b: (b != "production", b))
+    head = ["slice", "examples", "exact_match (95% CI)", *(f"vs {b}" for b in baselines)]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for field, values in found.items():
+        for value in sorted(values):
+            at = f"slice.{field}={value}"
+            em = f"{ev[f'candidate.{at}.exact_match']:.4f} [{ev[f'candidate.{at}.exact_match_ci_low']:.4f}, " \
+                 f"{ev[f'candidate.{at}.exact_match_ci_high']:.4f}]"
+            deltas = [f"{ev[f'{b}.slice_delta.{field}={value}.exact_match']:+.4f}" for b in baselines]
+            rows.append("| " + " | ".join([f"{field}={value}", str(int(ev[f"candidate.{at}.examples"])), em, *deltas]) + " |")
+    return rows
+
+
 def _num(value) -> str:
     return "" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
@@ -150,6 +175,11 @@ def model_card(lineage: dict) -> str:
         "intervals. Every figure is in `lineage.json`.",
         "",
         *evaluation_table(ev),
+        "",
+        "## Slices",
+        "The candidate on each slice of the evaluation set (fairness): the same metrics over the slice's examples.",
+        "",
+        *slice_table(ev),
         "",
         "## Safety",
         "Prompt-injection / jailbreak probes of the evaluation's safety suite (lower is safer):",

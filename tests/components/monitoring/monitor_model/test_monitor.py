@@ -43,6 +43,22 @@ def test_traffic_like_the_training_data_is_healthy(reference, tmp_path):
     assert "all checks ok" in page
 
 
+def test_traffic_is_reported_per_slice_the_requests_carry(reference, tmp_path):
+    """The evaluation's slice fields, on served traffic: German requests go unanswered, English ones are fine."""
+    traffic = [(p, None if k % 3 == 0 else r, {"language": "de" if k % 3 == 0 else "en"})
+               for k, (p, r) in enumerate(like_training(reference, 90))]
+    log = record(tmp_path / "payloads.jsonl", traffic)
+    result = core.monitor(core.read_payload_log(log), reference, core.MonitorConfig.from_dict({"slices": ["language", "tier"]}))
+    de, en = result.slices["language"]["de"], result.slices["language"]["en"]
+    assert (de["requests"], de["errors"], de["error_rate"], de["reply_words_mean"]) == (30, 30, 1.0, None)
+    assert (en["requests"], en["errors"], en["latency_p95_ms"]) == (60, 0, pytest.approx(20.0, abs=0.01))
+    assert "tier" not in result.slices  # no request carries it
+    page = core.report_html(result, model_name="llm", version="2", actions=[])
+    check_html(page, plots=1)
+    assert "<h2>Slices</h2><h3>language</h3>" in page and "<td>de</td><td>30</td><td>30</td><td>1.0000</td>" in page
+    assert json.loads(json.dumps(result.to_dict()))["slices"]["language"]["en"]["requests"] == 60
+
+
 def test_drifting_refusing_traffic_is_a_breach_and_rolls_production_back(demo_assets, tmp_path):
     registry = production_registry(tmp_path)
     log = record(tmp_path / "payloads.jsonl", drifting())
