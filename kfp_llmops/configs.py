@@ -18,6 +18,56 @@ EXPORTERS = {"torchscript": 18, "torch.export": 23, "onnxruntime-genai": None}  
 PRIMARY_METRICS = ("exact_match", "rouge_l", "bleu", "sentence_bleu")
 
 
+JUDGE_PROMPT = """You compare two answers to the same request. Reply with one word: A if answer A is better, B if answer B
+is better, tie if neither is.
+
+Request:
+{instruction}
+
+Answer A:
+{answer_a}
+
+Answer B:
+{answer_b}
+
+Better answer (A, B or tie):"""
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """The pairwise judge (off while ``url`` is empty): any OpenAI-compatible chat endpoint (``url``: its base, e.g.
+    ``https://api.openai.com/v1`` or a KServe ``.../openai/v1``) decides, per eval example, whether the candidate's or
+    the ``against`` baseline's answer is better, in both orders (``both_orders``) to cancel position bias. The API key,
+    if one is needed, comes from the environment variable ``api_key_env`` (never a parameter). ``human_labels``: a
+    JSONL file of ``{instruction, answer_a, answer_b, label: A|B|tie}`` the judge also labels, for its agreement rate.
+    ``prompt``: a template with ``{instruction}``, ``{answer_a}``, ``{answer_b}`` (and optionally ``{reference}``)."""
+
+    url: str = ""
+    model: str = ""
+    against: str = "production"  # the baseline compared; the base model when there is no production version
+    prompt: str = JUDGE_PROMPT
+    both_orders: bool = True
+    max_examples: int = 50
+    api_key_env: str = ""
+    timeout_s: float = 60.0
+    human_labels: str = ""
+
+    def __post_init__(self) -> None:
+        if self.url and not self.url.startswith(("http://", "https://")):
+            raise ConfigError(f"JudgeConfig.url must be an http(s) URL (the API's base, e.g. .../v1), got {self.url!r}")
+        if self.url and not self.model:
+            raise ConfigError("JudgeConfig.model: name the judge model the endpoint serves")
+        missing = [k for k in ("{instruction}", "{answer_a}", "{answer_b}") if k not in self.prompt]
+        if missing:
+            raise ConfigError(f"JudgeConfig.prompt must contain {missing}")
+        if self.max_examples < 1 or self.timeout_s <= 0:
+            raise ConfigError("JudgeConfig.max_examples must be >= 1 and timeout_s > 0")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     max_new_tokens: int = 32
@@ -32,6 +82,7 @@ class EvalConfig:
     bootstrap_resamples: int = 1000
     seed: int = 0
     slices: tuple[str, ...] = ()  # fields of the eval records: every metric per value of each, with its interval
+    judge: JudgeConfig = field(default_factory=JudgeConfig)  # a pairwise judge of candidate against production
 
     def __post_init__(self) -> None:
         for name in ("max_new_tokens", "max_length", "batch_size", "latency_requests", "latency_tokens", "throughput_batch",
@@ -67,6 +118,7 @@ class GateConfig:
     max_perplexity_increase: float = 0.05
     max_slice_gap: float | None = None  # fairness: the primary metric of the worst slice at most this far below the whole
     max_slice_drop: float | None = None  # fairness: no slice's primary metric more than this below production's
+    min_win_rate: float | None = None  # the pairwise judge: the candidate's win rate (ties count half) at least this
 
     def __post_init__(self) -> None:
         if self.primary_metric not in PRIMARY_METRICS:
@@ -80,7 +132,7 @@ class GateConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError(f"GateConfig.{name} must be a number >= 0, got {value!r}")
-        for name in ("max_slice_gap", "max_slice_drop"):
+        for name in ("max_slice_gap", "max_slice_drop", "min_win_rate"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
                 raise ConfigError(f"GateConfig.{name} must be a number >= 0 (or null: not checked), got {value!r}")

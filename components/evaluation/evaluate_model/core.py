@@ -339,6 +339,15 @@ def evaluate_all(candidate, baselines: dict, tokenizer, pairs, cfg: EvalConfig |
             res["slices"] = slice_quality(res["examples"], slices, **draws)
         for name, comp in comparisons.items():
             comp["slices"] = compare_slices(results[CANDIDATE], results[name], slices, **draws)
+    if cfg.judge.enabled:
+        from kfp_llmops.components.evaluation.evaluate_model.judge import judge
+
+        against = cfg.judge.against if cfg.judge.against in baselines else "base"
+        if against not in baselines:
+            raise UserInputError(f"JudgeConfig.against {cfg.judge.against!r}: no such baseline (and no 'base'); "
+                                 f"the baselines are {sorted(baselines)}")
+        comparisons[against]["judge"] = judge(results[CANDIDATE]["examples"], results[against]["examples"], cfg.judge,
+                                              against, resamples=cfg.bootstrap_resamples, seed=cfg.seed)
     return {"config": asdict(cfg), "models": results, "comparisons": comparisons}
 
 
@@ -365,6 +374,9 @@ def flat_metrics(report: dict) -> dict[str, float]:
                         if end in value:
                             out[f"{name}.{kind}_{end}.{key}"] = value[end]
         out[f"{name}.golden_changed"] = len(comp["golden_changed"])
+        for key, value in comp.get("judge", {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                out[f"{name}.judge.{key}"] = value
     from kfp_llmops.components.evaluation.evaluate_model import slices
 
     return {**out, **slices.flat(report)}

@@ -33,6 +33,13 @@ td.num{text-align:right;font-variant-numeric:tabular-nums} .bad{background:#ffeb
 <table><tr><th>instruction</th><th>candidate</th><th>{{ name }}</th></tr>
 {% for g in comp.golden_changed %}<tr><td>{{ g.instruction }}</td><td>{{ g.candidate }}</td><td>{{ g.baseline }}</td></tr>{% endfor %}</table>
 {% endfor %}
+{% for name, comp in comparisons.items() if comp.judge %}{% set j = comp.judge %}
+<h2>Pairwise judge: candidate vs {{ name }}</h2>
+<p>{{ j.judge }} judged {{ j.examples }} answer pairs{% if j.position_consistency is defined %} in both orders (the same verdict in both: {{ '%.0f'|format(100 * j.position_consistency) }} %; otherwise a tie){% endif %}:
+wins {{ j.wins }}, ties {{ j.ties }}, losses {{ j.losses }}; win rate {{ '%.4f'|format(j.win_rate) }} (ties count half), 95% CI [{{ '%.4f'|format(j.ci_low) }}, {{ '%.4f'|format(j.ci_high) }}]{% if j.invalid %}; {{ j.invalid }} replies named no verdict (counted as ties){% endif %}{% if j.human_agreement is defined %}; agreement with {{ j.human_labels }} human labels {{ '%.0f'|format(100 * j.human_agreement) }} %{% endif %}.</p>
+<table><tr><th>instruction</th><th>candidate</th><th>{{ name }}</th><th>verdict</th></tr>
+{% for v in j.verdicts[:20] %}<tr class="{{ 'good' if v.verdict == 'win' else 'bad' if v.verdict == 'loss' else '' }}"><td>{{ v.instruction }}</td><td>{{ v.candidate }}</td><td>{{ v[name] }}</td><td>{{ v.verdict }}</td></tr>{% endfor %}
+</table>{% endfor %}
 {% if slices_svg %}<h2>Slices</h2>
 <figure id="slice-scores">{{ slices_svg|safe }}</figure>
 {% for field, groups in models.candidate.slices.items() %}

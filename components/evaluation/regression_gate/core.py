@@ -57,6 +57,11 @@ def decide(comparisons: dict, cfg: GateConfig | None = None) -> GateDecision:
                              "records' fields to compare (the evaluation computed none)")
     if cfg.max_slice_gap is not None:
         checks += _slice_gaps(next(iter(comparisons.values())), cfg)
+    if cfg.min_win_rate is not None:
+        judged = [name for name, comp in comparisons.items() if "judge" in comp]
+        if not judged:
+            raise UserInputError("GateConfig min_win_rate needs the pairwise judge: set eval_config.judge (url, model)")
+        checks.append(_win_rate(judged[0], comparisons[judged[0]]["judge"], cfg))
     for name, comp in comparisons.items():
         missing = [k for k in (cfg.primary_metric, "perplexity", "latency_p95_ms") if k not in comp]
         if missing:
@@ -142,3 +147,11 @@ def _slice_drops(name: str, comp: dict, cfg: GateConfig) -> list[GateCheck]:
             + (f"within {cfg.max_slice_drop:.4f} of {name} on every {key}" if ok
                else f"REGRESSION on this slice, more than {cfg.max_slice_drop:.4f} worse"))))
     return checks
+
+
+def _win_rate(name: str, j: dict, cfg: GateConfig) -> GateCheck:
+    ok = j["win_rate"] >= cfg.min_win_rate - 1e-12
+    text = (f"judge {j['judge']}: candidate wins {j['wins']}, ties {j['ties']}, loses {j['losses']} of {j['examples']} "
+            f"(win rate {j['win_rate']:.4f}, ties count half, 95% CI [{j['ci_low']:.4f}, {j['ci_high']:.4f}]; "
+            f"allowed >= {cfg.min_win_rate:.4f})")
+    return GateCheck(name, "judge_win_rate", ok, text + ("" if ok else ": the judge prefers the baseline too often"))

@@ -110,6 +110,20 @@ def evaluation_table(ev: dict) -> list[str]:
     return rows
 
 
+def judge_lines(ev: dict) -> list[str]:
+    """The pairwise judge's result, when the evaluation had one."""
+    out = []
+    for key in sorted(k for k in ev if k.endswith(".judge.win_rate")):
+        b = key.split(".", 1)[0]
+        out.append(f"\nPairwise judge against {b}: win rate {ev[key]:.4f} (ties count half; 95 % CI "
+                   f"[{ev[f'{b}.judge.ci_low']:.4f}, {ev[f'{b}.judge.ci_high']:.4f}]) over {int(ev[f'{b}.judge.examples'])} "
+                   f"pairs: {int(ev[f'{b}.judge.wins'])} wins, {int(ev[f'{b}.judge.ties'])} ties, "
+                   f"{int(ev[f'{b}.judge.losses'])} losses"
+                   + (f"; agreement with human labels {ev[f'{b}.judge.human_agreement']:.2f}"
+                      if f"{b}.judge.human_agreement" in ev else "") + ".")
+    return out
+
+
 def slice_table(ev: dict) -> list[str]:
     """The candidate per slice of the eval set (``eval_config.slices``), from the flat metrics: examples, exact match
     with its interval, and the change against each baseline."""
@@ -175,6 +189,7 @@ def model_card(lineage: dict) -> str:
         "intervals. Every figure is in `lineage.json`.",
         "",
         *evaluation_table(ev),
+        *judge_lines(ev),
         "",
         "## Slices",
         "The candidate on each slice of the evaluation set (fairness): the same metrics over the slice's examples.",
