@@ -69,6 +69,37 @@ class JudgeConfig:
 
 
 @dataclass(frozen=True)
+class HarnessConfig:
+    """lm-evaluation-harness tasks (off while ``tasks`` is empty), read from ``task_dir``: a folder of lm-eval task
+    YAML files whose data files (JSONL, CSV, Parquet) sit beside them, relative to the folder; nothing comes from a hub.
+    Each task runs against the candidate and every baseline (the same merged models the rest of the evaluation uses);
+    ``num_fewshot``, ``limit`` (examples per task), ``apply_chat_template`` as lm-eval's own options."""
+
+    tasks: tuple[str, ...] = ()
+    task_dir: str = ""
+    num_fewshot: int | None = None
+    limit: int | None = None
+    batch_size: int = 8
+    apply_chat_template: bool = False
+
+    def __post_init__(self) -> None:
+        tasks = (self.tasks,) if isinstance(self.tasks, str) else self.tasks
+        if not isinstance(tasks, (list, tuple)) or not all(isinstance(s, str) and s for s in tasks):
+            raise ConfigError(f"HarnessConfig.tasks must be a list of task names, got {self.tasks!r}")
+        object.__setattr__(self, "tasks", tuple(tasks))
+        if tasks and not self.task_dir:
+            raise ConfigError("HarnessConfig.task_dir: the folder of the tasks' YAML files (tasks are never fetched from a hub)")
+        for name in ("num_fewshot", "limit"):
+            value = getattr(self, name)
+            if isinstance(value, float) and value.is_integer():
+                object.__setattr__(self, name, int(value))  # kfp.local sends integers as floats
+            elif value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ConfigError(f"HarnessConfig.{name} must be an integer >= 0 or null, got {value!r}")
+        if self.batch_size < 1:
+            raise ConfigError(f"HarnessConfig.batch_size must be >= 1, got {self.batch_size!r}")
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     max_new_tokens: int = 32
     max_length: int = 256
@@ -83,6 +114,7 @@ class EvalConfig:
     seed: int = 0
     slices: tuple[str, ...] = ()  # fields of the eval records: every metric per value of each, with its interval
     judge: JudgeConfig = field(default_factory=JudgeConfig)  # a pairwise judge of candidate against production
+    harness: HarnessConfig = field(default_factory=HarnessConfig)  # lm-evaluation-harness tasks from a local folder
 
     def __post_init__(self) -> None:
         for name in ("max_new_tokens", "max_length", "batch_size", "latency_requests", "latency_tokens", "throughput_batch",
@@ -119,6 +151,7 @@ class GateConfig:
     max_slice_gap: float | None = None  # fairness: the primary metric of the worst slice at most this far below the whole
     max_slice_drop: float | None = None  # fairness: no slice's primary metric more than this below production's
     min_win_rate: float | None = None  # the pairwise judge: the candidate's win rate (ties count half) at least this
+    max_harness_drop: float | None = None  # lm-eval: no task metric more than this below any baseline's (absolute)
 
     def __post_init__(self) -> None:
         if self.primary_metric not in PRIMARY_METRICS:
@@ -132,7 +165,7 @@ class GateConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError(f"GateConfig.{name} must be a number >= 0, got {value!r}")
-        for name in ("max_slice_gap", "max_slice_drop", "min_win_rate"):
+        for name in ("max_slice_gap", "max_slice_drop", "min_win_rate", "max_harness_drop"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
                 raise ConfigError(f"GateConfig.{name} must be a number >= 0 (or null: not checked), got {value!r}")

@@ -329,6 +329,11 @@ def evaluate_all(candidate, baselines: dict, tokenizer, pairs, cfg: EvalConfig |
     formats = dict(formats or {})
     for name in baselines:
         formats.setdefault(name, formats.get(CANDIDATE))
+    manager = None
+    if cfg.harness.tasks:  # a missing task or folder is named before the long part
+        from kfp_llmops.components.evaluation.evaluate_model import harness
+
+        manager = harness.task_manager(cfg.harness)
     results = evaluate_models({CANDIDATE: candidate, **baselines}, tokenizer, pairs, cfg, formats)
     comparisons = {name: compare(results[CANDIDATE], results[name], cfg) for name in baselines}
     if slices:
@@ -339,6 +344,11 @@ def evaluate_all(candidate, baselines: dict, tokenizer, pairs, cfg: EvalConfig |
             res["slices"] = slice_quality(res["examples"], slices, **draws)
         for name, comp in comparisons.items():
             comp["slices"] = compare_slices(results[CANDIDATE], results[name], slices, **draws)
+    if manager is not None:
+        for name, model in {CANDIDATE: candidate, **baselines}.items():
+            results[name]["harness"] = harness.run_tasks(model, tokenizer, cfg.harness, manager)
+        for name, comp in comparisons.items():
+            comp["harness"] = harness.compare_tasks(results[CANDIDATE]["harness"], results[name]["harness"])
     if cfg.judge.enabled:
         from kfp_llmops.components.evaluation.evaluate_model.judge import judge
 
@@ -364,6 +374,8 @@ def flat_metrics(report: dict) -> dict[str, float]:
                 out[f"{name}.{key}"] = value
         if "safety" in res:
             out[f"{name}.attack_success_rate"] = res["safety"]["attack_success_rate"]
+        for task, scores in res.get("harness", {}).items():
+            out.update({f"{name}.harness.{task}.{k}": v for k, v in scores.items() if isinstance(v, (int, float))})
     for name, comp in report["comparisons"].items():
         for key, value in comp.items():
             if isinstance(value, dict):
@@ -374,6 +386,9 @@ def flat_metrics(report: dict) -> dict[str, float]:
                         if end in value:
                             out[f"{name}.{kind}_{end}.{key}"] = value[end]
         out[f"{name}.golden_changed"] = len(comp["golden_changed"])
+        for key, m in comp.get("harness", {}).items():
+            for kind in ("delta", "ci_low", "ci_high"):
+                out[f"{name}.harness_{kind}.{key.replace('/', '.')}"] = m[kind]
         for key, value in comp.get("judge", {}).items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 out[f"{name}.judge.{key}"] = value

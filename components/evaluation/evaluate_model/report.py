@@ -33,6 +33,12 @@ td.num{text-align:right;font-variant-numeric:tabular-nums} .bad{background:#ffeb
 <table><tr><th>instruction</th><th>candidate</th><th>{{ name }}</th></tr>
 {% for g in comp.golden_changed %}<tr><td>{{ g.instruction }}</td><td>{{ g.candidate }}</td><td>{{ g.baseline }}</td></tr>{% endfor %}</table>
 {% endfor %}
+{% if models.candidate.harness %}<h2>lm-evaluation-harness</h2>
+<table><tr><th>task / metric</th>{% for name in models %}<th>{{ name }} (± stderr)</th>{% endfor %}{% for name in comparisons %}<th>vs {{ name }} (95% CI)</th>{% endfor %}</tr>
+{% for task, scores in models.candidate.harness.items() %}{% for metric, value in scores.items() if metric != 'samples' and not metric.endswith('_stderr') %}
+<tr><td>{{ task }} / {{ metric }}</td>{% for name, res in models.items() %}{% set s = res.harness[task] %}<td class="num">{{ '%.4f'|format(s[metric]) }}{% if s[metric ~ '_stderr'] is not none %} ± {{ '%.4f'|format(s[metric ~ '_stderr']) }}{% endif %}</td>{% endfor %}
+{% for name, comp in comparisons.items() %}{% set d = comp.harness[task ~ '/' ~ metric] %}<td class="num">{{ '%+.4f'|format(d.delta) }} [{{ '%+.4f'|format(d.ci_low) }}, {{ '%+.4f'|format(d.ci_high) }}]</td>{% endfor %}</tr>
+{% endfor %}{% endfor %}</table>{% endif %}
 {% for name, comp in comparisons.items() if comp.judge %}{% set j = comp.judge %}
 <h2>Pairwise judge: candidate vs {{ name }}</h2>
 <p>{{ j.judge }} judged {{ j.examples }} answer pairs{% if j.position_consistency is defined %} in both orders (the same verdict in both: {{ '%.0f'|format(100 * j.position_consistency) }} %; otherwise a tie){% endif %}:

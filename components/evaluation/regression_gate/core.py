@@ -76,6 +76,11 @@ def decide(comparisons: dict, cfg: GateConfig | None = None) -> GateDecision:
         checks.append(_perplexity(name, comp["perplexity"], cfg))
         if cfg.max_slice_drop is not None and name not in cfg.improve_over:
             checks += _slice_drops(name, comp, cfg)
+        if cfg.max_harness_drop is not None:
+            if not comp.get("harness"):
+                raise UserInputError("GateConfig max_harness_drop needs lm-eval tasks: set eval_config.harness (tasks, "
+                                     "task_dir)")
+            checks.append(_harness(name, comp["harness"], cfg))
     return GateDecision(all(c.ok for c in checks), checks)
 
 
@@ -155,3 +160,13 @@ def _win_rate(name: str, j: dict, cfg: GateConfig) -> GateCheck:
             f"(win rate {j['win_rate']:.4f}, ties count half, 95% CI [{j['ci_low']:.4f}, {j['ci_high']:.4f}]; "
             f"allowed >= {cfg.min_win_rate:.4f})")
     return GateCheck(name, "judge_win_rate", ok, text + ("" if ok else ": the judge prefers the baseline too often"))
+
+
+def _harness(name: str, scores: dict, cfg: GateConfig) -> GateCheck:
+    """The lm-eval task metric on which the candidate loses most against this baseline."""
+    key, m = min(scores.items(), key=lambda item: item[1]["delta"])
+    ok = m["delta"] >= -cfg.max_harness_drop - 1e-12
+    text = (f"lm-eval {key} (the worst of {len(scores)}): candidate {m['candidate']:.4f} vs {m['baseline']:.4f} "
+            f"(delta {m['delta']:+.4f}, 95% CI from the standard errors [{m['ci_low']:+.4f}, {m['ci_high']:+.4f}]; "
+            f"allowed >= -{cfg.max_harness_drop:.4f})")
+    return GateCheck(name, "harness", ok, text + ("" if ok else ": REGRESSION"))
