@@ -61,3 +61,22 @@ def test_a_missing_baseline_fails_early_and_writes_nothing(base_model, adapter_d
                                    baseline_models={"production": str(tmp_path / "nope")}, **_outputs(tmp_path))
     assert "baseline model" in capsys.readouterr().err
     assert not (tmp_path / "results").exists()
+
+
+def test_a_judge_that_is_down_fails_the_step_with_the_reason_and_writes_nothing(base_model, adapter_dir, tmp_path,
+                                                                                write_jsonl, read_jsonl, demo_assets, capsys):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once the block ends
+    eval_ds = Dataset(uri=str(write_jsonl(tmp_path / "eval.jsonl", read_jsonl(demo_assets / "eval.jsonl")[:4])))
+    with pytest.raises(SystemExit):
+        evaluate_model.python_func(base_model=base_model, adapter=Model(uri=str(adapter_dir)), eval_dataset=eval_ds,
+                                   eval_config={**SMALL, "safety": False,
+                                                "judge": {"url": f"http://127.0.0.1:{port}/v1", "model": "judge"}},
+                                   **_outputs(tmp_path))
+    err = capsys.readouterr().err
+    assert f"the judge at http://127.0.0.1:{port}/v1/chat/completions did not answer" in err
+    assert "rather than pass without a judgment" in err and "Traceback" not in err
+    assert not (tmp_path / "results").exists() and not (tmp_path / "report").exists()
