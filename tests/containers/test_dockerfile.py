@@ -90,3 +90,14 @@ def test_system_packages_are_pinned_and_the_compiler_for_torch_compile_is_there(
                 if not word.startswith("-") and word != "\\"]
     assert packages and all(re.fullmatch(r"[a-z0-9.+-]+=\S+", p) for p in packages), packages
     assert any(p.startswith("g++=") for p in packages)  # TrainConfig torch_compile builds its kernels with it
+
+
+def test_every_copied_path_is_in_the_build_context():
+    """.dockerignore excludes everything but what the Dockerfile copies: a folder copied and not let in fails the build."""
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    allowed = [line[1:].rstrip("/") for line in lines if line.startswith("!")]
+    sources = [src for copy in _instructions("COPY") if not copy.startswith("--from")
+               for src in copy.split()[:-1] if "${" not in src]
+    assert sources, "no COPY instructions found"
+    missing = [src for src in sources if not any(src.rstrip("/") == a or src.startswith(a + "/") for a in allowed)]
+    assert missing == [], f"copied but excluded by .dockerignore: {missing}"
