@@ -54,7 +54,9 @@ COPY kfp_llmops /src/kfp_llmops
 COPY components /src/components
 COPY pipelines /src/pipelines
 COPY cli /src/cli
-RUN pip install --no-deps --no-build-isolation --force-reinstall /src \
+# (the stand-ins' build/ goes first: setuptools copies a source only when it is newer than its built copy, and the
+# stand-in __init__.py files are newer than the checkout's)
+RUN rm -rf /src/build && pip install --no-deps --no-build-isolation --force-reinstall /src \
     && pip uninstall -y pip
 COPY containers/slim-venv.sh /src/containers/
 RUN /src/containers/slim-venv.sh
@@ -82,8 +84,8 @@ ENV PATH=/opt/venv/bin:${PATH} \
     GX_ANALYTICS_ENABLED=false
 # The image's own check, from / so that nothing but the installed package can answer the imports.
 RUN cd / && python3 -c "import kfp_llmops.components, kfp_llmops.pipelines, kfp_llmops.cli, kfp, torch, transformers, peft, onnx, \
-onnxruntime, onnxruntime_genai, kserve, great_expectations, pyarrow.parquet, scipy.stats, pandas, matplotlib, mlflow, \
+onnxruntime, onnxruntime_genai, kserve, great_expectations, pyarrow.parquet, scipy.stats, pandas, matplotlib, mlflow, lm_eval, \
 google.cloud.aiplatform, tritonclient.http; x = torch.randn(64, 64); assert torch.isfinite(x @ x).all(); \
-print('torch', torch.__version__)"
+from kfp_llmops.cli import build_parser; build_parser(); print('torch', torch.__version__)"
 USER 10001:10001
 WORKDIR /home/kfp

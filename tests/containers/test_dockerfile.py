@@ -39,6 +39,8 @@ def test_torch_is_pinned_to_the_constraints_and_the_package_is_baked_in():
     # the dependency layer comes before the code, which is installed over it with nothing else changed
     assert DOCKERFILE.index('"/src${EXTRAS}"') < DOCKERFILE.index("COPY kfp_llmops /src/kfp_llmops")
     assert "pip install --no-deps --no-build-isolation --force-reinstall /src" in DOCKERFILE
+    # the stand-ins' build/ removed first: setuptools would keep their (newer) empty __init__.py files
+    assert "RUN rm -rf /src/build && pip install --no-deps" in DOCKERFILE
     assert "bitsandbytes==" in "\n".join(constraints)
     for folder in ("kfp_llmops", "components", "pipelines", "cli"):
         assert f"COPY {folder} /src/{folder}" in DOCKERFILE
