@@ -70,6 +70,8 @@ def slice_quality(rows: list[dict], labels: dict[str, list[str]], *, resamples: 
             bleus = [_bleu(stats[idx[d]]) for d in draws]
             scores["bleu_ci_low"], scores["bleu_ci_high"] = float(np.quantile(bleus, 0.025)), float(np.quantile(bleus, 0.975))
             scores["perplexity"] = math.exp(nll[idx].sum() / max(1.0, tokens[idx].sum()))
+            ppls = [math.exp(nll[idx[d]].sum() / max(1.0, tokens[idx[d]].sum())) for d in draws]
+            scores["perplexity_ci_low"], scores["perplexity_ci_high"] = float(np.quantile(ppls, 0.025)), float(np.quantile(ppls, 0.975))
             out[column][value] = scores
     return out
 

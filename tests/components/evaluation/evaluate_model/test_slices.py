@@ -51,7 +51,7 @@ def test_each_slice_scores_what_sacrebleu_and_rouge_score_give_on_its_examples(d
         assert s["rouge_l"] == pytest.approx(np.mean([scorer.score(r, a)["rougeL"].fmeasure for a, r in zip(answers, refs)]))
         assert s["exact_match"] == pytest.approx(np.mean([a == r for a, r in zip(answers, refs)]))
         assert s["perplexity"] == pytest.approx(np.exp(sum(1.0 + i % 3 for i in idx) / (4 * len(answers))))
-        for key in ("exact_match", "rouge_l", "bleu", "sentence_bleu"):
+        for key in ("exact_match", "rouge_l", "bleu", "sentence_bleu", "perplexity"):
             assert s[f"{key}_ci_low"] <= s[key] <= s[f"{key}_ci_high"]
 
 
