@@ -18,6 +18,17 @@ EXPORTERS = {"torchscript": 18, "torch.export": 23, "onnxruntime-genai": None}  
 PRIMARY_METRICS = ("exact_match", "rouge_l", "bleu", "sentence_bleu")
 
 
+def _names(config, name: str, what: str) -> tuple[str, ...]:
+    """``config.<name>`` as a tuple of non-empty strings (one string alone is a list of one), stored back on the frozen
+    config; anything else is named as ``what``."""
+    value = getattr(config, name)
+    names = (value,) if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not all(isinstance(s, str) and s for s in names):
+        raise ConfigError(f"{type(config).__name__}.{name} must be a list of {what}, got {value!r}")
+    object.__setattr__(config, name, tuple(names))
+    return tuple(names)
+
+
 JUDGE_PROMPT = """You compare two answers to the same request. Reply with one word: A if answer A is better, B if answer B
 is better, tie if neither is.
 
@@ -83,10 +94,7 @@ class HarnessConfig:
     apply_chat_template: bool = False
 
     def __post_init__(self) -> None:
-        tasks = (self.tasks,) if isinstance(self.tasks, str) else self.tasks
-        if not isinstance(tasks, (list, tuple)) or not all(isinstance(s, str) and s for s in tasks):
-            raise ConfigError(f"HarnessConfig.tasks must be a list of task names, got {self.tasks!r}")
-        object.__setattr__(self, "tasks", tuple(tasks))
+        tasks = _names(self, "tasks", "task names")
         if tasks and not self.task_dir:
             raise ConfigError("HarnessConfig.task_dir: the folder of the tasks' YAML files (tasks are never fetched from a hub)")
         for name in ("num_fewshot", "limit"):
@@ -123,10 +131,7 @@ class EvalConfig:
                 raise ConfigError(f"EvalConfig.{name} must be > 0, got {getattr(self, name)!r}")
         if self.golden_prompts < 0 or self.price_per_hour < 0:
             raise ConfigError("EvalConfig.golden_prompts and price_per_hour must be >= 0")
-        slices = (self.slices,) if isinstance(self.slices, str) else self.slices
-        if not isinstance(slices, (list, tuple)) or not all(isinstance(s, str) and s for s in slices):
-            raise ConfigError(f"EvalConfig.slices must be a list of field names of the eval records, got {self.slices!r}")
-        object.__setattr__(self, "slices", tuple(slices))
+        _names(self, "slices", "field names of the eval records")
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "EvalConfig":
@@ -156,10 +161,7 @@ class GateConfig:
     def __post_init__(self) -> None:
         if self.primary_metric not in PRIMARY_METRICS:
             raise ConfigError(f"GateConfig.primary_metric must be one of {PRIMARY_METRICS}, got {self.primary_metric!r}")
-        improve = (self.improve_over,) if isinstance(self.improve_over, str) else self.improve_over
-        if not isinstance(improve, (list, tuple)) or not all(isinstance(x, str) and x for x in improve):
-            raise ConfigError(f"GateConfig.improve_over must be a list of baseline names, got {self.improve_over!r}")
-        object.__setattr__(self, "improve_over", tuple(improve))
+        _names(self, "improve_over", "baseline names")
         for name in ("min_improvement", "max_primary_drop", "max_p95_latency_increase", "max_attack_success_increase",
                      "max_perplexity_increase"):
             value = getattr(self, name)
@@ -287,10 +289,7 @@ class MonitorConfig:
     slices: tuple[str, ...] = ()  # request fields (top level or in "metadata") to report the traffic by, as evaluated
 
     def __post_init__(self) -> None:
-        slices = (self.slices,) if isinstance(self.slices, str) else self.slices
-        if not isinstance(slices, (list, tuple)) or not all(isinstance(s, str) and s for s in slices):
-            raise ConfigError(f"MonitorConfig.slices must be a list of request field names, got {self.slices!r}")
-        object.__setattr__(self, "slices", tuple(slices))
+        _names(self, "slices", "request field names")
         actions = tuple(self.on_breach)
         unknown = sorted(set(actions) - set(ACTIONS))
         if unknown:

@@ -47,14 +47,18 @@ def ask(cfg: JudgeConfig, instruction: str, answer_a: str, answer_b: str, refere
     return found.group(1).upper().replace("TIE", "tie") if found else "invalid"
 
 
+def _as_candidate(reply: str, candidate: str) -> str:
+    """The judge's ``A``/``B``/``tie`` as a win, loss or tie of the candidate, asked as answer ``candidate``."""
+    return "tie" if reply not in ("A", "B") else "win" if reply == candidate else "loss"
+
+
 def verdict(first: str, second: str | None) -> str:
     """``win``, ``loss`` or ``tie`` for the candidate, from the verdict with the candidate as A (``first``) and, in
     both orders, the one with the candidate as B (``second``): a win or a loss only when both agree."""
-    forward = {"A": "win", "B": "loss"}.get(first, "tie")
+    forward = _as_candidate(first, "A")
     if second is None:
         return forward
-    backward = {"B": "win", "A": "loss"}.get(second, "tie")
-    return forward if forward == backward else "tie"
+    return forward if forward == _as_candidate(second, "B") else "tie"
 
 
 def judge(candidate_rows: list[dict], baseline_rows: list[dict], cfg: JudgeConfig, against: str, *, resamples: int,
@@ -76,8 +80,7 @@ def judge(candidate_rows: list[dict], baseline_rows: list[dict], cfg: JudgeConfi
            "verdicts": rows}
     if cfg.both_orders:
         out["position_consistency"] = float(np.mean([
-            {"A": "win", "B": "loss"}.get(r["candidate_first"], "tie") == {"B": "win", "A": "loss"}.get(r["candidate_second"], "tie")
-            for r in rows]))
+            _as_candidate(r["candidate_first"], "A") == _as_candidate(r["candidate_second"], "B") for r in rows]))
     if cfg.human_labels:
         out["human_agreement"], out["human_labels"] = human_agreement(cfg)
     return out
